@@ -1,0 +1,3 @@
+"""netlab: a cluster-networking lab emulator."""
+
+__version__ = "0.1.0"

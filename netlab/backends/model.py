@@ -1,0 +1,454 @@
+"""ModelBackend: applies Ops to a World the way the kernel would.
+
+A change the kernel would refuse raises CommandError with the kernel's own
+words and leaves the World unchanged. Connected routes come and go with
+addresses and link state as in Linux (fib_add_ifaddr / fib_sync_down_dev).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Iterable
+
+from netlab import ops as O
+from netlab.errors import CommandError
+from netlab.model import ROOT, Address, Link, Listener, Netns, Route, World, ns_key
+from netlab.model.sysctl import (
+    DEVICE_KEYS, FORWARDING_ALIASES, NETNS_DEFAULTS, device_key, proc_path,
+)
+
+EEXIST = "RTNETLINK answers: File exists"
+ESRCH = "RTNETLINK answers: No such process"
+MAX_IFNAME = 15
+
+
+def no_device(name: str) -> CommandError:
+    return CommandError(f'Cannot find device "{name}"', status=1)
+
+
+def oper_up(world: World, ns: Netns, link: Link) -> bool:
+    """Carrier and admin state together: what `ip link` shows as state UP."""
+    if not link.up:
+        return False
+    if link.kind == "veth":
+        peer = world.peer_of(ns, link)
+        return peer is not None and peer[1].up
+    if link.kind == "bridge":
+        ports = [p for p in ns.links.values() if p.master == link.name]
+        return not ports or any(oper_up(world, ns, p) for p in ports)
+    return True
+
+
+class ModelBackend:
+    def __init__(self, world: World | None = None):
+        self.world = world if world is not None else World()
+
+    # --- entry points --------------------------------------------------------------
+    def apply_all(self, ops: Iterable[O.Op]) -> None:
+        """Apply a command's Ops; if one is refused, the World is left as it was."""
+        ops = list(ops)
+        if len(ops) == 1:
+            self.apply(ops[0])
+            return
+        saved = copy.deepcopy(self.world.__dict__)
+        try:
+            for op in ops:
+                self.apply(op)
+        except Exception:
+            self.world.__dict__.update(saved)
+            self._changed()
+            raise
+
+    def apply(self, op: O.Op) -> None:
+        handler = getattr(self, "_" + type(op).__name__, None)
+        if handler is None:
+            raise CommandError(f"the model cannot apply {type(op).__name__}")
+        try:
+            handler(op)
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        # Indexes built from the World (dataplane.engine) are keyed on this counter.
+        self.world._generation = getattr(self.world, "_generation", 0) + 1
+
+    # --- helpers ---------------------------------------------------------------------
+    def _ns(self, key: str) -> Netns:
+        ns = self.world.namespaces.get(key)
+        if ns is None:
+            node, _, name = key.partition("/")
+            raise CommandError(f'Cannot open network namespace "{name}": No such file or directory',
+                               status=1)
+        return ns
+
+    def _link(self, ns: Netns, name: str) -> Link:
+        link = ns.links.get(name)
+        if link is None:
+            raise no_device(name)
+        return link
+
+    def _new_link(self, ns: Netns, name: str, kind: str, *, mtu: int | None = None,
+                  mac: str | None = None) -> Link:
+        if name in ns.links:
+            raise CommandError(EEXIST)
+        if len(name) > MAX_IFNAME:
+            raise CommandError(f'Error: argument "{name}" is wrong: "name" not a valid ifname',
+                               status=1)
+        link = Link(name=name, kind=kind, ifindex=self._ifindex(ns),
+                    mac=mac or ("00:00:00:00:00:00" if kind == "loopback" else self.world.new_mac()),
+                    mtu=mtu or (65536 if kind == "loopback" else 1500))
+        link.conf = {leaf: ns.sysctls[f"net.ipv4.conf.default.{leaf}"] for leaf in DEVICE_KEYS}
+        ns.links[name] = link
+        return link
+
+    @staticmethod
+    def _ifindex(ns: Netns) -> int:
+        index = ns.next_ifindex
+        ns.next_ifindex += 1
+        return index
+
+    def _make_netns(self, node: str, name: str, kind: str) -> Netns:
+        ns = Netns(node=node, name=name, kind=kind, sysctls=dict(NETNS_DEFAULTS))
+        self.world.namespaces[ns.key] = ns
+        self._new_link(ns, "lo", "loopback")
+        return ns
+
+    # --- namespaces --------------------------------------------------------------------
+    def _AddNode(self, op: O.AddNode) -> None:
+        if op.node in self.world.nodes:
+            raise CommandError(f"node {op.node} exists already")
+        self.world.nodes.append(op.node)
+        ns = self._make_netns(op.node, ROOT, "node")
+        self._set_up(ns, ns.links["lo"], True)
+
+    def _AddNetns(self, op: O.AddNetns) -> None:
+        key = ns_key(op.node, op.name)
+        if key in self.world.namespaces:
+            raise CommandError(
+                f'Cannot create namespace file "/var/run/netns/{op.name}": File exists', status=1)
+        self._make_netns(op.node, op.name, "netns")
+
+    def _DelNetns(self, op: O.DelNetns) -> None:
+        key = ns_key(op.node, op.name)
+        ns = self.world.namespaces.get(key)
+        if ns is None or op.name == ROOT:
+            raise CommandError(
+                f'Cannot remove namespace file "/var/run/netns/{op.name}": No such file or directory',
+                status=1)
+        # Destroying a namespace destroys its veths, and with them their peers elsewhere.
+        for link in list(ns.links.values()):
+            if link.kind == "veth":
+                self._drop_peer(ns, link)
+        del self.world.namespaces[key]
+
+    # --- links ---------------------------------------------------------------------------
+    def _AddLink(self, op: O.AddLink) -> None:
+        ns = self._ns(op.netns)
+        if op.kind not in ("veth", "bridge", "dummy"):
+            raise CommandError(f"the model does not support links of type {op.kind}")
+        if op.kind != "veth":
+            self._new_link(ns, op.name, op.kind, mtu=op.mtu, mac=op.address)
+            return
+        peer_ns = self._ns(op.peer_netns or op.netns)
+        peer_name = op.peer or self._free_veth_name(peer_ns)
+        if op.name in ns.links or peer_name in peer_ns.links or (
+                peer_ns is ns and peer_name == op.name):
+            raise CommandError(EEXIST)
+        link = self._new_link(ns, op.name, "veth", mtu=op.mtu, mac=op.address)
+        peer = self._new_link(peer_ns, peer_name, "veth", mtu=op.mtu)
+        link.peer_netns, link.peer_name = peer_ns.key, peer.name
+        peer.peer_netns, peer.peer_name = ns.key, link.name
+
+    @staticmethod
+    def _free_veth_name(ns: Netns) -> str:
+        n = 0
+        while f"veth{n}" in ns.links:
+            n += 1
+        return f"veth{n}"
+
+    def _DelLink(self, op: O.DelLink) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        if link.kind == "loopback":
+            raise CommandError("RTNETLINK answers: Operation not supported")
+        if link.kind == "veth":
+            self._drop_peer(ns, link)
+        self._remove_link(ns, link)
+
+    def _drop_peer(self, ns: Netns, link: Link) -> None:
+        peer = self.world.peer_of(ns, link)
+        if peer is not None:
+            self._remove_link(*peer)
+
+    def _remove_link(self, ns: Netns, link: Link) -> None:
+        if link.up:
+            self._set_up(ns, link, False)
+        if link.kind == "bridge":
+            for port in ns.links.values():
+                if port.master == link.name:
+                    port.master = None
+        del ns.links[link.name]
+        ns.neighbours = [n for n in ns.neighbours if n.dev != link.name]
+
+    def _SetLinkUp(self, op: O.SetLinkUp) -> None:
+        ns = self._ns(op.netns)
+        self._set_up(ns, self._link(ns, op.name), op.up)
+
+    def _set_up(self, ns: Netns, link: Link, up: bool) -> None:
+        if link.up == up:
+            return
+        link.up = up
+        if up and link.kind == "loopback" and not link.addresses:
+            link.addresses.append(Address("127.0.0.1", 8))
+        if up:
+            for addr in link.addresses:
+                self._add_prefix_route(ns, link, addr)
+        else:
+            # fib_sync_down_dev: every route through the device goes, static ones too.
+            ns.routes = [r for r in ns.routes if r.dev != link.name]
+            ns.neighbours = [n for n in ns.neighbours if n.dev != link.name]
+
+    def _SetLinkMtu(self, op: O.SetLinkMtu) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        if op.mtu < 68 and link.kind != "loopback":
+            raise CommandError("Error: mtu less than device minimum.")
+        if op.mtu > 65535 and link.kind not in ("loopback", "veth", "dummy", "bridge"):
+            raise CommandError("Error: mtu greater than device maximum.")
+        link.mtu = op.mtu
+
+    def _SetLinkAddress(self, op: O.SetLinkAddress) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        first = int(op.address.split(":")[0], 16)
+        if first & 1:
+            raise CommandError("RTNETLINK answers: Cannot assign requested address")
+        link.mac = op.address.lower()
+
+    def _SetLinkMaster(self, op: O.SetLinkMaster) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        if op.master is None:
+            link.master = None
+            return
+        master = self._link(ns, op.master)
+        if master.kind != "bridge" or master is link:
+            raise CommandError("RTNETLINK answers: Operation not supported")
+        if link.kind == "bridge":
+            raise CommandError("Error: Can not enslave a bridge to a bridge.")
+        # A bridge port has no IPv4 routes of its own any more (addresses stay).
+        link.master = master.name
+
+    def _MoveLink(self, op: O.MoveLink) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        dest = self._ns(op.to_netns)
+        if dest is ns:
+            return
+        if link.kind == "loopback":
+            raise CommandError("RTNETLINK answers: Invalid argument")
+        if link.name in dest.links:
+            raise CommandError("RTNETLINK answers: File exists")
+        # Moving a device takes it down, detaches it, and drops its addresses.
+        self._set_up(ns, link, False)
+        link.master = None
+        link.addresses = []
+        del ns.links[link.name]
+        ns.neighbours = [n for n in ns.neighbours if n.dev != link.name]
+        if link.kind == "bridge":
+            for port in ns.links.values():
+                if port.master == link.name:
+                    port.master = None
+        link.ifindex = link.ifindex if all(l.ifindex != link.ifindex for l in dest.links.values()) \
+            else self._ifindex(dest)
+        dest.next_ifindex = max(dest.next_ifindex, link.ifindex + 1)
+        link.conf = {leaf: dest.sysctls[f"net.ipv4.conf.default.{leaf}"] for leaf in DEVICE_KEYS}
+        dest.links[link.name] = link
+        peer = self.world.peer_of(dest, link)
+        if peer is not None:
+            peer[1].peer_netns = dest.key
+
+    def _RenameLink(self, op: O.RenameLink) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.name)
+        if link.up:
+            raise CommandError("RTNETLINK answers: Device or resource busy")
+        if op.new_name in ns.links:
+            raise CommandError(EEXIST)
+        del ns.links[link.name]
+        old, link.name = link.name, op.new_name
+        ns.links[link.name] = link
+        for other in ns.links.values():
+            if other.master == old:
+                other.master = link.name
+        for route in ns.routes:
+            if route.dev == old:
+                route.dev = link.name
+        peer = self.world.peer_of(ns, Link(name="", kind="veth", ifindex=0, mac="",
+                                           peer_netns=link.peer_netns, peer_name=link.peer_name))
+        if peer is not None:
+            peer[1].peer_name = link.name
+
+    # --- addresses ---------------------------------------------------------------------
+    def _AddAddress(self, op: O.AddAddress) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.dev)
+        if any(a.ip == op.ip and a.prefixlen == op.prefixlen for a in link.addresses):
+            raise CommandError("Error: ipv4: Address already assigned.")
+        addr = Address(op.ip, op.prefixlen, op.broadcast)
+        link.addresses.append(addr)
+        if link.up:
+            self._add_prefix_route(ns, link, addr)
+
+    def _add_prefix_route(self, ns: Netns, link: Link, addr: Address) -> None:
+        net = addr.network
+        if addr.prefixlen == 32 or link.kind == "loopback":
+            return
+        # Only the primary address of a prefix on a device installs the route.
+        primary = next(a for a in link.addresses if a.network == net)
+        if primary is not addr:
+            return
+        dst = str(net)
+        if any(r.dst == dst and r.dev == link.name and r.proto == "kernel" for r in ns.routes):
+            return
+        ns.routes.append(Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
+                               scope="link", metric=0))
+
+    def _DelAddress(self, op: O.DelAddress) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.dev)
+        match = [a for a in link.addresses
+                 if a.ip == op.ip and (op.prefixlen is None or a.prefixlen == op.prefixlen)]
+        if not match:
+            raise CommandError("RTNETLINK answers: Cannot assign requested address")
+        self._remove_address(ns, link, match[0])
+
+    def _remove_address(self, ns: Netns, link: Link, addr: Address) -> None:
+        link.addresses.remove(addr)
+        # Routes that used it as preferred source go (fib_del_ifaddr); a secondary
+        # address of the same prefix is promoted and takes the connected route.
+        ns.routes = [r for r in ns.routes if not (r.dev == link.name and r.src == addr.ip)]
+        if link.up and addr.prefixlen < 32 and link.kind != "loopback":
+            for other in link.addresses:
+                if other.network == addr.network:
+                    self._add_prefix_route(ns, link, other)
+                    break
+        if not link.addresses:
+            # The last address gone disables IP on the device (fib_disable_ip).
+            ns.routes = [r for r in ns.routes if r.dev != link.name]
+
+    def _FlushAddresses(self, op: O.FlushAddresses) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.dev)
+        for addr in list(link.addresses):
+            self._remove_address(ns, link, addr)
+
+    # --- routes ------------------------------------------------------------------------
+    def _AddRoute(self, op: O.AddRoute) -> None:
+        ns = self._ns(op.netns)
+        dev = op.dev
+        if op.type == "unicast":
+            if dev is not None:
+                link = self._link(ns, dev)
+                if not link.up:
+                    raise CommandError("Error: Device for nexthop is not up.")
+            if op.gateway is not None:
+                gw_dev = self._gateway_device(ns, op.gateway, dev)
+                if gw_dev is None:
+                    raise CommandError("Error: Nexthop has invalid gateway.")
+                dev = gw_dev
+            elif dev is None:
+                raise CommandError("RTNETLINK answers: No such device")
+            if op.src is not None and not self._is_local(ns, op.src):
+                raise CommandError("Error: Invalid prefsrc address.")
+        scope = op.scope or ("link" if op.gateway is None and op.type == "unicast" else "global")
+        if op.type != "unicast":
+            scope = op.scope or "global"
+        route = Route(dst=op.dst, dev=dev if op.type == "unicast" else None, gateway=op.gateway,
+                      src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type)
+        same = [r for r in ns.routes if r.dst == op.dst and r.metric == op.metric]
+        if same:
+            if not op.replace:
+                raise CommandError(EEXIST)
+            ns.routes[ns.routes.index(same[0])] = route
+            return
+        ns.routes.append(route)
+
+    def _gateway_device(self, ns: Netns, gateway: str, dev: str | None) -> str | None:
+        """The device a gateway is reached through: a connected (scope link) route."""
+        ip = ipaddress.IPv4Address(gateway)
+        if self._is_local(ns, gateway):
+            return None
+        best: Route | None = None
+        for r in ns.routes:
+            if r.type != "unicast" or r.gateway is not None or r.scope == "host":
+                continue
+            if dev is not None and r.dev != dev:
+                continue
+            if ip in r.network and (best is None or r.network.prefixlen > best.network.prefixlen):
+                best = r
+        return best.dev if best else None
+
+    @staticmethod
+    def _is_local(ns: Netns, ip: str) -> bool:
+        return any(a.ip == ip for l in ns.links.values() if l.up for a in l.addresses)
+
+    def _DelRoute(self, op: O.DelRoute) -> None:
+        ns = self._ns(op.netns)
+        if op.dev is not None:
+            self._link(ns, op.dev)
+        for r in ns.routes:
+            if r.dst != op.dst:
+                continue
+            if op.metric is not None and r.metric != op.metric:
+                continue
+            if op.gateway is not None and r.gateway != op.gateway:
+                continue
+            if op.dev is not None and r.dev != op.dev:
+                continue
+            ns.routes.remove(r)
+            return
+        raise CommandError(ESRCH)
+
+    # --- sysctls and listeners ---------------------------------------------------------
+    def _SetSysctl(self, op: O.SetSysctl) -> None:
+        ns = self._ns(op.netns)
+        key = op.key
+        per_dev = device_key(key)
+        if per_dev is not None:
+            dev, leaf = per_dev
+            link = ns.links.get(dev)
+            if link is None:
+                raise CommandError(f"sysctl: cannot stat {proc_path(key)}: No such file or directory",
+                                   status=255)
+            link.conf[leaf] = op.value
+            return
+        if key not in ns.sysctls:
+            raise CommandError(f"sysctl: cannot stat {proc_path(key)}: No such file or directory",
+                               status=255)
+        if key in FORWARDING_ALIASES:
+            # devinet_sysctl_forward: all, default and every device follow.
+            for alias in FORWARDING_ALIASES:
+                ns.sysctls[alias] = op.value
+            ns.sysctls["net.ipv4.conf.default.forwarding"] = op.value
+            for link in ns.links.values():
+                link.conf["forwarding"] = op.value
+            return
+        ns.sysctls[key] = op.value
+
+    def _AddListener(self, op: O.AddListener) -> None:
+        ns = self._ns(op.netns)
+        for l in ns.listeners:
+            if l.proto == op.proto and l.port == op.port and op.addr in (l.addr, "0.0.0.0"):
+                raise CommandError("nc: Address already in use", status=1)
+        ns.listeners.append(Listener(op.proto, op.port, op.addr))
+
+
+def sysctl_value(ns: Netns, key: str) -> str | None:
+    """Read a sysctl as `sysctl KEY` would; None when the file does not exist."""
+    per_dev = device_key(key)
+    if per_dev is not None:
+        link = ns.links.get(per_dev[0])
+        return link.conf.get(per_dev[1]) if link else None
+    return ns.sysctls.get(key)

@@ -1,0 +1,115 @@
+"""Route lookup as fib_lookup does it: the local table first, then main by
+longest prefix and lowest metric; and source-address selection."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from netlab.model import Link, Netns, Route
+
+LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
+
+
+@dataclass
+class RouteDecision:
+    kind: str                 # local | unicast | blackhole | unreachable | prohibit | none
+    dst: str
+    dev: str | None = None
+    gateway: str | None = None
+    src: str | None = None    # the preferred source address
+    route: Route | None = None
+    error: str | None = None  # what `ip route get` prints when the lookup fails
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in ("local", "unicast")
+
+    @property
+    def nexthop(self) -> str:
+        return self.gateway or self.dst
+
+
+def local_addresses(ns: Netns) -> dict[str, str]:
+    """The local table: every address of an up link -> that link's name."""
+    out: dict[str, str] = {}
+    for link in ns.links.values():
+        if link.up:
+            for addr in link.addresses:
+                out.setdefault(addr.ip, link.name)
+    return out
+
+
+def is_local(ns: Netns, ip: str) -> bool:
+    """In the local table: an address of an up link, or inside lo's 127.0.0.1/8."""
+    for link in ns.links.values():
+        if not link.up:
+            continue
+        for addr in link.addresses:
+            if addr.ip == ip or (link.kind == "loopback"
+                                 and ipaddress.IPv4Address(ip) in addr.network):
+                return True
+    return False
+
+
+def lookup_main(ns: Netns, dst: str, oif: str | None = None) -> Route | None:
+    ip = ipaddress.IPv4Address(dst)
+    best: Route | None = None
+    for route in ns.routes:
+        if oif is not None and route.dev is not None and route.dev != oif:
+            continue
+        net = route.network
+        if ip not in net:
+            continue
+        if best is None or net.prefixlen > best.network.prefixlen or (
+                net.prefixlen == best.network.prefixlen and route.metric < best.metric):
+            best = route
+    return best
+
+
+def select_source(ns: Netns, dev: str | None, target: str) -> str | None:
+    """inet_select_addr: a primary address of the device on the target's subnet,
+    else the device's first address, else a global address of another device."""
+    ip = ipaddress.IPv4Address(target)
+    link = ns.links.get(dev) if dev else None
+    if link is not None and link.addresses:
+        for addr in link.addresses:
+            if ip in addr.network:
+                return addr.ip
+        return link.addresses[0].ip
+    for other in ns.links.values():
+        if other.kind == "loopback" or not other.up:
+            continue
+        for addr in other.addresses:
+            return addr.ip
+    return None
+
+
+def route_get(ns: Netns, dst: str, src: str | None = None, iif: str | None = None,
+              oif: str | None = None) -> RouteDecision:
+    """What `ip route get DST [from SRC] [iif DEV] [oif DEV]` decides."""
+    if is_local(ns, dst):
+        lo = ns.links.get("lo")
+        return RouteDecision("local", dst, dev="lo" if (lo and lo.up) else None,
+                             src=src or dst if iif is None else src)
+    if iif is None and src is not None and not is_local(ns, src):
+        return RouteDecision("none", dst, error="RTNETLINK answers: Invalid argument")
+    route = lookup_main(ns, dst, oif)
+    if route is None:
+        if oif is not None and oif in ns.links:
+            # A socket bound to a device with no matching route: the destination
+            # is assumed to be on link.
+            return RouteDecision("unicast", dst, dev=oif, src=src or select_source(ns, oif, dst))
+        return RouteDecision("none", dst, error="RTNETLINK answers: Network is unreachable")
+    if route.type != "unicast":
+        errors = {"blackhole": "RTNETLINK answers: Invalid argument",
+                  "unreachable": "RTNETLINK answers: No route to host",
+                  "prohibit": "RTNETLINK answers: Permission denied"}
+        return RouteDecision(route.type, dst, route=route, error=errors.get(route.type))
+    chosen_src = src or route.src or select_source(ns, route.dev, route.gateway or dst)
+    return RouteDecision("unicast", dst, dev=route.dev, gateway=route.gateway, src=chosen_src,
+                         route=route)
+
+
+def link_of(ns: Netns, name: str | None) -> Link | None:
+    return ns.links.get(name) if name else None

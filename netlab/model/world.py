@@ -1,0 +1,175 @@
+"""World: nodes, their namespaces, links, addresses, routes, sysctls, listeners.
+
+Plain dataclasses. A namespace is addressed by its key ``node/name``; a node's
+own namespace is called ``root``. A veth names its peer by (namespace key,
+link name), kept up to date when either end is renamed or moved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ROOT = "root"
+
+
+def ns_key(node: str, name: str = ROOT) -> str:
+    return f"{node}/{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    node, _, name = key.partition("/")
+    return node, name or ROOT
+
+
+@dataclass
+class Address:
+    ip: str
+    prefixlen: int
+    broadcast: str | None = None
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.ip}/{self.prefixlen}", strict=False)
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.ip}/{self.prefixlen}"
+
+
+@dataclass
+class Link:
+    name: str
+    kind: str                      # loopback | veth | bridge | dummy
+    ifindex: int
+    mac: str
+    mtu: int = 1500
+    up: bool = False               # administrative state (IFF_UP)
+    master: str | None = None      # the bridge this link is a port of (same namespace)
+    peer_netns: str | None = None  # veth: key of the namespace holding the peer
+    peer_name: str | None = None   # veth: the peer's name there
+    addresses: list[Address] = field(default_factory=list)
+    conf: dict[str, str] = field(default_factory=dict)  # net.ipv4.conf.<name>.<key>
+
+
+@dataclass
+class Route:
+    dst: str                        # "default" or a normalised CIDR "10.0.0.0/24"
+    dev: str | None = None
+    gateway: str | None = None
+    src: str | None = None
+    metric: int = 0
+    proto: str = "boot"             # kernel | boot | static | dhcp | ...
+    scope: str = "global"           # global | link | host
+    type: str = "unicast"           # unicast | blackhole | unreachable | prohibit
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network("0.0.0.0/0" if self.dst == "default" else self.dst)
+
+
+@dataclass
+class Listener:
+    proto: str                      # tcp | udp
+    port: int
+    addr: str = "0.0.0.0"
+
+
+@dataclass
+class Neighbour:
+    ip: str
+    dev: str
+    mac: str | None                 # None: FAILED / INCOMPLETE
+    state: str = "REACHABLE"
+
+
+@dataclass
+class Netns:
+    node: str
+    name: str
+    links: dict[str, Link] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    next_ifindex: int = 1
+    kind: str = "netns"             # netns | node (a node's root) | switch (a LAN)
+
+    @property
+    def key(self) -> str:
+        return ns_key(self.node, self.name)
+
+    @property
+    def label(self) -> str:
+        """How a person names it: ``red``, ``node1/red`` or ``node1``."""
+        return self.node if self.name == ROOT else f"{self.node}/{self.name}"
+
+
+@dataclass
+class Lan:
+    """A switch joining nodes' interfaces; modelled as a bridge in a namespace of its own."""
+    name: str
+    subnet: str | None
+    members: dict[str, str] = field(default_factory=dict)   # node -> interface name
+
+
+@dataclass
+class World:
+    name: str = "lab"
+    nodes: list[str] = field(default_factory=list)
+    namespaces: dict[str, Netns] = field(default_factory=dict)
+    lans: list[Lan] = field(default_factory=list)
+    mac_seed: int = 0
+    mac_counter: int = 0
+
+    # --- lookups -----------------------------------------------------------------
+    def netns(self, key: str) -> Netns:
+        return self.namespaces[key]
+
+    def peer_of(self, ns: Netns, link: Link) -> tuple[Netns, Link] | None:
+        if link.peer_netns is None or link.peer_name is None:
+            return None
+        peer_ns = self.namespaces.get(link.peer_netns)
+        if peer_ns is None:
+            return None
+        peer = peer_ns.links.get(link.peer_name)
+        return (peer_ns, peer) if peer is not None else None
+
+    def resolve(self, name: str, default_node: str | None = None) -> Netns | None:
+        """Find a namespace by how a person names it: ``red``, ``node1/red``, ``node1``."""
+        if "/" in name:
+            return self.namespaces.get(name) or self.namespaces.get(ns_key(*name.split("/", 1)))
+        if name in self.nodes:
+            return self.namespaces.get(ns_key(name))
+        if default_node is not None and ns_key(default_node, name) in self.namespaces:
+            return self.namespaces[ns_key(default_node, name)]
+        found = [ns for ns in self.namespaces.values() if ns.name == name]
+        return found[0] if len(found) == 1 else None
+
+    def new_mac(self) -> str:
+        self.mac_counter += 1
+        n = self.mac_counter
+        s = self.mac_seed
+        return "02:%02x:%02x:%02x:%02x:%02x" % ((s >> 8) & 0xFF, s & 0xFF,
+                                                (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
+
+    # --- JSON ----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "World":
+        namespaces = {}
+        for key, ns in data["namespaces"].items():
+            links = {name: Link(**{**l, "addresses": [Address(**a) for a in l["addresses"]]})
+                     for name, l in ns["links"].items()}
+            namespaces[key] = Netns(**{
+                **ns,
+                "links": links,
+                "routes": [Route(**r) for r in ns["routes"]],
+                "listeners": [Listener(**x) for x in ns["listeners"]],
+                "neighbours": [Neighbour(**x) for x in ns["neighbours"]],
+            })
+        return cls(**{**data, "namespaces": namespaces,
+                      "lans": [Lan(**lan) for lan in data["lans"]]})

@@ -1,0 +1,154 @@
+"""The Op vocabulary: one small immutable record per kernel change.
+
+Parsers produce Ops, backends apply them; nothing else changes state. Every
+Op names the namespace it acts in by key (``node/name``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Op:
+    def describe(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if v is not None)
+        return f"{type(self).__name__}({fields})"
+
+
+@dataclass(frozen=True)
+class AddNode(Op):
+    """A machine: its root namespace, booted (lo up, ip_forward 0, br_netfilter on)."""
+    node: str
+
+
+@dataclass(frozen=True)
+class AddNetns(Op):
+    node: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DelNetns(Op):
+    node: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AddLink(Op):
+    netns: str
+    name: str
+    kind: str                       # veth | bridge | dummy
+    peer: str | None = None         # veth peer name
+    peer_netns: str | None = None   # key of the namespace for the peer (default: same)
+    mtu: int | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class DelLink(Op):
+    netns: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SetLinkUp(Op):
+    netns: str
+    name: str
+    up: bool
+
+
+@dataclass(frozen=True)
+class SetLinkMtu(Op):
+    netns: str
+    name: str
+    mtu: int
+
+
+@dataclass(frozen=True)
+class SetLinkAddress(Op):
+    netns: str
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class SetLinkMaster(Op):
+    netns: str
+    name: str
+    master: str | None              # None: nomaster
+
+
+@dataclass(frozen=True)
+class MoveLink(Op):
+    netns: str
+    name: str
+    to_netns: str
+
+
+@dataclass(frozen=True)
+class RenameLink(Op):
+    netns: str
+    name: str
+    new_name: str
+
+
+@dataclass(frozen=True)
+class AddAddress(Op):
+    netns: str
+    dev: str
+    ip: str
+    prefixlen: int
+    broadcast: str | None = None
+
+
+@dataclass(frozen=True)
+class DelAddress(Op):
+    netns: str
+    dev: str
+    ip: str
+    prefixlen: int | None = None    # None: as typed without a prefix (kernel warns, /32 assumed)
+
+
+@dataclass(frozen=True)
+class FlushAddresses(Op):
+    netns: str
+    dev: str
+
+
+@dataclass(frozen=True)
+class AddRoute(Op):
+    netns: str
+    dst: str                        # "default" or CIDR
+    dev: str | None = None
+    gateway: str | None = None
+    src: str | None = None
+    metric: int = 0
+    proto: str = "boot"
+    scope: str | None = None        # None: link for a direct route, global via a gateway
+    type: str = "unicast"
+    replace: bool = False
+
+
+@dataclass(frozen=True)
+class DelRoute(Op):
+    netns: str
+    dst: str
+    dev: str | None = None
+    gateway: str | None = None
+    metric: int | None = None
+
+
+@dataclass(frozen=True)
+class SetSysctl(Op):
+    netns: str
+    key: str                        # dotted: net.ipv4.ip_forward
+    value: str
+
+
+@dataclass(frozen=True)
+class AddListener(Op):
+    netns: str
+    proto: str                      # tcp | udp
+    port: int
+    addr: str = "0.0.0.0"

@@ -1,0 +1,157 @@
+"""Trace, Path, Hop and Packet: what a traced packet did, as data.
+
+Rendering lives in viz/ and cli/; these types only know their JSON form
+(DESIGN.md, "Trace JSON").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# Verdicts (where the packet ended) and outcomes (what the sender sees).
+DELIVERED = "delivered"
+EXITED = "exited"
+DROPPED = "dropped"
+REJECTED = "rejected"
+NO_ROUTE = "no-route"
+HOST_UNREACHABLE = "host-unreachable"
+NO_LISTENER = "no-listener"
+TTL_EXCEEDED = "ttl-exceeded"
+FORWARDING_DISABLED = "forwarding-disabled"
+LINK_DOWN = "link-down"
+VERDICTS = (DELIVERED, EXITED, DROPPED, REJECTED, NO_ROUTE, HOST_UNREACHABLE, NO_LISTENER,
+            TTL_EXCEEDED, FORWARDING_DISABLED, LINK_DOWN)
+
+SUCCESS = "success"
+REFUSED = "refused"
+UNREACHABLE = "unreachable"
+TIMEOUT = "timeout"
+OUTCOMES = (SUCCESS, REFUSED, UNREACHABLE, TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Packet:
+    proto: str                      # icmp | tcp | udp
+    src: str | None
+    dst: str
+    sport: int | None = None
+    dport: int | None = None
+    ttl: int = 64
+    icmp_type: int | None = None    # 8 echo request, 0 echo reply, 3 unreachable, 11 time exceeded
+    icmp_code: int | None = None
+    tcp_flags: str | None = None    # "S", "SA", "R", "RA"
+
+    def with_(self, **changes: Any) -> "Packet":
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"proto": self.proto, "src": self.src}
+        if self.sport is not None:
+            out["sport"] = self.sport
+        out["dst"] = self.dst
+        if self.dport is not None:
+            out["dport"] = self.dport
+        if self.proto == "icmp":
+            out["icmp_type"] = self.icmp_type
+            if self.icmp_code is not None:
+                out["icmp_code"] = self.icmp_code
+        if self.tcp_flags is not None:
+            out["tcp_flags"] = self.tcp_flags
+        out["ttl"] = self.ttl
+        return out
+
+    def describe(self) -> str:
+        src = f"{self.src}:{self.sport}" if self.sport is not None else f"{self.src}"
+        dst = f"{self.dst}:{self.dport}" if self.dport is not None else self.dst
+        what = self.proto
+        if self.proto == "icmp":
+            what = ICMP_NAMES.get((self.icmp_type, self.icmp_code),
+                                  ICMP_NAMES.get((self.icmp_type, None), f"icmp type {self.icmp_type}"))
+        elif self.tcp_flags:
+            what = f"tcp [{self.tcp_flags}]"
+        return f"{what} {src} > {dst}"
+
+
+ICMP_NAMES = {
+    (8, None): "icmp echo-request",
+    (0, None): "icmp echo-reply",
+    (3, 0): "icmp net-unreachable",
+    (3, 1): "icmp host-unreachable",
+    (3, 3): "icmp port-unreachable",
+    (3, 13): "icmp admin-prohibited",
+    (11, None): "icmp time-exceeded",
+    (11, 0): "icmp time-exceeded",
+}
+
+
+@dataclass
+class Hop:
+    node: str
+    netns: str
+    event: str                      # route | arp | bridge | veth | forward | deliver | drop | icmp | netfilter | ...
+    detail: str
+    dev: str | None = None
+    table: str | None = None
+    chain: str | None = None
+    rule: str | None = None
+    action: str | None = None
+    extra: dict[str, Any] | None = None   # structured facts, e.g. {"ip", "mac"} of an ARP hop
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"node": self.node, "netns": self.netns, "event": self.event}
+        for name in ("dev", "table", "chain", "rule", "action"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out["detail"] = self.detail
+        if self.extra:
+            out.update(self.extra)
+        return out
+
+
+@dataclass
+class Path:
+    verdict: str
+    outcome: str
+    hops: list[Hop]
+    packet_out: Packet
+    probability: float = 1.0
+    delivered_to: str | None = None     # label of the namespace: "red", "node1/red", "node1"
+    diagnosis: str | None = None        # one plain sentence for a non-delivered verdict
+    reply: "Path | None" = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"probability": self.probability, "outcome": self.outcome,
+                               "verdict": self.verdict}
+        if self.delivered_to is not None:
+            out["delivered_to"] = self.delivered_to
+        out["packet_out"] = self.packet_out.to_json()
+        if self.diagnosis:
+            out["diagnosis"] = self.diagnosis
+        out["hops"] = [h.to_json() for h in self.hops]
+        if self.reply is not None:
+            reply = self.reply.to_json()
+            reply.pop("probability", None)
+            reply.pop("outcome", None)
+            out["reply"] = reply
+        return out
+
+
+@dataclass
+class Trace:
+    packet: Packet
+    source: str                          # label of the sending namespace
+    paths: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"packet": self.packet.to_json(), "from": self.source,
+                "paths": [p.to_json() for p in self.paths]}
+
+    @property
+    def outcome(self) -> str:
+        """The most likely outcome (all paths agree in a deterministic world)."""
+        best: dict[str, float] = {}
+        for p in self.paths:
+            best[p.outcome] = best.get(p.outcome, 0.0) + p.probability
+        return max(best, key=best.get) if best else TIMEOUT
