@@ -84,7 +84,7 @@ def build_segments(world: World) -> Segments:
         for end in ends:
             ns = world.namespaces[end[0]]
             for other in ns.links.values():
-                if other.up and other.kind != "loopback":
+                if other.kind != "loopback":
                     for addr in other.addresses:
                         seg.owners.setdefault((sid, addr.ip), end)
     return seg

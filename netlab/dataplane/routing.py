@@ -31,20 +31,20 @@ class RouteDecision:
 
 
 def local_addresses(ns: Netns) -> dict[str, str]:
-    """The local table: every address of an up link -> that link's name."""
+    """The local table: every address of the namespace -> its link's name.
+
+    The kernel keeps an address's local route while its link is down, so a
+    namespace still owns (and answers for) the addresses of a down link."""
     out: dict[str, str] = {}
     for link in ns.links.values():
-        if link.up:
-            for addr in link.addresses:
-                out.setdefault(addr.ip, link.name)
+        for addr in link.addresses:
+            out.setdefault(addr.ip, link.name)
     return out
 
 
 def is_local(ns: Netns, ip: str) -> bool:
-    """In the local table: an address of an up link, or inside lo's 127.0.0.1/8."""
+    """In the local table: any address of the namespace, or inside lo's 127.0.0.1/8."""
     for link in ns.links.values():
-        if not link.up:
-            continue
         for addr in link.addresses:
             if addr.ip == ip or (link.kind == "loopback"
                                  and ipaddress.IPv4Address(ip) in addr.network):
@@ -94,6 +94,11 @@ def route_get(ns: Netns, dst: str, src: str | None = None, iif: str | None = Non
                              src=src or dst if iif is None else src)
     if iif is None and src is not None and not is_local(ns, src):
         return RouteDecision("none", dst, error="RTNETLINK answers: Invalid argument")
+    if iif is not None:
+        in_link = ns.links.get(iif)
+        if in_link is None or in_link.conf.get("forwarding") != "1":
+            # ip_route_input_slow: not for us and forwarding is off on iif.
+            return RouteDecision("none", dst, error="RTNETLINK answers: No route to host")
     route = lookup_main(ns, dst, oif)
     if route is None:
         if oif is not None and oif in ns.links:
