@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import weakref
 
+from netlab.backends.model import enabled, oper_up
 from netlab.dataplane import l2
 from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
 from netlab.errors import NotFound
@@ -141,7 +142,6 @@ class _Walk:
         return self.receive(peer_ns, peer_link, pkt, hops, reply=reply)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
-        from netlab.backends.model import oper_up
         return oper_up(self.world, ns, link)
 
     def _frame(self, ends: list[l2.End], hops: list[Hop]) -> None:
@@ -200,7 +200,7 @@ class _Walk:
 
     def forward(self, ns: Netns, link: Link, pkt: Packet, hops: list[Hop], *,
                 reply: bool) -> Path:
-        if link.conf.get("forwarding") != "1":
+        if not enabled(link.conf.get("forwarding")):
             hops.append(self.hop(ns, "drop", f"not for {ns.label} and forwarding is off on "
                                  f"{link.name}: dropped silently", dev=link.name))
             return self.end(FORWARDING_DISABLED, TIMEOUT, hops, pkt,
@@ -232,7 +232,7 @@ class _Walk:
             hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
         if pkt.proto == "icmp":
-            if ns.sysctls.get("net.ipv4.icmp_echo_ignore_all") == "1":
+            if enabled(ns.sysctls.get("net.ipv4.icmp_echo_ignore_all")):
                 hops.append(self.hop(ns, "drop", "icmp_echo_ignore_all=1: no echo reply"))
                 return self.end(DROPPED, TIMEOUT, hops, pkt, delivered_to=label)
             hops.append(self.hop(ns, "deliver", f"echo request delivered to {label}",

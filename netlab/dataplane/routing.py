@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from netlab.backends.model import enabled
 from netlab.model import Link, Netns, Route
 
 LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
@@ -96,7 +97,7 @@ def route_get(ns: Netns, dst: str, src: str | None = None, iif: str | None = Non
         return RouteDecision("none", dst, error="RTNETLINK answers: Invalid argument")
     if iif is not None:
         in_link = ns.links.get(iif)
-        if in_link is None or in_link.conf.get("forwarding") != "1":
+        if in_link is None or not enabled(in_link.conf.get("forwarding")):
             # ip_route_input_slow: not for us and forwarding is off on iif.
             return RouteDecision("none", dst, error="RTNETLINK answers: No route to host")
     route = lookup_main(ns, dst, oif)
