@@ -152,3 +152,40 @@ class AddListener(Op):
     proto: str                      # tcp | udp
     port: int
     addr: str = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class AddSwitch(Op):
+    """A LAN's switch: a namespace of its own (kind "switch", not a node) holding
+    a bridge ``br0`` that is up, with bridge-nf-call-iptables 0 (a plain switch)."""
+    name: str
+    subnet: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachToSwitch(Op):
+    """Plug a node into a switch: veth ``dev`` in the node's root namespace, its peer
+    (named after the node) a port of the switch's ``br0``; both ends up."""
+    switch: str
+    node: str
+    dev: str
+
+
+@dataclass(frozen=True)
+class AddNeighbour(Op):
+    """A neighbour (ARP) entry: learned by a probe's ARP, or `ip neigh add|replace`."""
+    netns: str
+    ip: str
+    dev: str
+    mac: str | None                 # None: INCOMPLETE / FAILED
+    state: str = "REACHABLE"        # REACHABLE | STALE | DELAY | FAILED | INCOMPLETE | PERMANENT
+
+
+@dataclass(frozen=True)
+class FlushNeighbours(Op):
+    """`ip neigh flush` / `ip neigh del`: drops entries that are not PERMANENT (or all,
+    with ``permanent``), optionally only on one device or for one address."""
+    netns: str
+    dev: str | None = None
+    ip: str | None = None
+    permanent: bool = False

@@ -13,14 +13,15 @@ from typing import Iterable
 
 from netlab import ops as O
 from netlab.errors import CommandError
-from netlab.model import ROOT, Address, Link, Listener, Netns, Route, World, ns_key
+from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
 from netlab.model.sysctl import (
-    DEVICE_KEYS, FORWARDING_ALIASES, NETNS_DEFAULTS, device_key, proc_path,
+    FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
 )
 
 EEXIST = "RTNETLINK answers: File exists"
 ESRCH = "RTNETLINK answers: No such process"
 MAX_IFNAME = 15
+SWITCH_BRIDGE = "br0"           # the bridge inside a LAN's switch namespace
 
 
 def no_device(name: str) -> CommandError:
@@ -98,7 +99,7 @@ class ModelBackend:
         link = Link(name=name, kind=kind, ifindex=self._ifindex(ns),
                     mac=mac or ("00:00:00:00:00:00" if kind == "loopback" else self.world.new_mac()),
                     mtu=mtu or (65536 if kind == "loopback" else 1500))
-        link.conf = {leaf: ns.sysctls[f"net.ipv4.conf.default.{leaf}"] for leaf in DEVICE_KEYS}
+        link.conf = device_defaults(ns.sysctls)
         ns.links[name] = link
         return link
 
@@ -109,7 +110,11 @@ class ModelBackend:
         return index
 
     def _make_netns(self, node: str, name: str, kind: str) -> Netns:
-        ns = Netns(node=node, name=name, kind=kind, sysctls=dict(NETNS_DEFAULTS))
+        sysctls = dict(NETNS_DEFAULTS)
+        if kind == "node":
+            sysctls.update(NODE_ONLY_DEFAULTS)
+        ns = Netns(node=node, name=name, kind=kind, sysctls=sysctls,
+                   main_table=kind == "node")
         self.world.namespaces[ns.key] = ns
         self._new_link(ns, "lo", "loopback")
         return ns
@@ -155,8 +160,9 @@ class ModelBackend:
         if op.name in ns.links or peer_name in peer_ns.links or (
                 peer_ns is ns and peer_name == op.name):
             raise CommandError(EEXIST)
-        link = self._new_link(ns, op.name, "veth", mtu=op.mtu, mac=op.address)
+        # veth_newlink registers the peer first: it takes the lower ifindex.
         peer = self._new_link(peer_ns, peer_name, "veth", mtu=op.mtu)
+        link = self._new_link(ns, op.name, "veth", mtu=op.mtu, mac=op.address)
         link.peer_netns, link.peer_name = peer_ns.key, peer.name
         peer.peer_netns, peer.peer_name = ns.key, link.name
 
@@ -214,7 +220,7 @@ class ModelBackend:
         link = self._link(ns, op.name)
         if op.mtu < 68 and link.kind != "loopback":
             raise CommandError("Error: mtu less than device minimum.")
-        if op.mtu > 65535 and link.kind not in ("loopback", "veth", "dummy", "bridge"):
+        if op.mtu > 65535 and link.kind in ("veth", "bridge"):   # their max_mtu; lo/dummy: none
             raise CommandError("Error: mtu greater than device maximum.")
         link.mtu = op.mtu
 
@@ -233,10 +239,10 @@ class ModelBackend:
             link.master = None
             return
         master = self._link(ns, op.master)
+        if master.kind == "bridge" and link.kind == "bridge":   # also a bridge into itself
+            raise CommandError("Error: Can not enslave a bridge to a bridge.")
         if master.kind != "bridge" or master is link:
             raise CommandError("RTNETLINK answers: Operation not supported")
-        if link.kind == "bridge":
-            raise CommandError("Error: Can not enslave a bridge to a bridge.")
         # A bridge port has no IPv4 routes of its own any more (addresses stay).
         link.master = master.name
 
@@ -263,7 +269,7 @@ class ModelBackend:
         link.ifindex = link.ifindex if all(l.ifindex != link.ifindex for l in dest.links.values()) \
             else self._ifindex(dest)
         dest.next_ifindex = max(dest.next_ifindex, link.ifindex + 1)
-        link.conf = {leaf: dest.sysctls[f"net.ipv4.conf.default.{leaf}"] for leaf in DEVICE_KEYS}
+        link.conf = device_defaults(dest.sysctls)
         dest.links[link.name] = link
         peer = self.world.peer_of(dest, link)
         if peer is not None:
@@ -272,8 +278,7 @@ class ModelBackend:
     def _RenameLink(self, op: O.RenameLink) -> None:
         ns = self._ns(op.netns)
         link = self._link(ns, op.name)
-        if link.up:
-            raise CommandError("RTNETLINK answers: Device or resource busy")
+        # Linux >= 6.2 renames a device that is up (tests/data/kernel/addr_errors_routes.txt).
         if op.new_name in ns.links:
             raise CommandError(EEXIST)
         del ns.links[link.name]
@@ -314,6 +319,7 @@ class ModelBackend:
             return
         ns.routes.append(Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
                                scope="link", metric=0))
+        ns.main_table = True
 
     def _DelAddress(self, op: O.DelAddress) -> None:
         ns = self._ns(op.netns)
@@ -321,19 +327,19 @@ class ModelBackend:
         match = [a for a in link.addresses
                  if a.ip == op.ip and (op.prefixlen is None or a.prefixlen == op.prefixlen)]
         if not match:
-            raise CommandError("RTNETLINK answers: Cannot assign requested address")
-        self._remove_address(ns, link, match[0])
+            raise CommandError("Error: ipv4: Address not found.")
+        addr = match[0]
+        primary = next(a for a in link.addresses if a.network == addr.network)
+        # Without promote_secondaries, deleting a primary deletes its secondaries too.
+        doomed = [a for a in link.addresses if a.network == addr.network] \
+            if primary is addr else [addr]
+        for a in doomed:
+            self._remove_address(ns, link, a)
 
     def _remove_address(self, ns: Netns, link: Link, addr: Address) -> None:
         link.addresses.remove(addr)
-        # Routes that used it as preferred source go (fib_del_ifaddr); a secondary
-        # address of the same prefix is promoted and takes the connected route.
+        # Routes that used it as preferred source go (fib_del_ifaddr).
         ns.routes = [r for r in ns.routes if not (r.dev == link.name and r.src == addr.ip)]
-        if link.up and addr.prefixlen < 32 and link.kind != "loopback":
-            for other in link.addresses:
-                if other.network == addr.network:
-                    self._add_prefix_route(ns, link, other)
-                    break
         if not link.addresses:
             # The last address gone disables IP on the device (fib_disable_ip).
             ns.routes = [r for r in ns.routes if r.dev != link.name]
@@ -351,13 +357,14 @@ class ModelBackend:
         if op.type == "unicast":
             if dev is not None:
                 link = self._link(ns, dev)
-                if not link.up:
-                    raise CommandError("Error: Device for nexthop is not up.")
             if op.gateway is not None:
+                # The gateway is checked first (a down link has no connected route).
                 gw_dev = self._gateway_device(ns, op.gateway, dev)
                 if gw_dev is None:
                     raise CommandError("Error: Nexthop has invalid gateway.")
                 dev = gw_dev
+            if dev is not None and not ns.links[dev].up:
+                raise CommandError("Error: Device for nexthop is not up.")
             elif dev is None:
                 raise CommandError("RTNETLINK answers: No such device")
             if op.src is not None and not self._is_local(ns, op.src):
@@ -374,6 +381,7 @@ class ModelBackend:
             ns.routes[ns.routes.index(same[0])] = route
             return
         ns.routes.append(route)
+        ns.main_table = True
 
     def _gateway_device(self, ns: Netns, gateway: str, dev: str | None) -> str | None:
         """The device a gateway is reached through: a connected (scope link) route."""
@@ -392,10 +400,13 @@ class ModelBackend:
 
     @staticmethod
     def _is_local(ns: Netns, ip: str) -> bool:
-        return any(a.ip == ip for l in ns.links.values() if l.up for a in l.addresses)
+        return any(a.ip == ip for l in ns.links.values() for a in l.addresses)
 
     def _DelRoute(self, op: O.DelRoute) -> None:
         ns = self._ns(op.netns)
+        if not ns.main_table:
+            # The kernel creates table main with its first route.
+            raise CommandError("Error: FIB table does not exist.")
         if op.dev is not None:
             self._link(ns, op.dev)
         for r in ns.routes:
@@ -422,11 +433,15 @@ class ModelBackend:
             if link is None:
                 raise CommandError(f"sysctl: cannot stat {proc_path(key)}: No such file or directory",
                                    status=255)
+            if not _is_int(op.value):
+                raise CommandError(f'sysctl: setting key "{key}": Invalid argument', status=1)
             link.conf[leaf] = op.value
             return
         if key not in ns.sysctls:
             raise CommandError(f"sysctl: cannot stat {proc_path(key)}: No such file or directory",
                                status=255)
+        if "\t" not in ns.sysctls[key] and not _is_int(op.value):
+            raise CommandError(f'sysctl: setting key "{key}": Invalid argument', status=1)
         if key in FORWARDING_ALIASES:
             # devinet_sysctl_forward: all, default and every device follow.
             for alias in FORWARDING_ALIASES:
@@ -443,6 +458,75 @@ class ModelBackend:
             if l.proto == op.proto and l.port == op.port and op.addr in (l.addr, "0.0.0.0"):
                 raise CommandError("nc: Address already in use", status=1)
         ns.listeners.append(Listener(op.proto, op.port, op.addr))
+
+    # --- LANs: a switch is a bridge in a namespace of its own, not a node ---------------
+    def _AddSwitch(self, op: O.AddSwitch) -> None:
+        key = ns_key(op.name)
+        if op.name in self.world.nodes or key in self.world.namespaces:
+            raise CommandError(f"a node or switch called {op.name} exists already")
+        ns = self._make_netns(op.name, ROOT, "switch")
+        self._set_up(ns, ns.links["lo"], True)
+        for leaf in ("iptables", "ip6tables", "arptables"):
+            ns.sysctls[f"net.bridge.bridge-nf-call-{leaf}"] = "0"
+        self._set_up(ns, self._new_link(ns, SWITCH_BRIDGE, "bridge"), True)
+        self.world.lans.append(Lan(name=op.name, subnet=op.subnet))
+
+    def _AttachToSwitch(self, op: O.AttachToSwitch) -> None:
+        switch = self.world.namespaces.get(ns_key(op.switch))
+        lan = next((l for l in self.world.lans if l.name == op.switch), None)
+        if switch is None or switch.kind != "switch" or lan is None:
+            raise CommandError(f"no switch called {op.switch}")
+        if op.node not in self.world.nodes:
+            raise CommandError(f"no node called {op.node}")
+        if op.node in lan.members:
+            raise CommandError(f"{op.node} is on {op.switch} already")
+        node_ns = self.world.namespaces[ns_key(op.node)]
+        self._AddLink(O.AddLink(netns=node_ns.key, name=op.dev, kind="veth", peer=op.node,
+                                peer_netns=switch.key))
+        port = switch.links[op.node]
+        port.master = SWITCH_BRIDGE
+        self._set_up(switch, port, True)
+        self._set_up(node_ns, node_ns.links[op.dev], True)
+        lan.members[op.node] = op.dev
+
+    # --- neighbours ----------------------------------------------------------------------
+    def _AddNeighbour(self, op: O.AddNeighbour) -> None:
+        from netlab.model import Neighbour
+        ns = self._ns(op.netns)
+        self._link(ns, op.dev)
+        entry = Neighbour(op.ip, op.dev, op.mac, op.state)
+        for i, n in enumerate(ns.neighbours):
+            if n.ip == op.ip and n.dev == op.dev:
+                if n.state == "PERMANENT" and op.state != "PERMANENT":
+                    return          # learned traffic never overrides a static entry
+                ns.neighbours[i] = entry
+                return
+        ns.neighbours.append(entry)
+
+    def _FlushNeighbours(self, op: O.FlushNeighbours) -> None:
+        ns = self._ns(op.netns)
+        if op.dev is not None:
+            self._link(ns, op.dev)
+        ns.neighbours = [n for n in ns.neighbours
+                         if not ((op.dev is None or n.dev == op.dev)
+                                 and (op.ip is None or n.ip == op.ip)
+                                 and (op.permanent or n.state not in ("PERMANENT", "NOARP")))]
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def enabled(value: str | None) -> bool:
+    """A boolean sysctl as the kernel reads it: any non-zero integer is on."""
+    try:
+        return value is not None and int(value) != 0
+    except ValueError:
+        return False
 
 
 def sysctl_value(ns: Netns, key: str) -> str | None:

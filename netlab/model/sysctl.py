@@ -24,27 +24,45 @@ NETNS_DEFAULTS: dict[str, str] = {
     "net.ipv4.icmp_ratelimit": "1000",
     "net.ipv4.ip_default_ttl": "64",
     "net.ipv4.ip_local_port_range": "32768\t60999",
-    "net.ipv4.neigh.default.retrans_time_ms": "1000",
     "net.bridge.bridge-nf-call-iptables": "1",
     "net.bridge.bridge-nf-call-ip6tables": "1",
     "net.bridge.bridge-nf-call-arptables": "1",
 }
 
-# Per-device keys: net.ipv4.conf.<dev>.<key>, copied from .default. when a link appears.
+# Only the machine's first namespace (a node's root) has net.ipv4.neigh.default.*;
+# a namespace made later has the per-device neigh keys alone (seen on 6.x).
+NODE_ONLY_DEFAULTS: dict[str, str] = {
+    "net.ipv4.neigh.default.retrans_time_ms": "1000",
+}
+
+# Per-device keys: net.ipv4.conf.<dev>.<key>, copied from conf.default. when a link
+# appears, and net.ipv4.neigh.<dev>.<key>, stored as "neigh.<key>".
 DEVICE_KEYS = ("forwarding", "rp_filter", "accept_redirects", "send_redirects", "route_localnet")
+NEIGH_KEYS = {"retrans_time_ms": "1000"}
 
 FORWARDING_ALIASES = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding")
 
 
 def device_key(key: str) -> tuple[str, str] | None:
-    """``net.ipv4.conf.eth0.rp_filter`` -> (``eth0``, ``rp_filter``); None for other keys."""
-    if not key.startswith("net.ipv4.conf."):
-        return None
-    rest = key[len("net.ipv4.conf."):]
-    dev, _, leaf = rest.rpartition(".")
-    if not dev or dev in ("all", "default") or leaf not in DEVICE_KEYS:
-        return None
-    return dev, leaf
+    """``net.ipv4.conf.eth0.rp_filter`` -> (``eth0``, ``rp_filter``);
+    ``net.ipv4.neigh.eth0.retrans_time_ms`` -> (``eth0``, ``neigh.retrans_time_ms``);
+    None for other keys."""
+    for prefix, leaves, stored in (("net.ipv4.conf.", DEVICE_KEYS, ""),
+                                   ("net.ipv4.neigh.", tuple(NEIGH_KEYS), "neigh.")):
+        if not key.startswith(prefix):
+            continue
+        dev, _, leaf = key[len(prefix):].rpartition(".")
+        if dev and dev not in ("all", "default") and leaf in leaves:
+            return dev, stored + leaf
+    return None
+
+
+def device_defaults(sysctls: dict[str, str]) -> dict[str, str]:
+    """The per-device values a new link starts with in a namespace."""
+    conf = {leaf: sysctls[f"net.ipv4.conf.default.{leaf}"] for leaf in DEVICE_KEYS}
+    for leaf, value in NEIGH_KEYS.items():
+        conf["neigh." + leaf] = sysctls.get(f"net.ipv4.neigh.default.{leaf}", value)
+    return conf
 
 
 def normalise(key: str) -> str:

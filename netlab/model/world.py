@@ -94,6 +94,7 @@ class Netns:
     listeners: list[Listener] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
     next_ifindex: int = 1
+    main_table: bool = False        # the kernel creates table main with its first route
     kind: str = "netns"             # netns | node (a node's root) | switch (a LAN)
 
     @property

@@ -1,0 +1,1 @@
+"""The `netlab` command: a typer app, one module per command group."""
