@@ -128,6 +128,7 @@ class AddRoute(Op):
     scope: str | None = None        # None: link for a direct route, global via a gateway
     type: str = "unicast"
     replace: bool = False
+    onlink: bool = False            # trust that the gateway is on dev
 
 
 @dataclass(frozen=True)

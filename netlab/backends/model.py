@@ -253,7 +253,7 @@ class ModelBackend:
         if dest is ns:
             return
         if link.kind == "loopback":
-            raise CommandError("RTNETLINK answers: Invalid argument")
+            raise CommandError("Error: The interface netns is immutable.")
         if link.name in dest.links:
             raise CommandError("RTNETLINK answers: File exists")
         # Moving a device takes it down, detaches it, and drops its addresses.
@@ -338,8 +338,10 @@ class ModelBackend:
 
     def _remove_address(self, ns: Netns, link: Link, addr: Address) -> None:
         link.addresses.remove(addr)
-        # Routes that used it as preferred source go (fib_del_ifaddr).
-        ns.routes = [r for r in ns.routes if not (r.dev == link.name and r.src == addr.ip)]
+        # Routes that used it as preferred source go (fib_del_ifaddr), unless the
+        # namespace still holds the same address elsewhere.
+        if not self._is_local(ns, addr.ip):
+            ns.routes = [r for r in ns.routes if not (r.dev == link.name and r.src == addr.ip)]
         if not link.addresses:
             # The last address gone disables IP on the device (fib_disable_ip).
             ns.routes = [r for r in ns.routes if r.dev != link.name]
@@ -357,7 +359,10 @@ class ModelBackend:
         if op.type == "unicast":
             if dev is not None:
                 link = self._link(ns, dev)
-            if op.gateway is not None:
+            if op.onlink and op.gateway is not None:
+                if dev is None:
+                    raise CommandError("Error: Nexthop device required for onlink.")
+            elif op.gateway is not None:
                 # The gateway is checked first (a down link has no connected route).
                 gw_dev = self._gateway_device(ns, op.gateway, dev)
                 if gw_dev is None:
@@ -373,7 +378,8 @@ class ModelBackend:
         if op.type != "unicast":
             scope = op.scope or "global"
         route = Route(dst=op.dst, dev=dev if op.type == "unicast" else None, gateway=op.gateway,
-                      src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type)
+                      src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type,
+                      onlink=op.onlink)
         same = [r for r in ns.routes if r.dst == op.dst and r.metric == op.metric]
         if same:
             if not op.replace:

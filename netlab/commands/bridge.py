@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netlab.commands import show
 from netlab.commands.base import Args, Command, Ctx, Output, unsupported, unsupported_feature
-from netlab.commands.ip import device_must_exist_for_show
+from netlab.commands.ip_common import device_must_exist_for_show
 from netlab.commands.lexer import first_match, matches, suggest
 from netlab.errors import CommandError
 from netlab.model import World

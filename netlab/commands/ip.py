@@ -9,27 +9,21 @@ sentences and exit statuses are ip's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 from netlab import ops as O
 from netlab.commands import show
-from netlab.commands.base import (
-    Args, Command, Ctx, Output, duparg, duparg2, invarg, unsupported, unsupported_feature,
-)
-from netlab.commands.inet import (
-    Prefix, get_addr, get_prefix, int_ip, mask, parse_lladdr, valid_ifname,
-)
+from netlab.commands.base import Args, Command, Ctx, Output, unsupported, unsupported_feature
 from netlab.commands.ip_common import (
-    ADDR_USAGE_HEAD, IP_USAGE_HEAD, KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS,
-    NEIGH_USAGE_HEAD, NETNS_USAGE_HEAD, NUD_STATES, OBJECTS, PROTOS, ROUTE_TYPES,
-    ROUTE_USAGE_HEAD, SCOPES, SUGGESTED_OBJECTS, IpOptions, LinkFilter, device_hint,
-    device_must_exist_for_show, is_int, maybe_hint, need_device, parse_link_filter,
-    select_links, unknown_command, usage,
+    IP_USAGE_HEAD, NETNS_USAGE_HEAD, OBJECTS, SUGGESTED_OBJECTS, IpOptions, maybe_hint, usage,
 )
 from netlab.commands.lexer import first_match, matches, suggest
 from netlab.errors import CommandError
-from netlab.model import ROOT, Netns, World
+from netlab.model import ROOT, World
+from netlab.commands.ip_link import parse_link
+from netlab.commands.ip_addr import parse_addr
+from netlab.commands.ip_route import parse_route
+from netlab.commands.ip_neigh import parse_neigh
 
 # Options in ip.c's order: an abbreviation is the first one it is a prefix of.
 _IP_OPTIONS = ("-loops", "-family", "-4", "-6", "-0", "-M", "-B", "-human", "-human-readable",
@@ -163,11 +157,11 @@ def _reserved() -> CommandError:
 
 
 def _netns_list(ctx: Ctx) -> Command:
-    node = ctx.node
+    node, here = ctx.node, ctx.key
 
     def query(world: World) -> Output:
-        return Output(show.render_netns_list(world, node))
-    return Command(text=ctx.text, node=ctx.node, netns=ctx.ns_key(ROOT), query=query, kind="show")
+        return Output(show.render_netns_list(world, node, viewer=here))
+    return ctx.command(query=query, kind="show")
 
 
 def _netns_add(ctx: Ctx, name: str) -> Command:
@@ -179,8 +173,7 @@ def _netns_add(ctx: Ctx, name: str) -> Command:
         if key in world.namespaces:
             raise CommandError(f'Cannot create namespace file "/run/netns/{name}": File exists',
                                status=1)
-    return Command(text=ctx.text, node=ctx.node, netns=ctx.ns_key(ROOT),
-                   ops=[O.AddNetns(ctx.node, name)], checks=[check])
+    return ctx.command(ops=[O.AddNetns(ctx.node, name)], checks=[check])
 
 
 def _netns_del(ctx: Ctx, name: str) -> Command:
@@ -192,5 +185,4 @@ def _netns_del(ctx: Ctx, name: str) -> Command:
             raise CommandError(
                 f'Cannot remove namespace file "/run/netns/{name}": No such file or directory',
                 status=1)
-    return Command(text=ctx.text, node=ctx.node, netns=ctx.ns_key(ROOT),
-                   ops=[O.DelNetns(ctx.node, name)], checks=[check])
+    return ctx.command(ops=[O.DelNetns(ctx.node, name)], checks=[check])

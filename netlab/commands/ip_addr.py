@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 from netlab import ops as O
 from netlab.commands import show
 from netlab.commands.base import (
     Args, Command, Ctx, Output, duparg, duparg2, invarg, unsupported, unsupported_feature,
 )
-from netlab.commands.inet import (
-    Prefix, get_addr, get_prefix, int_ip, mask, parse_lladdr, valid_ifname,
-)
+from netlab.commands.inet import Prefix, get_addr, get_prefix, int_ip, mask
 from netlab.commands.ip_common import (
-    ADDR_USAGE_HEAD, IP_USAGE_HEAD, KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS,
-    NEIGH_USAGE_HEAD, NETNS_USAGE_HEAD, NUD_STATES, OBJECTS, PROTOS, ROUTE_TYPES,
-    ROUTE_USAGE_HEAD, SCOPES, SUGGESTED_OBJECTS, IpOptions, LinkFilter, device_hint,
-    device_must_exist_for_show, is_int, maybe_hint, need_device, parse_link_filter,
-    select_links, unknown_command, usage,
+    ADDR_USAGE_HEAD, SCOPES, IpOptions, LinkFilter, device_must_exist_for_show, maybe_hint,
+    need_device, parse_link_filter, select_links, usage,
 )
-from netlab.commands.lexer import first_match, matches, suggest
+from netlab.commands.lexer import matches, suggest
 from netlab.errors import CommandError
-from netlab.model import ROOT, Netns, World
-
-
-# --- ip address -------------------------------------------------------------------------
+from netlab.model import Netns, World
 
 ADDR_VERBS = ("add", "change", "replace", "delete", "list", "show", "lst", "flush", "save",
               "showdump", "restore", "help")
@@ -164,9 +153,8 @@ def _addr_show(args: Args, ctx: Ctx, opts: IpOptions) -> Command:
     filt = parse_link_filter(args, addresses=True)
     key = ctx.key
     sopts = opts.show()
-    if filt.to is not None or filt.scope is not None or filt.label is not None \
-            or filt.secondary is not None:
-        # Address filters: show only links that keep an address, IPv4 only.
+    if filt.to is not None:
+        # `to PREFIX` sets the family: IPv4 only, without the link/ether line.
         sopts = show.ShowOptions(family=4, brief=sopts.brief, oneline=sopts.oneline)
 
     def query(world: World) -> Output:

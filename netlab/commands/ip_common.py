@@ -105,6 +105,7 @@ def is_int(text: str) -> bool:
     return t.isdigit()
 
 
+@dataclass
 class LinkFilter:
     dev: str | None = None
     up: bool = False

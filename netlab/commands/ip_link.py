@@ -10,22 +10,14 @@ from netlab.commands import show
 from netlab.commands.base import (
     Args, Command, Ctx, Output, duparg, duparg2, invarg, unsupported, unsupported_feature,
 )
-from netlab.commands.inet import (
-    Prefix, get_addr, get_prefix, int_ip, mask, parse_lladdr, valid_ifname,
-)
+from netlab.commands.inet import parse_lladdr, valid_ifname
 from netlab.commands.ip_common import (
-    ADDR_USAGE_HEAD, IP_USAGE_HEAD, KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS,
-    NEIGH_USAGE_HEAD, NETNS_USAGE_HEAD, NUD_STATES, OBJECTS, PROTOS, ROUTE_TYPES,
-    ROUTE_USAGE_HEAD, SCOPES, SUGGESTED_OBJECTS, IpOptions, LinkFilter, device_hint,
-    device_must_exist_for_show, is_int, maybe_hint, need_device, parse_link_filter,
-    select_links, unknown_command, usage,
+    KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS, IpOptions, device_hint, is_int, maybe_hint,
+    need_device, parse_link_filter, select_links, unknown_command, usage,
 )
 from netlab.commands.lexer import first_match, matches, suggest
 from netlab.errors import CommandError
-from netlab.model import ROOT, Netns, World
-
-
-# --- ip link ----------------------------------------------------------------------------
+from netlab.model import ROOT, World
 
 LINK_VERBS = ("add", "set", "change", "replace", "delete", "show", "lst", "list", "xstats",
               "afstats", "property", "help")
@@ -401,8 +393,6 @@ def _link_del(args: Args, ctx: Ctx) -> Command:
         raise CommandError("Error: Unknown device type.", status=2)
     return ctx.command(ops=[O.DelLink(ctx.key, spec.dev)], checks=[need_device(ctx.key, spec.dev)])
 
-
-@dataclass
 
 def _link_show(args: Args, ctx: Ctx, opts: IpOptions) -> Command:
     filt = parse_link_filter(args, addresses=False)

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 from netlab import ops as O
 from netlab.commands import show
 from netlab.commands.base import (
-    Args, Command, Ctx, Output, duparg, duparg2, invarg, unsupported, unsupported_feature,
+    Args, Command, Ctx, Output, duparg2, invarg, unsupported, unsupported_feature,
 )
-from netlab.commands.inet import (
-    Prefix, get_addr, get_prefix, int_ip, mask, parse_lladdr, valid_ifname,
-)
+from netlab.commands.inet import Prefix, get_addr, get_prefix, parse_lladdr
 from netlab.commands.ip_common import (
-    ADDR_USAGE_HEAD, IP_USAGE_HEAD, KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS,
-    NEIGH_USAGE_HEAD, NETNS_USAGE_HEAD, NUD_STATES, OBJECTS, PROTOS, ROUTE_TYPES,
-    ROUTE_USAGE_HEAD, SCOPES, SUGGESTED_OBJECTS, IpOptions, LinkFilter, device_hint,
-    device_must_exist_for_show, is_int, maybe_hint, need_device, parse_link_filter,
-    select_links, unknown_command, usage,
+    NEIGH_USAGE_HEAD, NUD_STATES, IpOptions, device_must_exist_for_show, maybe_hint,
+    need_device, usage,
 )
-from netlab.commands.lexer import first_match, matches, suggest
+from netlab.commands.lexer import matches, suggest
 from netlab.errors import CommandError
-from netlab.model import ROOT, Netns, World
-
-
-# --- ip neigh ----------------------------------------------------------------------------
+from netlab.model import World
 
 NEIGH_VERBS = ("add", "change", "replace", "delete", "get", "show", "lst", "list", "flush",
                "help")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 from netlab import ops as O
@@ -10,22 +9,14 @@ from netlab.commands import show
 from netlab.commands.base import (
     Args, Command, Ctx, Output, duparg, duparg2, invarg, unsupported, unsupported_feature,
 )
-from netlab.commands.inet import (
-    Prefix, get_addr, get_prefix, int_ip, mask, parse_lladdr, valid_ifname,
-)
+from netlab.commands.inet import Prefix, get_addr, get_prefix, int_ip, mask
 from netlab.commands.ip_common import (
-    ADDR_USAGE_HEAD, IP_USAGE_HEAD, KERNEL_KINDS, LINK_USAGE_HEAD, MODELLED_KINDS,
-    NEIGH_USAGE_HEAD, NETNS_USAGE_HEAD, NUD_STATES, OBJECTS, PROTOS, ROUTE_TYPES,
-    ROUTE_USAGE_HEAD, SCOPES, SUGGESTED_OBJECTS, IpOptions, LinkFilter, device_hint,
-    device_must_exist_for_show, is_int, maybe_hint, need_device, parse_link_filter,
-    select_links, unknown_command, usage,
+    PROTOS, ROUTE_TYPES, ROUTE_USAGE_HEAD, SCOPES, IpOptions, device_hint,
+    device_must_exist_for_show, need_device, unknown_command, usage,
 )
-from netlab.commands.lexer import first_match, matches, suggest
+from netlab.commands.lexer import matches
 from netlab.errors import CommandError
-from netlab.model import ROOT, Netns, World
-
-
-# --- ip route ---------------------------------------------------------------------------
+from netlab.model import World
 
 ROUTE_VERBS = ("add", "change", "replace", "prepend", "append", "test", "delete", "list",
                "show", "lst", "get", "flush", "save", "restore", "showdump", "help")
@@ -80,6 +71,7 @@ def _route_modify(args: Args, ctx: Ctx, verb: str) -> Command:
     metric: int | None = None
     proto: str | None = None
     scope: str | None = None
+    onlink = False
     table = "main"
     while args:
         word = args.take()
@@ -112,9 +104,7 @@ def _route_modify(args: Args, ctx: Ctx, verb: str) -> Command:
                 raise invarg('invalid "scope" value', value)
             scope = SCOPES[value]
         elif matches(word, "onlink"):
-            raise unsupported_feature("`onlink` next hops",
-                                      hint="give the interface an address on the gateway's "
-                                           "subnet instead")
+            onlink = True
         elif matches(word, "nexthop"):
             raise unsupported_feature("multipath routes (`nexthop`)")
         elif matches(word, "protocol"):
@@ -158,7 +148,8 @@ def _route_modify(args: Args, ctx: Ctx, verb: str) -> Command:
         return ctx.command(ops=[O.DelRoute(key, dst_text, dev=dev, gateway=gateway,
                                            metric=metric)], checks=checks)
     op = O.AddRoute(key, dst_text, dev=dev, gateway=gateway, src=src, metric=metric or 0,
-                    proto=proto or "boot", scope=scope, type=rtype, replace=verb != "add")
+                    proto=proto or "boot", scope=scope, type=rtype, replace=verb != "add",
+                    onlink=onlink)
     explain = _route_hint(key, op, verb)
     if verb == "change":
         def exists(world: World) -> None:

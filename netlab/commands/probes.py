@@ -177,9 +177,6 @@ def rtt(path: Path, probe: int = 0) -> float:
 
 # --- neighbour entries the probe left behind ----------------------------------------------
 
-_WHO_HAS = re.compile(r"ARP who-has (\S+) on")
-
-
 class NeighbourLog:
     """Neighbour entries an exchange creates, as the kernel's state machine does:
     the asker learns the answer (REACHABLE), the answerer learns the asker from
@@ -212,12 +209,11 @@ class NeighbourLog:
         extra = hop.extra or {}
         ip, mac = extra.get("ip"), extra.get("mac")
         if ip is None:
-            m = _WHO_HAS.search(hop.detail or "")
-            if m is None:
-                return
-            current = self._current(key, m.group(1), hop.dev)
+            return
+        if mac is None:  # nobody answered
+            current = self._current(key, ip, hop.dev)
             if current is None or current[1] != "PERMANENT":
-                self.entries[(key, m.group(1), hop.dev)] = (None, "FAILED")
+                self.entries[(key, ip, hop.dev)] = (None, "FAILED")
             return
         current = self._current(key, ip, hop.dev)
         if current is not None and current[0] == mac and current[1] not in ("FAILED",

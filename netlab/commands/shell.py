@@ -37,6 +37,11 @@ Parser = Callable[[list[str], Ctx], Command]
 
 @dataclass
 class CommandResult:
+    """What a command did. ``output`` is exactly what the tool prints on stdout
+    (warnings included). ``error`` is one line when it failed: the tool's own
+    error line and `` (hint: …)`` for a known mistake; when the tool prints
+    nothing (``nc -z``, ``curl -s``) or only its usual report (ping's
+    statistics), a short summary of why it failed."""
     cmd: str
     ok: bool
     error: str | None
@@ -235,7 +240,7 @@ def _unwrap(words: list[str], ctx: Ctx) -> tuple[list[str], Ctx]:
     """Strip ``sudo`` and ``ip netns exec NS``: the command that really runs, and where."""
     while words:
         if words[0] == "sudo":
-            words = [w for w in words[1:]]
+            words = words[1:]
             while words and words[0].startswith("-"):
                 words = words[1:]
         elif len(words) >= 4 and words[0] == "ip" and words[1] == "netns" \

@@ -322,6 +322,11 @@ def render_addr_link(world: World, ns: Netns, link: Link, opts: ShowOptions,
         inet6 = []
         if not inet:
             return ""
+        if opts.family is None and not opts.brief and not opts.oneline:
+            lines = [link_header(world, ns, link, mode=False), link_layer(world, ns, link)]
+            for a, sec in inet:
+                lines += [inet_line(link, a, sec), LFT]
+            return "\n".join(lines) + "\n"
     if opts.family is not None and not inet and not inet6:
         return ""
     if opts.brief:
@@ -391,6 +396,8 @@ def route_line(world: World, ns: Netns, route: Route, *, hide_dev: bool = False,
         parts += ["src", route.src]
     if route.metric:
         parts += ["metric", str(route.metric)]
+    if route.onlink:
+        parts.append("onlink")
     if route.dev and route.type != "local" and linkdown(world, ns, route.dev):
         parts.append("linkdown")
     return " ".join(parts) + " \n"
@@ -496,9 +503,11 @@ def render_neigh(ns: Netns, dev: str | None = None, brief: bool = False,
 
 # --- namespaces ---------------------------------------------------------------------------
 
-def render_netns_list(world: World, node: str) -> str:
-    root = world.namespaces.get(f"{node}/{ROOT}")
-    ids = netnsids(world, root) if root is not None else {}
+def render_netns_list(world: World, node: str, viewer: str | None = None) -> str:
+    """``ip netns list`` run in namespace ``viewer`` (default: the node's own):
+    a namespace it has a veth into shows the id it gave it."""
+    here = world.namespaces.get(viewer or f"{node}/{ROOT}")
+    ids = netnsids(world, here) if here is not None else {}
     out = []
     for key, ns in world.namespaces.items():
         if ns.node != node or ns.name == ROOT or ns.kind != "netns":

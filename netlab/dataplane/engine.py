@@ -132,7 +132,7 @@ class _Walk:
             why = (f"{dev} has no carrier (its peer is down)" if not self._carrier(ns, link)
                    else f"nobody on {dev}'s link answers for {nexthop}")
             hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {dev}: no reply — {why}",
-                                 dev=dev))
+                                 dev=dev, ip=nexthop, mac=None))
             return self._arp_failed(ns, pkt, nexthop, dev, hops, local=local, reply=reply)
         peer_ns, peer_link = l2.link_at(self.world, owner)
         hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "

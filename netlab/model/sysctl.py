@@ -22,6 +22,7 @@ NETNS_DEFAULTS: dict[str, str] = {
     "net.ipv4.icmp_echo_ignore_all": "0",
     "net.ipv4.icmp_echo_ignore_broadcasts": "1",
     "net.ipv4.icmp_ratelimit": "1000",
+    "net.ipv4.icmp_ratemask": "6168",
     "net.ipv4.ip_default_ttl": "64",
     "net.ipv4.ip_local_port_range": "32768\t60999",
     "net.bridge.bridge-nf-call-iptables": "1",

@@ -63,6 +63,7 @@ class Route:
     proto: str = "boot"             # kernel | boot | static | dhcp | ...
     scope: str = "global"           # global | link | host
     type: str = "unicast"           # unicast | blackhole | unreachable | prohibit
+    onlink: bool = False            # the gateway is on the link even with no connected route
 
     @property
     def network(self) -> ipaddress.IPv4Network:

@@ -51,6 +51,8 @@ def test_netns_list_shows_ids_for_namespaces_the_root_has_veths_into(shell):
     assert out(shell, "ip netns") == "red (id: 0)\nblue (id: 1)\n"
     assert out(shell, "ip netns add green") == ""
     assert out(shell, "ip netns list") == "red (id: 0)\nblue (id: 1)\ngreen\n"
+    # Run inside red, the ids are red's: its veth leads to the node's own namespace only.
+    assert out(shell, "ip -n red netns") == "red\nblue\ngreen\n"
 
 
 def test_root_side_of_a_moved_veth(shell):
@@ -111,9 +113,17 @@ def test_secondary_addresses_and_the_local_table(shell):
     assert out(shell, "ip addr show secondary") == (
         "2: v-net-0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group "
         "default qlen 1000\n"
+        "    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff\n"
         "    inet 192.168.15.6/24 scope global secondary v-net-0\n"
         "       valid_lft forever preferred_lft forever\n")
-    assert "192.168.15.5" not in out(shell, "ip addr show to 192.168.15.6/32")
+    # `to PREFIX` sets the family: no link/ether line (and link-netns joins the first line).
+    assert out(shell, "ip addr show to 192.168.15.6/32") == (
+        "2: v-net-0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group "
+        "default qlen 1000\n"
+        "    inet 192.168.15.6/24 scope global secondary v-net-0\n"
+        "       valid_lft forever preferred_lft forever\n")
+    assert out(shell, "ip -br addr show to 192.168.15.0/24") == \
+        "v-net-0          UP             192.168.15.5/24 192.168.15.6/24 \n"
 
 
 def test_bridge_link_names_the_local_device_with_the_peers_ifindex(shell):

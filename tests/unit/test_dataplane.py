@@ -262,3 +262,16 @@ def test_trace_json_has_the_design_shape():
     (p,) = data["paths"]
     assert {"probability", "outcome", "verdict", "packet_out", "hops", "reply"} <= set(p)
     assert all({"node", "netns", "event", "detail"} <= set(h) for h in p["hops"])
+
+
+def test_onlink_gateway_behind_a_32_is_reached_by_arp():
+    b = B.host()
+    B.netns(b, "red")
+    B.netns(b, "blue")
+    B.veth(b, "host/red", "veth-red", "host/blue", "veth-blue",
+           a_ip="10.1.1.1/32", b_ip="10.1.1.254/24")
+    with pytest.raises(CommandError, match="Nexthop has invalid gateway"):
+        b.apply(O.AddRoute("host/red", "default", gateway="10.1.1.254", dev="veth-red"))
+    b.apply(O.AddRoute("host/red", "default", gateway="10.1.1.254", dev="veth-red", onlink=True))
+    p = path(b, "host/red", "10.1.1.254")
+    assert (p.outcome, p.delivered_to) == (SUCCESS, "host/blue")
