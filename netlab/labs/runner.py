@@ -5,7 +5,8 @@
     result.ok, result.stopped, result.to_json()
 
 A command the kernel refuses stops the run at that line unless the step says
-``on_error: continue``; ``keep_going=True`` (what ``netlab trace`` uses) runs
+``on_error: continue``. A probe that fails (``ping`` with no answer, ``nc -z``
+refused) is an observation, not a refusal: it is recorded and the run goes on; ``keep_going=True`` (what ``netlab trace`` uses) runs
 the whole script whatever fails, as a shell without ``set -e`` would.
 """
 
@@ -27,6 +28,7 @@ class CommandRecord:
     error: str | None
     output: str
     status: int
+    probed: bool = False            # the command sent probes (ping, nc -z, curl, traceroute)
 
     def to_json(self) -> dict[str, Any]:
         return {"cmd": self.cmd, "ok": self.ok, "error": self.error, "output": self.output,
@@ -118,7 +120,8 @@ class Runner:
     def run_command(self, command: CommandLine, node: str) -> CommandRecord:
         res = self.shell.run(command.text, node=node)
         return CommandRecord(cmd=command.text, line=command.line, ok=bool(res.ok),
-                             error=res.error, output=res.output or "", status=res.status)
+                             error=res.error, output=res.output or "", status=res.status,
+                             probed=bool(res.traces))
 
     def run_step(self, step: Step, *, check_expect: bool = True,
                  keep_going: bool = False) -> StepRecord:
@@ -126,7 +129,7 @@ class Runner:
         for command in step.commands:
             done = self.run_command(command, step.node)
             record.commands.append(done)
-            if not done.ok and step.on_error == "stop" and not keep_going:
+            if not done.ok and not done.probed and step.on_error == "stop" and not keep_going:
                 record.stopped = done
                 return record
         if check_expect:

@@ -91,6 +91,21 @@ def test_a_refused_command_stops_the_run_at_its_line():
     assert "host/blue" not in result.world.namespaces
 
 
+def test_a_failed_probe_is_an_observation_not_a_stop():
+    result = run("""\
+        steps:
+          - title: ping nobody, then go on
+            run: |
+              ping -c 1 10.9.9.9
+              ip link add v-net-0 type bridge
+        """)
+    assert result.stopped is None
+    (step,) = result.steps
+    ping, add = step.commands
+    assert not ping.ok and ping.status == 2 and "Network is unreachable" in ping.output + ping.error
+    assert add.ok
+
+
 def test_on_error_continue_goes_on():
     result = run("""\
         steps:
