@@ -190,3 +190,32 @@ class FlushNeighbours(Op):
     dev: str | None = None
     ip: str | None = None
     permanent: bool = False
+
+
+@dataclass(frozen=True)
+class IptablesRestore(Op):
+    """Every iptables change, as the payload iptables-restore would read.
+
+    ``iptables -t nat -A POSTROUTING …`` becomes ``*nat / -A POSTROUTING … /
+    COMMIT`` with noflush=True; ``command`` keeps the line it came from, so
+    a refusal can be worded as iptables words it (rather than as
+    iptables-restore's "line N failed").
+    """
+    netns: str
+    payload: str
+    noflush: bool = False
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class Ipset(Op):
+    """An ipset change: ``create NAME TYPE [options]``, ``add NAME MEMBER``,
+    ``del NAME MEMBER``, ``flush [NAME]``, ``destroy [NAME]`` (argument list as typed)."""
+    netns: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FlushConntrack(Op):
+    """``conntrack -F``: empties the namespace's conntrack table."""
+    netns: str

@@ -27,7 +27,10 @@ SUCCESS = "success"
 REFUSED = "refused"
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
-OUTCOMES = (SUCCESS, REFUSED, UNREACHABLE, TIMEOUT)
+# The sender's own stack refused to send (EPERM from an OUTPUT DROP/REJECT on UDP):
+# an extension of the four outcomes of DESIGN.md.
+ERROR = "error"
+OUTCOMES = (SUCCESS, REFUSED, UNREACHABLE, TIMEOUT, ERROR)
 
 
 @dataclass(frozen=True)

@@ -518,6 +518,25 @@ class ModelBackend:
                                  and (op.ip is None or n.ip == op.ip)
                                  and (op.permanent or n.state not in ("PERMANENT", "NOARP")))]
 
+    # --- netfilter: iptables-restore payloads, ipset, conntrack (netlab.netfilter) ----------
+    def _IptablesRestore(self, op: O.IptablesRestore) -> None:
+        """Every iptables change: checked whole, then swapped in (nothing changes on error)."""
+        from netlab.netfilter.restore import apply_restore
+        apply_restore(self._ns(op.netns), op.payload, op.noflush, op.command)
+
+    def _Ipset(self, op: O.Ipset) -> None:
+        from netlab.netfilter.ipset import apply_ipset
+        ns = self._ns(op.netns)
+        saved = copy.deepcopy(ns.ipsets)
+        try:
+            apply_ipset(ns, op.args)
+        except Exception:
+            ns.ipsets = saved
+            raise
+
+    def _FlushConntrack(self, op: O.FlushConntrack) -> None:
+        self._ns(op.netns).conntrack = []
+
 
 def _is_int(value: str) -> bool:
     try:

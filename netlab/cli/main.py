@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from netlab import __version__
-from netlab.cli import lab, show, trace
+from netlab.cli import iptables, lab, show, trace
 from netlab.cli.common import examples
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 trace.register(app)
 show.register(app)
+iptables.register(app)
 
 
 def _version(value: bool) -> None:

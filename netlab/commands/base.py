@@ -14,7 +14,8 @@ from netlab.errors import CommandError, UnsupportedCommand
 from netlab.model import World, ns_key
 from netlab.ops import Op
 
-SUPPORTED = "ip, bridge, sysctl, echo > /proc/sys/…, ping, nc, curl, traceroute"
+SUPPORTED = ("ip, bridge, sysctl, echo > /proc/sys/…, ping, nc, curl, traceroute, iptables, "
+             "iptables-save, iptables-restore, ipset, conntrack")
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Ctx:
     node: str
     netns: str = "root"
     shell: str = "bash"            # whose error messages `echo > FILE` prints (bash or sh)
+    stdin: str | None = None       # a here-document given to the command (iptables-restore)
 
     @property
     def key(self) -> str:
@@ -75,10 +77,10 @@ class Ctx:
         return Command(text=self.text, node=self.node, netns=self.key, **kwargs)
 
     def in_netns(self, name: str) -> "Ctx":
-        return Ctx(self.text, self.node, name, self.shell)
+        return Ctx(self.text, self.node, name, self.shell, self.stdin)
 
     def in_shell(self, shell: str) -> "Ctx":
-        return Ctx(self.text, self.node, self.netns, shell)
+        return Ctx(self.text, self.node, self.netns, shell, self.stdin)
 
 
 def netns_missing(name: str) -> CommandError:

@@ -24,6 +24,7 @@ from netlab import ops as O
 from netlab.backends.model import ModelBackend
 from netlab.commands import bridge as bridge_cmd
 from netlab.commands import ip as ip_cmd
+from netlab.commands import iptables as iptables_cmd
 from netlab.commands import probes, sysctl
 from netlab.commands.base import (
     Command, Ctx, Output, netns_missing, unsupported, unsupported_feature,
@@ -124,6 +125,7 @@ for _name, _parser in {
     "python3": _python, "python": _python,
 }.items():
     register(_name, _parser)
+iptables_cmd.register_all(register)
 
 KNOWN_ELSEWHERE = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "nft",
                    "docker", "kubectl", "brctl", "ifconfig", "route", "arp", "ss", "netstat",
@@ -153,9 +155,43 @@ def dispatch(words: list[str], ctx: Ctx) -> Command:
 
 # --- a whole line: pipes, redirections, background ------------------------------------------
 
-def parse(line: str, *, node: str, netns: str = ROOT) -> Command:
-    """Text to a Command (Ops, a query or a probe); raises CommandError. Pure."""
-    return parse_words_line(line, Ctx(text=line.strip(), node=node, netns=netns))
+def parse(line: str, *, node: str, netns: str = ROOT, stdin: str | None = None) -> Command:
+    """Text to a Command (Ops, a query or a probe); raises CommandError. Pure.
+    ``stdin`` is the text of a here-document given to the line."""
+    return parse_words_line(line, Ctx(text=line.strip(), node=node, netns=netns, stdin=stdin))
+
+
+_HEREDOC = re.compile(r"""<<(-?)\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\2\s*$""")
+
+
+def script_commands(text: str) -> list[tuple[int, str, str | None]]:
+    """The commands of a script: (line number, command line, here-document or None).
+
+    ``CMD <<'EOF'`` (or ``<<EOF``, ``<<-EOF``) at the end of a line gives the lines up to
+    ``EOF`` to the command as its standard input."""
+    lines = text.splitlines()
+    out: list[tuple[int, str, str | None]] = []
+    chunk: list[str] = []
+    start = 1
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        m = _HEREDOC.search(line)
+        if m is None:
+            chunk.append(line)
+            continue
+        out += [(start + n - 1, cmd, None) for n, cmd in join_continuations("\n".join(chunk))]
+        body: list[str] = []
+        while i < len(lines) and (lines[i].lstrip("\t") if m.group(1) else lines[i]) != m.group(3):
+            body.append(lines[i].lstrip("\t") if m.group(1) else lines[i])
+            i += 1
+        out.append((start + len(chunk), line[:m.start()].strip(), "".join(b + "\n" for b in body)))
+        i += 1
+        chunk = []
+        start = i + 1
+    out += [(start + n - 1, cmd, None) for n, cmd in join_continuations("\n".join(chunk))]
+    return out
 
 
 def parse_words_line(line: str, ctx: Ctx) -> Command:
@@ -402,13 +438,14 @@ class Shell:
     def world(self):  # type: ignore[no-untyped-def]
         return self.backend.world
 
-    def run(self, line: str, node: str | None = None) -> CommandResult:
-        """One command line. Never raises for a bad command: ok=False and a one-line error."""
+    def run(self, line: str, node: str | None = None, stdin: str | None = None) -> CommandResult:
+        """One command line. Never raises for a bad command: ok=False and a one-line error.
+        ``stdin``: the text of a here-document given to it."""
         node = node or self.default_node
         text = line.strip()
         try:
             self._ensure_node(node)
-            command = parse(line, node=node)
+            command = parse(line, node=node, stdin=stdin)
             return self._execute(command)
         except CommandError as exc:
             return CommandResult(text, False, one_line(exc), "", exc.status or 1)
@@ -420,10 +457,11 @@ class Shell:
 
     def run_script(self, text: str, node: str | None = None,
                    stop_on_error: bool = True) -> list[CommandResult]:
-        """Several lines: blank lines and # comments skipped, ``\\`` continuations joined."""
+        """Several lines: blank lines and # comments skipped, ``\\`` continuations joined,
+        here-documents (``iptables-restore <<'EOF'`` … ``EOF``) given to their command."""
         results = []
-        for _number, line in join_continuations(text):
-            result = self.run(line, node=node)
+        for _number, line, stdin in script_commands(text):
+            result = self.run(line, node=node, stdin=stdin)
             results.append(result)
             if stop_on_error and not result.ok:
                 break

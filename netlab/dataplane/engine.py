@@ -1,32 +1,63 @@
 """Walk one packet through a World the way Linux does, and its reply.
 
-Locally generated: route lookup and source selection, [OUTPUT], [POSTROUTING],
-neighbour resolution, out of the device. Received: [PREROUTING], routing
-decision, local delivery [INPUT] or forwarding (ip_forward, rp_filter, TTL)
-[FORWARD] [POSTROUTING]. The bracketed netfilter hooks are marked where the
-kernel has them; they pass every packet until the netfilter model fills them.
+Locally generated: route lookup and source selection, OUTPUT (raw, conntrack,
+mangle, nat, filter), a second route lookup when the destination changed,
+POSTROUTING (mangle, nat, confirm), neighbour resolution, out of the device.
+Received: PREROUTING (raw, conntrack, mangle, nat), the routing decision,
+then INPUT (mangle, filter, nat, confirm) and the socket, or FORWARD
+(ip_forward, rp_filter, TTL; mangle, filter) and POSTROUTING. A bridge whose
+namespace has bridge-nf-call-iptables=1 sends the IPv4 frames it switches
+between two ports through PREROUTING, FORWARD and POSTROUTING of that
+namespace (``-i``/``-o`` the bridge, ``-m physdev`` the ports), and the
+frames for the bridge device itself through PREROUTING once. Packets
+looped back on ``lo`` keep their conntrack entry (nat is not consulted again).
 
-A dropped packet is a result (a Path with a verdict), never an exception.
+A ``-m statistic --mode random`` match forks the walk: ``trace`` follows every
+branch (each path carries its probability) or the one asked for.
+
+A dropped packet is a result (a Path with a verdict), never an exception. The
+only change a trace makes to the World is the conntrack table of each
+namespace it crossed (what ``conntrack -L`` shows).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import random
 import weakref
+from dataclasses import dataclass, field
+from typing import Callable
 
 from netlab.backends.model import enabled, oper_up
 from netlab.dataplane import l2
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
-from netlab.errors import NotFound
+from netlab.dataplane import conntrack as ct
+from netlab.dataplane.conntrack import (
+    DST, ESTABLISHED, INVALID, NEW, ORIGINAL, RELATED, REPLY, SRC, UNTRACKED, Conn,
+    ConntrackTable, IcmpError,
+)
+from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
+    walk
+from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get, \
+    select_source
+from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
+from netlab.netfilter.types import ConnView, PacketView
 from netlab.trace import (
-    DELIVERED, DROPPED, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER, NO_ROUTE,
-    REFUSED, SUCCESS, TIMEOUT, TTL_EXCEEDED, UNREACHABLE, Hop, Packet, Path, Trace,
+    DELIVERED, DROPPED, ERROR, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER,
+    NO_ROUTE, REFUSED, REJECTED, SUCCESS, TIMEOUT, TTL_EXCEEDED, UNREACHABLE, Hop, Packet, Path,
+    Trace,
 )
 
 DEFAULT_SPORT = 40000
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_TIME_EXCEEDED = 8, 0, 3, 11
 NET_UNREACH, HOST_UNREACH, PORT_UNREACH = 0, 1, 3
+REJECT_CODES = {"icmp-net-unreachable": 0, "icmp-host-unreachable": 1,
+                "icmp-proto-unreachable": 2, "icmp-port-unreachable": 3,
+                "icmp-net-prohibited": 9, "icmp-host-prohibited": 10,
+                "icmp-admin-prohibited": 13}
+CONNTRACK_MODES = ("auto", "new", "continue")
+MAX_PATHS = 4096
+MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
 _INDEX: dict[int, tuple[weakref.ref, int, l2.Segments]] = {}
@@ -45,30 +76,148 @@ def segments_of(world: World) -> l2.Segments:
 
 def trace(world: World, source: str, dst: str, proto: str = "icmp", dport: int | None = None,
           sport: int | None = None, src: str | None = None, ttl: int = 64,
-          oif: str | None = None) -> Trace:
-    """Trace a packet sent from namespace ``source`` (key ``node/name``) to ``dst``."""
+          oif: str | None = None, *, pick: int | None = None, seed: int | None = None,
+          conntrack: str = "auto", record: bool = True) -> Trace:
+    """Trace a packet sent from namespace ``source`` (key ``node/name``) to ``dst``.
+
+    Every branch of a ``-m statistic`` fork is a path of its own, in rule order;
+    ``pick=N`` keeps path N only (0-based), ``seed=S`` follows one branch at random
+    (reproducibly). ``conntrack`` says how the packet relates to the connections
+    earlier traces left in the World: ``"auto"`` — a TCP/UDP packet with an explicit
+    ``sport`` is the kernel's next packet of a flow conntrack already knows (a SYN on a
+    closed one opens a new one), while a ping or a packet from the default source port
+    is a new socket's first packet; ``"new"`` — always a new connection; ``"continue"``
+    — the next packet of the known flow (TCP: an ACK). With ``record`` the conntrack
+    tables of the path followed (the picked one, else the most likely) are written
+    back to the World.
+    """
     ns = world.namespaces.get(source)
     if ns is None:
         raise NotFound(f"no namespace {source}")
     ipaddress.IPv4Address(dst)
+    if conntrack not in CONNTRACK_MODES:
+        raise CommandError(f"conntrack must be one of {', '.join(CONNTRACK_MODES)}")
+    fresh = conntrack == "new" or (conntrack == "auto" and (proto == "icmp" or sport is None))
     if proto in ("tcp", "udp") and sport is None:
         sport = DEFAULT_SPORT
     packet = Packet(proto=proto, src=src, dst=dst, sport=sport if proto != "icmp" else None,
                     dport=dport if proto != "icmp" else None, ttl=ttl,
                     icmp_type=ICMP_ECHO_REQUEST if proto == "icmp" else None,
-                    tcp_flags="S" if proto == "tcp" else None)
-    walk = _Walk(world, segments_of(world), ns)
-    path = walk.send(ns, packet, oif=oif)
-    first = path.hops[0].extra if path.hops and path.hops[0].extra else {}
-    return Trace(packet=packet.with_(src=first.get("src", packet.src)), source=ns.label,
-                 paths=[path])
+                    tcp_flags=("A" if conntrack == "continue" else "S") if proto == "tcp"
+                    else None)
+    seg = segments_of(world)
+
+    def run(choose: _Chooser) -> tuple[Path, _Walk]:
+        walker = _Walk(world, seg, ns, choose, fresh=fresh)
+        path = walker.probe(packet, oif)
+        path.probability = choose.probability
+        return path, walker
+
+    runs = _explore(run, pick=pick, seed=seed)
+    if pick is not None:
+        runs = [runs[pick]]
+    if record:
+        chosen = max(runs, key=lambda r: r[0].probability)   # first of the most likely
+        chosen[1].record(chosen[0])
+    sent = runs[0][1].sent or packet
+    return Trace(packet=packet.with_(src=sent.src), source=ns.label,
+                 paths=[path for path, _ in runs])
+
+
+class _Chooser:
+    """Which branch each probability fork of one walk takes: the branches listed in
+    ``prefix`` first, then the matching branch (or a random one, with ``rng``)."""
+
+    def __init__(self, prefix: list[int] | None = None, rng: random.Random | None = None):
+        self.prefix = prefix or []
+        self.rng = rng
+        self.taken: list[int] = []
+        self.probability = 1.0
+
+    def __call__(self, p: float) -> bool:
+        k = len(self.taken)
+        if k < len(self.prefix):
+            branch = self.prefix[k]
+        elif self.rng is not None:
+            branch = 0 if self.rng.random() < p else 1
+        else:
+            branch = 0
+        self.taken.append(branch)
+        self.probability *= p if branch == 0 else 1.0 - p
+        return branch == 0
+
+
+def _explore(run: Callable[[_Chooser], tuple[Path, "_Walk"]], *, pick: int | None,
+             seed: int | None) -> list[tuple[Path, "_Walk"]]:
+    """Every path of the fork tree, depth first with the matching branch first (the
+    order of the rules); or the one a seed picks; or paths up to ``pick``."""
+    if seed is not None:
+        return [run(_Chooser(rng=random.Random(seed)))]
+    if pick is not None and pick < 0:
+        raise CommandError(f"pick {pick}: paths are numbered from 0")
+    runs = []
+    prefix: list[int] = []
+    while True:
+        chooser = _Chooser(prefix)
+        runs.append(run(chooser))
+        if pick is not None and len(runs) > pick:
+            return runs
+        taken = chooser.taken
+        while taken and taken[-1] == 1:
+            taken.pop()
+        if not taken:
+            break
+        prefix = taken[:-1] + [1]
+        if len(runs) >= MAX_PATHS:
+            raise CommandError(f"the trace forks into more than {MAX_PATHS} paths: "
+                               "pick one (pick=N) or give a seed")
+    if pick is not None:
+        raise CommandError(f"pick {pick}: the trace has {len(runs)} path(s), numbered from 0")
+    return runs
+
+
+@dataclass
+class _Skb:
+    """A packet in flight and what the kernel keeps with it (skb->mark, skb->_nfct)."""
+    pkt: Packet
+    hops: list[Hop] = field(default_factory=list)
+    probe: bool = False            # the traced packet itself
+    answer: bool = False           # an answer to it (reply, ICMP error, RST)
+    fresh: bool = False            # the probe opens a new connection everywhere
+    local: Netns | None = None     # the namespace that generated it (while it is there)
+    mark: int = 0
+    conn: Conn | None = None
+    direction: str = ORIGINAL
+    state: str | None = None       # ctstate in the namespace ct_ns
+    ct_ns: Netns | None = None     # the namespace whose table holds conn
+    untracked: bool = False
+
+    def crossed(self, *, netns_changed: bool) -> None:
+        """A veth hands the packet over: skb_scrub_packet drops the conntrack reference
+        (and, into another namespace, the mark)."""
+        self.conn = None
+        self.state = None
+        self.ct_ns = None
+        self.untracked = False
+        self.local = None
+        if netns_changed:
+            self.mark = 0
 
 
 class _Walk:
-    def __init__(self, world: World, seg: l2.Segments, origin: Netns):
+    def __init__(self, world: World, seg: l2.Segments, origin: Netns,
+                 choose: Callable[[float], bool] | None = None, *, fresh: bool = False):
         self.world = world
         self.seg = seg
         self.origin = origin
+        self.choose = choose or _Chooser()
+        self.fresh = fresh
+        self.tables: dict[int, tuple[Netns, ConntrackTable]] = {}   # by id(ns)
+        self.sent: Packet | None = None          # the probe as its socket sent it
+        self.forward_hops: list[Hop] = []
+        self._in_sets: dict[int, Callable] = {}        # by id(ns)
+        self._rules: dict[int, NetnsRules] = {}        # by id(ns), for this walk
+        self._retargets = 0
 
     # --- helpers --------------------------------------------------------------------
     @staticmethod
@@ -83,30 +232,55 @@ class _Walk:
         return Path(verdict=verdict, outcome=outcome, hops=hops, packet_out=packet,
                     diagnosis=diagnosis, delivered_to=delivered_to, reply=reply)
 
+    def probe(self, pkt: Packet, oif: str | None) -> Path:
+        skb = _Skb(pkt, probe=True, fresh=self.fresh)
+        self.forward_hops = skb.hops
+        return self.send(self.origin, skb, oif=oif)
+
     # --- locally generated -------------------------------------------------------------
-    def send(self, ns: Netns, pkt: Packet, *, oif: str | None = None, reply: bool = False,
-             hops: list[Hop] | None = None) -> Path:
-        hops = [] if hops is None else hops
-        d = route_get(ns, pkt.dst, src=pkt.src, oif=oif)
+    def send(self, ns: Netns, skb: _Skb, *, oif: str | None = None,
+             forged: bool = False) -> Path:
+        """Out of a namespace's own stack. ``forged``: the source is not ours (a RST
+        that REJECT sends in the name of the destination)."""
+        pkt = skb.pkt
+        d = route_get(ns, pkt.dst, src=None if forged else pkt.src, oif=oif)
         if not d.ok:
-            return self._no_route(ns, pkt, d, hops)
+            return self._no_route(ns, skb, d)
         if pkt.src is None:
-            pkt = pkt.with_(src=d.src or "0.0.0.0")
-        hops.append(self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
-        # [netfilter: raw, mangle, nat, filter OUTPUT — re-route after DNAT]
+            pkt = skb.pkt = pkt.with_(src=d.src or "0.0.0.0")
+        if skb.probe and self.sent is None:
+            self.sent = pkt
+        skb.hops.append(self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
+        skb.local = ns
+        decided = self._hook(ns, "OUTPUT", skb, out_dev=d.dev or "lo")
+        if decided is not None:
+            return self._decided(ns, skb, decided)
+        if skb.pkt.dst != pkt.dst:
+            # ip_route_me_harder: the destination changed, route again (same source).
+            d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
+            if not d.ok:
+                return self._no_route(ns, skb, d)
+            skb.hops.append(self.hop(ns, "route", f"re-routed after DNAT: {_describe_route(d)}",
+                                     dev=d.dev, src=skb.pkt.src))
         if d.kind == "local":
+            decided = self._hook(ns, "POSTROUTING", skb, out_dev="lo", nexthop=skb.pkt.dst)
+            if decided is not None:
+                return self._decided(ns, skb, decided)
             lo = ns.links.get("lo")
             if lo is None or not lo.up:
-                hops.append(self.hop(ns, "drop", "lo is down: packets to the namespace's own "
-                                     "addresses loop back through lo", dev="lo"))
-                return self.end(LINK_DOWN, TIMEOUT, hops, pkt,
+                skb.hops.append(self.hop(ns, "drop", "lo is down: packets to the namespace's own "
+                                         "addresses loop back through lo", dev="lo"))
+                return self.end(LINK_DOWN, TIMEOUT, skb.hops, skb.pkt,
                                 diagnosis=f"lo is down in {ns.label} — ip link set lo up"
                                 + (f" (ip netns exec {ns.name} …)" if ns.name != "root" else ""))
-            hops.append(self.hop(ns, "loopback", f"looped back on lo to {pkt.dst}", dev="lo"))
-            return self.deliver(ns, lo, pkt, hops, reply=reply)
-        return self.output(ns, d.dev, d.nexthop, pkt, hops, local=True, reply=reply)
+            skb.hops.append(self.hop(ns, "loopback", f"looped back on lo to {skb.pkt.dst}",
+                                     dev="lo"))
+            skb.local = None    # sent: what happens on the way in is not the sender's errno
+            return self.receive(ns, lo, skb, loopback=True)
+        return self.output(ns, d.dev, d.nexthop, skb)
 
-    def _no_route(self, ns: Netns, pkt: Packet, d: RouteDecision, hops: list[Hop]) -> Path:
+    def _no_route(self, ns: Netns, skb: _Skb, d: RouteDecision) -> Path:
+        pkt, hops = skb.pkt, skb.hops
         if d.kind in ("blackhole", "prohibit", "unreachable"):
             hops.append(self.hop(ns, "route", f"{d.kind} route {d.route.dst} matches {pkt.dst}"))
             return self.end(DROPPED if d.kind == "blackhole" else NO_ROUTE, UNREACHABLE, hops, pkt,
@@ -117,9 +291,10 @@ class _Walk:
                                   f"ip route add default via GATEWAY")
 
     # --- out of a device -----------------------------------------------------------
-    def output(self, ns: Netns, dev: str, nexthop: str, pkt: Packet, hops: list[Hop], *,
-               local: bool, reply: bool) -> Path:
-        # [netfilter: mangle, nat POSTROUTING]
+    def output(self, ns: Netns, dev: str, nexthop: str, skb: _Skb) -> Path:
+        decided = self._hook(ns, "POSTROUTING", skb, out_dev=dev, nexthop=nexthop)
+        if decided is not None:
+            return self._decided(ns, skb, decided)
         link = ns.links[dev]
         start = (ns.key, dev)
         owner = None
@@ -131,62 +306,151 @@ class _Walk:
         if owner is None:
             why = (f"{dev} has no carrier (its peer is down)" if not self._carrier(ns, link)
                    else f"nobody on {dev}'s link answers for {nexthop}")
-            hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {dev}: no reply — {why}",
-                                 dev=dev, ip=nexthop, mac=None))
-            return self._arp_failed(ns, pkt, nexthop, dev, hops, local=local, reply=reply)
+            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {dev}: no reply — "
+                                     f"{why}", dev=dev, ip=nexthop, mac=None))
+            return self._arp_failed(ns, skb, nexthop, dev)
         peer_ns, peer_link = l2.link_at(self.world, owner)
-        hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
-                             f"({peer_ns.label} {peer_link.name})", dev=dev,
-                             ip=nexthop, mac=peer_link.mac))
-        self._frame(l2.frame_path(self.seg, start, owner), hops)
-        return self.receive(peer_ns, peer_link, pkt, hops, reply=reply)
+        skb.hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
+                                 f"({peer_ns.label} {peer_link.name})", dev=dev,
+                                 ip=nexthop, mac=peer_link.mac))
+        return self._frame(l2.frame_path(self.seg, start, owner), skb)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
         return oper_up(self.world, ns, link)
 
-    def _frame(self, ends: list[l2.End], hops: list[Hop]) -> None:
-        """Hops for a frame crossing veth pairs and bridges."""
-        for a, b in zip(ends, ends[1:]):
+    def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
+        """A frame crossing veth pairs and bridges to the last end, which receives it.
+        Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
+        hops = skb.hops
+        i = 0
+        while i + 1 < len(ends):
+            a, b = ends[i], ends[i + 1]
             ns_a, link_a = l2.link_at(self.world, a)
             ns_b, link_b = l2.link_at(self.world, b)
             if a[0] != b[0] or (link_a.kind == "veth" and link_a.peer_name == link_b.name
                                 and link_a.peer_netns == ns_b.key):
                 hops.append(self.hop(ns_a, "veth", f"{link_a.name} → {link_b.name} "
                                      f"({ns_b.label})", dev=link_a.name))
+                skb.crossed(netns_changed=a[0] != b[0])
             elif link_b.kind == "bridge" and link_a.master == link_b.name:
                 hops.append(self.hop(ns_b, "bridge", f"{link_b.name} receives the frame on port "
                                      f"{link_a.name}", dev=link_b.name))
-                # [br_netfilter: PREROUTING/FORWARD/POSTROUTING when bridge-nf-call-iptables=1]
+                went = self._into_bridge(ns_b, link_b, link_a, ends, i, skb)
+                if isinstance(went, Path):
+                    return went
+                ends = went
             elif link_a.kind == "bridge" and link_b.master == link_a.name:
                 hops.append(self.hop(ns_a, "bridge", f"{link_a.name} forwards the frame out of "
                                      f"port {link_b.name}", dev=link_b.name))
+            i += 1
+        peer_ns, peer_link = l2.link_at(self.world, ends[-1])
+        return self.receive(peer_ns, peer_link, skb)
 
-    def _arp_failed(self, ns: Netns, pkt: Packet, nexthop: str, dev: str, hops: list[Hop], *,
-                    local: bool, reply: bool) -> Path:
+    def _into_bridge(self, ns: Netns, bridge: Link, port: Link, ends: list[l2.End], i: int,
+                     skb: _Skb) -> list[l2.End] | Path:
+        """A frame enters ``bridge`` through ``port`` (ends[i] -> ends[i + 1]). For the bridge
+        device itself it goes up to the namespace's IP layer; otherwise the bridge switches
+        it to ends[i + 2]. With br_netfilter the bridged IPv4 frame crosses PREROUTING,
+        FORWARD and POSTROUTING (-i/-o the bridge, physdev the ports), and a frame for the
+        bridge crosses PREROUTING here instead of in the IP layer. The ends to go on with."""
+        last = i + 2 == len(ends)
+        if not self._br_netfilter(ns, skb):
+            return self.receive(ns, bridge, skb) if last else ends
+        before = skb.pkt.dst
+        decided = self._hook(ns, "PREROUTING", skb, in_dev=bridge.name, physdev_in=port.name,
+                             bridged=True)
+        if decided is not None:
+            return self._decided(ns, skb, decided)
+        if skb.pkt.dst != before:
+            again = self._retarget(ns, bridge, port, skb)
+            if isinstance(again, Path):
+                return again
+            ends = ends[:i + 1] + again
+        elif last:
+            return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
+        _, out_port = l2.link_at(self.world, ends[i + 2])
+        where = dict(out_dev=bridge.name, physdev_in=port.name, physdev_out=out_port.name,
+                     bridged=True)
+        decided = self._hook(ns, "FORWARD", skb, in_dev=bridge.name, **where) or \
+            self._hook(ns, "POSTROUTING", skb, nexthop=skb.pkt.dst, **where)
+        if decided is not None:
+            return self._decided(ns, skb, decided)
+        return ends
+
+    def _br_netfilter(self, ns: Netns, skb: _Skb) -> bool:
+        return (bool(ns.tables)
+                and enabled(ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
+
+    def _rules_of(self, ns: Netns):
+        nf = self._rules.get(id(ns))
+        if nf is None:
+            nf = self._rules[id(ns)] = rules_of(self.world, ns)
+        return nf
+
+    def _retarget(self, ns: Netns, bridge: Link, port: Link, skb: _Skb) -> list[l2.End] | Path:
+        """br_nf_pre_routing_finish after a DNAT (or an un-SNAT) on a frame that came in
+        through a bridge port: an input route lookup for the new destination. To a
+        destination behind the same bridge the frame is bridged there ("bridged DNAT"); to
+        one of the namespace's own addresses or another device it goes up to the IP layer.
+        With forwarding off the lookup gives an unreachable route (ip_error): dropped."""
+        pkt = skb.pkt
+        self._retargets += 1
+        if is_local(ns, pkt.dst) or self._retargets > MAX_RETARGETS:
+            return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
+        if not enabled(bridge.conf.get("forwarding")):
+            skb.hops.append(self.hop(ns, "drop", f"the frame's destination became {pkt.dst}, "
+                                     f"which {ns.label} must route, and forwarding is off on "
+                                     f"{bridge.name}: dropped silently", dev=bridge.name))
+            return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
+                            diagnosis=f"ip_forward is 0 on {ns.label}: after the address "
+                                      f"translation {pkt.dst} is not the frame's destination "
+                                      f"any more and must be routed — sysctl -w "
+                                      f"net.ipv4.ip_forward=1")
+        d = route_get(ns, pkt.dst, src=pkt.src, iif=bridge.name)
+        if not (d.ok and d.dev == bridge.name):
+            return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
+        sid = self.seg.segment.get((ns.key, bridge.name))
+        owner = self.seg.owners.get((sid, d.nexthop)) if sid is not None else None
+        if owner is None or owner[0] == ns.key:
+            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {d.nexthop} on {bridge.name}: "
+                                     "no reply", dev=bridge.name, ip=d.nexthop, mac=None))
+            return self.end(HOST_UNREACHABLE, TIMEOUT, skb.hops, pkt,
+                            diagnosis=f"{ns.label} gets no ARP reply for {d.nexthop} on "
+                                      f"{bridge.name} (the bridged frame's new destination)")
+        owner_ns, owner_link = l2.link_at(self.world, owner)
+        skb.hops.append(self.hop(ns, "arp", f"ARP {d.nexthop} is-at {owner_link.mac} "
+                                 f"({owner_ns.label} {owner_link.name}): the frame is bridged "
+                                 f"to its new destination", dev=bridge.name, ip=d.nexthop,
+                                 mac=owner_link.mac))
+        return l2.frame_path(self.seg, (ns.key, bridge.name), owner)
+
+    def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
-        if local:
+        if skb.local is ns:
             lo = ns.links.get("lo")
             outcome = UNREACHABLE if lo is not None and lo.up else TIMEOUT
-            return self.end(HOST_UNREACHABLE, outcome, hops, pkt, diagnosis=diagnosis)
+            return self.end(HOST_UNREACHABLE, outcome, skb.hops, skb.pkt, diagnosis=diagnosis)
         # A router that cannot resolve the next hop answers "host unreachable".
-        return self._icmp_error(ns, pkt, ICMP_UNREACH, HOST_UNREACH, HOST_UNREACHABLE, hops,
-                                diagnosis)
+        return self._icmp_error(ns, skb, ICMP_UNREACH, HOST_UNREACH, HOST_UNREACHABLE, diagnosis)
 
     # --- received --------------------------------------------------------------------
-    def receive(self, ns: Netns, link: Link, pkt: Packet, hops: list[Hop], *,
-                reply: bool) -> Path:
-        # [netfilter: raw, conntrack, mangle, nat PREROUTING]
-        local = is_local(ns, pkt.dst)
-        if not self._rp_filter_ok(ns, link, pkt):
-            hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does not "
-                                 f"leave through {link.name}", dev=link.name))
-            return self.end(DROPPED, TIMEOUT, hops, pkt,
+    def receive(self, ns: Netns, link: Link, skb: _Skb, *, physdev_in: str | None = None,
+                prerouted: bool = False, loopback: bool = False) -> Path:
+        if not prerouted:
+            decided = self._hook(ns, "PREROUTING", skb, in_dev=link.name, physdev_in=physdev_in)
+            if decided is not None:
+                return self._decided(ns, skb, decided)
+        pkt = skb.pkt
+        if not loopback and not self._rp_filter_ok(ns, link, pkt):
+            skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
+                                     f"not leave through {link.name}", dev=link.name))
+            return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"rp_filter drops {pkt.src} arriving on {link.name} in "
                                       f"{ns.label} — fix the routes or sysctl -w "
                                       f"net.ipv4.conf.all.rp_filter=0")
-        if local:
-            return self.deliver(ns, link, pkt, hops, reply=reply)
-        return self.forward(ns, link, pkt, hops, reply=reply)
+        if is_local(ns, pkt.dst):
+            return self.deliver(ns, link, skb, physdev_in=physdev_in)
+        return self.forward(ns, link, skb, physdev_in=physdev_in)
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
@@ -198,37 +462,44 @@ class _Walk:
             return False
         return mode == 2 or back.dev == link.name
 
-    def forward(self, ns: Netns, link: Link, pkt: Packet, hops: list[Hop], *,
-                reply: bool) -> Path:
+    def forward(self, ns: Netns, link: Link, skb: _Skb, *,
+                physdev_in: str | None = None) -> Path:
+        pkt = skb.pkt
         if not enabled(link.conf.get("forwarding")):
-            hops.append(self.hop(ns, "drop", f"not for {ns.label} and forwarding is off on "
-                                 f"{link.name}: dropped silently", dev=link.name))
-            return self.end(FORWARDING_DISABLED, TIMEOUT, hops, pkt,
+            skb.hops.append(self.hop(ns, "drop", f"not for {ns.label} and forwarding is off on "
+                                     f"{link.name}: dropped silently", dev=link.name))
+            return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"ip_forward is 0 on {ns.label} — "
                                       f"sysctl -w net.ipv4.ip_forward=1")
         d = route_get(ns, pkt.dst, src=pkt.src, iif=link.name)
         if not d.ok:
-            hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
-            return self._icmp_error(ns, pkt, ICMP_UNREACH, NET_UNREACH, NO_ROUTE, hops,
+            skb.hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
+            return self._icmp_error(ns, skb, ICMP_UNREACH, NET_UNREACH, NO_ROUTE,
                                     f"{ns.label} has no route to {pkt.dst}")
         if pkt.ttl <= 1:
-            hops.append(self.hop(ns, "ttl", f"TTL {pkt.ttl} would reach 0: time exceeded"))
-            return self._icmp_error(ns, pkt, ICMP_TIME_EXCEEDED, 0, TTL_EXCEEDED, hops,
+            skb.hops.append(self.hop(ns, "ttl", f"TTL {pkt.ttl} would reach 0: time exceeded"))
+            return self._icmp_error(ns, skb, ICMP_TIME_EXCEEDED, 0, TTL_EXCEEDED,
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
-        pkt = pkt.with_(ttl=pkt.ttl - 1)
-        hops.append(self.hop(ns, "forward", f"forward {link.name} → {d.dev}"
-                             + (f" via {d.gateway}" if d.gateway else "")
-                             + f", TTL {pkt.ttl}", dev=d.dev))
-        # [netfilter: mangle, filter FORWARD]
-        return self.output(ns, d.dev, d.nexthop, pkt, hops, local=False, reply=reply)
+        skb.pkt = pkt = pkt.with_(ttl=pkt.ttl - 1)
+        skb.hops.append(self.hop(ns, "forward", f"forward {link.name} → {d.dev}"
+                                 + (f" via {d.gateway}" if d.gateway else "")
+                                 + f", TTL {pkt.ttl}", dev=d.dev))
+        decided = self._hook(ns, "FORWARD", skb, in_dev=link.name, out_dev=d.dev,
+                             physdev_in=physdev_in)
+        if decided is not None:
+            return self._decided(ns, skb, decided)
+        return self.output(ns, d.dev, d.nexthop, skb)
 
     # --- local delivery ----------------------------------------------------------------
-    def deliver(self, ns: Netns, link: Link, pkt: Packet, hops: list[Hop], *,
-                reply: bool) -> Path:
-        # [netfilter: mangle, filter, nat INPUT]
+    def deliver(self, ns: Netns, link: Link, skb: _Skb, *,
+                physdev_in: str | None = None) -> Path:
+        decided = self._hook(ns, "INPUT", skb, in_dev=link.name, physdev_in=physdev_in)
+        if decided is not None:
+            return self._decided(ns, skb, decided)
+        pkt, hops = skb.pkt, skb.hops
         label = ns.label
-        if reply or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
+        if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
             hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
         if pkt.proto == "icmp":
@@ -238,80 +509,483 @@ class _Walk:
             hops.append(self.hop(ns, "deliver", f"echo request delivered to {label}",
                                  dev=link.name))
             answer = Packet("icmp", src=pkt.dst, dst=pkt.src, icmp_type=ICMP_ECHO_REPLY)
-            return self._answered(ns, pkt, answer, hops, DELIVERED, SUCCESS)
+            return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
         listening = any(l.proto == pkt.proto and l.port == pkt.dport and l.addr in ("0.0.0.0",
                         pkt.dst) for l in ns.listeners)
         if pkt.proto == "tcp":
+            syn = "S" in (pkt.tcp_flags or "")
             if listening:
-                hops.append(self.hop(ns, "deliver", f"SYN to {pkt.dst}:{pkt.dport} accepted by "
-                                     f"a listener in {label}", dev=link.name))
+                what = "SYN" if syn else "segment"
+                hops.append(self.hop(ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted "
+                                     f"by a listener in {label}", dev=link.name))
                 answer = Packet("tcp", src=pkt.dst, dst=pkt.src, sport=pkt.dport,
-                                dport=pkt.sport, tcp_flags="SA")
-                return self._answered(ns, pkt, answer, hops, DELIVERED, SUCCESS)
+                                dport=pkt.sport, tcp_flags="SA" if syn else "A")
+                return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
             hops.append(self.hop(ns, "deliver", f"nothing listens on tcp port {pkt.dport} in "
                                  f"{label}: answer with RST", dev=link.name))
             answer = Packet("tcp", src=pkt.dst, dst=pkt.src, sport=pkt.dport, dport=pkt.sport,
-                            tcp_flags="RA")
-            return self._answered(ns, pkt, answer, hops, NO_LISTENER, REFUSED,
+                            tcp_flags="RA" if syn else "R")
+            return self._answered(ns, skb, answer, NO_LISTENER, REFUSED,
                                   diagnosis=f"nothing listens on tcp port {pkt.dport} in {label}"
                                             f" — start one: nc -l -p {pkt.dport}")
         if listening:
             hops.append(self.hop(ns, "deliver", f"datagram to {pkt.dst}:{pkt.dport} delivered to "
                                  f"a listener in {label}", dev=link.name))
             answer = Packet("udp", src=pkt.dst, dst=pkt.src, sport=pkt.dport, dport=pkt.sport)
-            path = self._answered(ns, pkt, answer, hops, DELIVERED, SUCCESS)
+            path = self._answered(ns, skb, answer, DELIVERED, SUCCESS)
             path.outcome = SUCCESS  # the datagram arrived, whatever happens to an answer
             return path
         hops.append(self.hop(ns, "deliver", f"nothing listens on udp port {pkt.dport} in "
                              f"{label}: answer with ICMP port unreachable", dev=link.name))
-        answer = Packet("icmp", src=pkt.dst, dst=pkt.src, icmp_type=ICMP_UNREACH,
-                        icmp_code=PORT_UNREACH)
-        return self._answered(ns, pkt, answer, hops, NO_LISTENER, REFUSED,
+        answer = IcmpError("icmp", src=pkt.dst, dst=pkt.src, icmp_type=ICMP_UNREACH,
+                           icmp_code=PORT_UNREACH, inner=pkt)
+        return self._answered(ns, skb, answer, NO_LISTENER, REFUSED, attach=True,
                               diagnosis=f"nothing listens on udp port {pkt.dport} in {label}"
                                         f" — start one: nc -l -u -p {pkt.dport}")
 
-    def _answered(self, ns: Netns, pkt: Packet, answer: Packet, hops: list[Hop], verdict: str,
-                  outcome: str, diagnosis: str | None = None) -> Path:
+    def _answered(self, ns: Netns, skb: _Skb, answer: Packet, verdict: str, outcome: str,
+                  diagnosis: str | None = None, *, attach: bool = False) -> Path:
         """The path ends here; its outcome holds only if the answer gets back."""
-        back = self.send(ns, answer, reply=True)
-        if back.verdict != DELIVERED:
+        reply = _Skb(answer, answer=True)
+        if attach:
+            self._attach(ns, reply, skb)
+        back = self.send(ns, reply)
+        problem = self._answer_problem(back)
+        if problem is not None:
             outcome = TIMEOUT
-            diagnosis = diagnosis or self._reply_diagnosis(back)
-        return self.end(verdict, outcome, hops, pkt, delivered_to=ns.label, reply=back,
+            diagnosis = diagnosis or problem
+        return self.end(verdict, outcome, skb.hops, skb.pkt, delivered_to=ns.label, reply=back,
                         diagnosis=diagnosis)
+
+    def _answer_problem(self, back: Path) -> str | None:
+        """Why an answer does not reach the sending socket, or None when it does."""
+        if back.verdict != DELIVERED:
+            return self._reply_diagnosis(back)
+        origin = self.origin.label
+        if back.delivered_to != origin:
+            return (f"the answer is delivered to {back.delivered_to}, not to {origin}: "
+                    f"an address translation is not undone on the way back")
+        sent, got = self.sent, back.packet_out
+        if sent is None or sent.proto != "tcp":
+            return None
+        quoted = got.inner if isinstance(got, IcmpError) else None
+        if got.proto == "tcp":
+            ours = (got.src, got.sport) == (sent.dst, sent.dport)
+            came = f"{got.src}:{got.sport}"
+        elif quoted is not None:
+            ours = (quoted.dst, quoted.dport) == (sent.dst, sent.dport)
+            came = f"an ICMP error about {quoted.dst}:{quoted.dport}"
+        else:
+            return None
+        if ours:
+            return None
+        return (f"the answer comes from {came}, but {origin} connected to "
+                f"{sent.dst}:{sent.dport}: its socket does not take it (the translation is not "
+                f"undone: the answer does not go back through the namespace that did the NAT)")
 
     def _reply_diagnosis(self, back: Path) -> str:
         last = back.hops[-1] if back.hops else None
         where = (f"{last.node}/{last.netns}" if last and last.netns != "root" else
                  (last.node if last else "?"))
         pkt = back.packet_out
-        sender_net = self._sender_network(pkt.dst)
+        sender_net = self._network_of(pkt.dst)
         if back.verdict == NO_ROUTE:
+            router = self._router()
+            fix = (f"MASQUERADE on {router} (iptables -t nat -A POSTROUTING -s {sender_net} "
+                   f"-j MASQUERADE)" if router else "MASQUERADE on the router")
             return (f"the reply from {pkt.src} has no route back to {sender_net} at {where} — "
-                    f"add a route there (ip route add {sender_net} via ROUTER) or MASQUERADE "
-                    f"on the router")
+                    f"add a route there (ip route add {sender_net} via ROUTER) or {fix}")
         return f"the reply from {pkt.src} does not get back: {back.diagnosis or back.verdict}"
 
-    def _sender_network(self, ip: str) -> str:
-        for link in self.origin.links.values():
-            for addr in link.addresses:
-                if addr.ip == ip:
-                    return str(addr.network)
-        return ip
+    def _router(self) -> str | None:
+        """The first namespace that forwarded the probe."""
+        for hop in self.forward_hops:
+            if hop.event == "forward":
+                return hop.node if hop.netns == "root" else f"{hop.node}/{hop.netns}"
+        return None
 
-    def _icmp_error(self, ns: Netns, pkt: Packet, icmp_type: int, code: int, verdict: str,
-                    hops: list[Hop], diagnosis: str) -> Path:
+    def _network_of(self, ip: str) -> str:
+        for ns in [self.origin, *self.world.namespaces.values()]:
+            for link in ns.links.values():
+                for addr in link.addresses:
+                    if addr.ip == ip and link.kind != "loopback":
+                        return str(addr.network)
+        return f"{ip}/32"
+
+    def _icmp_error(self, ns: Netns, skb: _Skb, icmp_type: int, code: int, verdict: str,
+                    diagnosis: str) -> Path:
+        pkt, hops = skb.pkt, skb.hops
         if pkt.proto == "icmp" and pkt.icmp_type not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)  # never about an error
         back_route = route_get(ns, pkt.src)
         src = back_route.src if back_route.ok else None
         if src is None:
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)
-        error = Packet("icmp", src=src, dst=pkt.src, icmp_type=icmp_type, icmp_code=code)
+        error = IcmpError("icmp", src=src, dst=pkt.src, icmp_type=icmp_type, icmp_code=code,
+                          inner=pkt)
         hops.append(self.hop(ns, "icmp", f"{ns.label} answers with {error.describe()}"))
-        back = self.send(ns, error, reply=True)
-        outcome = UNREACHABLE if back.verdict == DELIVERED else TIMEOUT
+        answer = _Skb(error, answer=True)
+        self._attach(ns, answer, skb)
+        back = self.send(ns, answer)
+        outcome = UNREACHABLE if self._answer_problem(back) is None else TIMEOUT
         return self.end(verdict, outcome, hops, pkt, diagnosis=diagnosis, reply=back)
+
+    # --- netfilter ----------------------------------------------------------------------
+    def _hook(self, ns: Netns, hook: str, skb: _Skb, *, in_dev: str | None = None,
+              out_dev: str | None = None, physdev_in: str | None = None,
+              physdev_out: str | None = None, bridged: bool = False,
+              nexthop: str | None = None) -> Decision | None:
+        """Run a hook of ``ns``; a Decision when the packet ends here (DROP, REJECT)."""
+        if not ns.tables:
+            return None
+        plan = self._rules_of(ns).plan(hook)
+        if not plan:
+            return None
+        # physdev information is there for every packet that came through br_netfilter
+        # (bridged between ports, or up to the bridge device)
+        where = (in_dev, out_dev, physdev_in, physdev_out, bridged or physdev_in is not None)
+        view = None         # one view for the hook's tables; a new one after nat
+        for step, table in plan:
+            if step == "walk":
+                if view is None:
+                    view = self._view(ns, table, hook, skb, where)
+                else:
+                    view.table, view.packet, view.mark = table.name, skb.pkt, skb.mark
+                    if view.conn is None and table.uses_conn:
+                        view.conn = self._conn_view(skb)
+                decided = walk(ns, table, hook, view, self.choose, skb.hops)
+                self._after_walk(skb, view, decided)
+                if decided.kind in ("drop", "reject"):
+                    return decided
+            elif step == "ct":
+                self._conntrack_in(ns, skb)
+                view = None
+            elif step == "nat":
+                decided = self._nat(ns, table, hook, skb, where, nexthop)
+                if decided is not None:
+                    return decided
+                view = None
+            else:
+                self._confirm(ns, skb)
+        return None
+
+    def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
+        in_set = self._in_sets.get(id(ns))
+        if in_set is None:
+            in_set = self._in_sets[id(ns)] = \
+                lambda name, values, ns=ns: ipset_contains(ns, name, values)
+        in_dev, out_dev, physdev_in, physdev_out, bridged = where
+        return PacketView(packet=skb.pkt, table=table.name, hook=hook, in_dev=in_dev,
+                          out_dev=out_dev, physdev_in=physdev_in, physdev_out=physdev_out,
+                          bridged=bridged, mark=skb.mark,
+                          conn=self._conn_view(skb) if table.uses_conn else None,
+                          addrtype=self._addrtype(ns), in_set=in_set)
+
+    @staticmethod
+    def _conn_view(skb: _Skb) -> ConnView | None:
+        if skb.untracked:
+            return ConnView(state=UNTRACKED)
+        conn = skb.conn
+        if conn is None:
+            return ConnView(state=INVALID) if skb.state == INVALID else None
+        return ConnView(state=skb.state or NEW, status=conn.status, direction=skb.direction,
+                        orig_src=conn.orig.src, orig_dst=conn.orig.dst,
+                        orig_sport=conn.orig.sport, orig_dport=conn.orig.dport,
+                        reply_src=conn.reply.src, reply_dst=conn.reply.dst,
+                        reply_sport=conn.reply.sport, reply_dport=conn.reply.dport,
+                        mark=conn.mark)
+
+    @staticmethod
+    def _after_walk(skb: _Skb, view: PacketView, decided: Decision) -> None:
+        skb.mark = view.mark
+        if skb.conn is not None and view.conn is not None:
+            skb.conn.mark = view.conn.mark
+        if decided.notrack:
+            skb.untracked = True
+            skb.conn = None
+            skb.state = UNTRACKED
+
+    def _addrtype(self, ns: Netns) -> Callable[[str, str | None], str]:
+        return self._rules_of(ns).addrtype()
+
+    def _table(self, ns: Netns) -> ConntrackTable:
+        found = self.tables.get(id(ns))
+        if found is None:
+            found = self.tables[id(ns)] = (ns, ConntrackTable(ns.conntrack))
+        return found[1]
+
+    def _conntrack_in(self, ns: Netns, skb: _Skb) -> None:
+        """nf_conntrack_in: find the packet's connection, or start one."""
+        if skb.untracked:
+            skb.state = UNTRACKED
+            return
+        if skb.conn is not None and skb.ct_ns is ns:
+            return          # looped back, or an answer this namespace made for the packet
+        table = self._table(ns)
+        pkt = skb.pkt
+        skb.ct_ns = ns
+        if pkt.proto == "icmp" and pkt.icmp_type in ct.ICMP_ERRORS:
+            quoted = pkt.inner if isinstance(pkt, IcmpError) else None
+            found = table.find_quoted(quoted) if quoted is not None else None
+            if found is None:
+                skb.conn, skb.state = None, INVALID
+                return
+            conn, direction = found
+            conn.touched = True
+            skb.conn, skb.direction, skb.state = conn, direction, RELATED
+            return
+        found = table.find(pkt)
+        if found is not None:
+            conn, direction = found
+            stale = skb.probe and skb.fresh and not conn.touched
+            if stale or ct.reopens(conn, pkt, direction):
+                table.remove(conn)
+                found = None
+        if found is not None:
+            conn, direction = found
+            ct.seen(conn, pkt, direction)
+            skb.conn, skb.direction = conn, direction
+            skb.state = ESTABLISHED if (direction == REPLY or "SEEN_REPLY" in conn.status) \
+                else NEW
+            return
+        if not ct.opens_connection(pkt):
+            skb.conn, skb.state = None, INVALID
+            return
+        skb.conn, skb.direction, skb.state = ct.new_conn(pkt), ORIGINAL, NEW
+
+    def _confirm(self, ns: Netns, skb: _Skb) -> None:
+        conn = skb.conn
+        if (conn is not None and skb.ct_ns is ns and not conn.confirmed
+                and skb.direction == ORIGINAL and skb.state != RELATED and not conn.closed):
+            self._table(ns).insert(conn)
+
+    def _attach(self, ns: Netns, answer: _Skb, skb: _Skb) -> None:
+        """nf_ct_attach: an error or RST this namespace makes about a packet belongs to that
+        packet's connection, in the other direction (RELATED)."""
+        if skb.conn is not None and skb.ct_ns is ns:
+            answer.conn, answer.ct_ns = skb.conn, ns
+            answer.direction, answer.state = ct.other(skb.direction), RELATED
+
+    def _nat(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple,
+             nexthop: str | None) -> Decision | None:
+        """nf_nat_inet_fn: a connection's first packet walks the nat chain and decides its
+        binding; every packet (that one included) is then rewritten from the binding."""
+        conn = skb.conn
+        if conn is None or skb.untracked or skb.ct_ns is not ns:
+            return None
+        manip = DST if hook in ("PREROUTING", "OUTPUT") else SRC
+        pkt = skb.pkt
+        rule_hop = None
+        if skb.state == RELATED and isinstance(pkt, IcmpError):
+            pass        # nf_nat_icmp_reply_translation: no chain, outer and quoted header
+        elif manip not in conn.nat_done:
+            if skb.state == NEW and table is not None:
+                view = self._view(ns, table, hook, skb, where)
+                decided = walk(ns, table, hook, view, self.choose, skb.hops)
+                self._after_walk(skb, view, decided)
+                if decided.kind in ("drop", "reject"):
+                    return decided
+                if decided.kind in NAT_KINDS:
+                    failed = self._bind(ns, conn, decided, hook, where, nexthop)
+                    if failed is not None:
+                        decided.hop.detail += f": {failed} — the packet is dropped"
+                        decided.hop.action = "drop"
+                        return Decision("drop", decided.action, decided.hop, decided.table,
+                                        decided.chain, decided.rule, decided.position)
+                    rule_hop = decided.hop
+                if skb.untracked:
+                    return None
+            conn.nat_done.add(manip)
+        new = ct.manip_packet(pkt, conn, skb.direction, manip)
+        if new is pkt or new == pkt:
+            return None
+        what = _nat_name(manip, skb.direction)
+        change = _change(pkt, new, manip)
+        if rule_hop is not None:
+            head, sep, notes = rule_hop.detail.partition(" (")
+            rule_hop.detail = f"{head} {change}{sep}{notes}"
+            rule_hop.extra = {**(rule_hop.extra or {}), "nat": what}
+        else:
+            about = " in the ICMP error" if isinstance(pkt, IcmpError) else ""
+            note = "" if skb.direction == REPLY or isinstance(pkt, IcmpError) else \
+                " (a known connection: the nat table is not consulted)"
+            skb.hops.append(self.hop(ns, "conntrack", f"{what}{about} {change}{note}", nat=what))
+        skb.pkt = new
+        return None
+
+    def _bind(self, ns: Netns, conn: Conn, decided: Decision, hook: str, where: tuple,
+              nexthop: str | None) -> str | None:
+        """Record the NAT binding a target chose; the reason when it cannot be done."""
+        action = decided.action
+        kind = decided.kind
+        first = action.to_addr[0] if action.to_addr else None
+        port = action.to_port[0] if action.to_port else None
+        if kind == "dnat":
+            ct.bind_dnat(conn, first or conn.reply.src, port)
+        elif kind == "redirect":
+            if hook == "OUTPUT":
+                addr = "127.0.0.1"
+            else:
+                link = ns.links.get(where[0] or "")
+                if link is None or not link.addresses:
+                    return f"{where[0]} has no address to REDIRECT to"
+                addr = link.addresses[0].ip
+            ct.bind_dnat(conn, addr, port)
+        elif kind == "snat":
+            ct.bind_snat(self._table(ns), conn, first or conn.reply.dst, action.to_port)
+        elif kind == "masquerade":
+            dev = where[1]
+            addr = masquerade_source(ns, dev, nexthop or conn.orig.dst)
+            if addr is None:
+                return f"{dev} has no address to MASQUERADE with"
+            ct.bind_snat(self._table(ns), conn, addr, action.to_port)
+        return None
+
+    def _decided(self, ns: Netns, skb: _Skb, decided: Decision) -> Path:
+        """The packet ends at a DROP or REJECT (a rule's or a policy's)."""
+        if decided.kind == "reject":
+            return self._reject(ns, skb, decided)
+        pkt = skb.pkt
+        diagnosis = self._drop_diagnosis(ns, skb, decided)
+        outcome = TIMEOUT
+        if self._sender_errno(ns, skb):
+            outcome = ERROR
+            diagnosis += " — send() fails at once with EPERM (Operation not permitted)"
+            if decided.hop is not None:
+                decided.hop.extra = {**(decided.hop.extra or {}), "errno": "EPERM"}
+        return self.end(DROPPED, outcome, skb.hops, pkt, diagnosis=diagnosis)
+
+    def _sender_errno(self, ns: Netns, skb: _Skb) -> bool:
+        """A UDP socket sees EPERM when its own namespace drops the datagram on the way out
+        (ip_local_out returns the NF_DROP); ping and TCP just wait (KERNEL_NOTES)."""
+        return skb.probe and skb.local is ns and skb.pkt.proto == "udp"
+
+    def _drop_diagnosis(self, ns: Netns, skb: _Skb, decided: Decision) -> str:
+        if not decided.by_policy:
+            return (f"dropped by `{decided.rule}` ({decided.table} {decided.chain}, rule "
+                    f"{decided.position}) on {ns.label}")
+        return (f"the {decided.chain} policy of {decided.table} on {ns.label} is DROP and no "
+                f"rule accepts this packet — add e.g. "
+                f"{self._accept_hint(ns, skb, decided.chain)}")
+
+    def _accept_hint(self, ns: Netns, skb: _Skb, chain: str) -> str:
+        pkt = skb.pkt
+        prefix = f"ip netns exec {ns.name} " if ns.name != "root" else ""
+        if skb.answer:
+            what = "-m conntrack --ctstate ESTABLISHED,RELATED"
+        elif chain == "FORWARD":
+            what = f"-s {self._network_of(self.sent.src if self.sent else pkt.src)}"
+        elif chain == "OUTPUT":
+            what = f"-d {pkt.dst}/32"
+        elif pkt.proto in ("tcp", "udp"):
+            what = f"-p {pkt.proto} --dport {pkt.dport}"
+        else:
+            what = f"-p {pkt.proto}"
+        return f"{prefix}iptables -A {chain} {what} -j ACCEPT"
+
+    def _reject(self, ns: Netns, skb: _Skb, decided: Decision) -> Path:
+        """REJECT: the namespace answers in the packet's place (ipt_REJECT)."""
+        pkt, hops = skb.pkt, skb.hops
+        with_ = decided.action.reject_with if decided.action else None
+        with_ = with_ or "icmp-port-unreachable"
+        diagnosis = (f"rejected by `{decided.rule}` ({decided.table} {decided.chain}, rule "
+                     f"{decided.position}) on {ns.label}")
+        errno = self._sender_errno(ns, skb)
+        if (pkt.proto == "icmp" and pkt.icmp_type not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY)) \
+                or (pkt.proto == "tcp" and "R" in (pkt.tcp_flags or "")):
+            # never an answer about an ICMP error, nor a RST for a RST
+            return self.end(REJECTED, TIMEOUT, hops, pkt, diagnosis=diagnosis)
+        forged = False
+        if with_ == "tcp-reset" and pkt.proto == "tcp":
+            # nf_send_reset: the RST is sent in the name of the destination.
+            answer = Packet("tcp", src=pkt.dst, dst=pkt.src, sport=pkt.dport, dport=pkt.sport,
+                            tcp_flags="RA")
+            forged, refused = True, True
+            event = "tcp-reset"
+        else:
+            code = REJECT_CODES.get(with_, PORT_UNREACH)
+            # icmp_send: from the packet's destination when it was ours, else the address
+            # the route back chooses.
+            if is_local(ns, pkt.dst):
+                src = pkt.dst
+            else:
+                back_route = route_get(ns, pkt.src)
+                src = back_route.src if back_route.ok else None
+            if src is None:
+                return self.end(REJECTED, ERROR if errno else TIMEOUT, hops, pkt,
+                                diagnosis=diagnosis)
+            answer = IcmpError("icmp", src=src, dst=pkt.src, icmp_type=ICMP_UNREACH,
+                               icmp_code=code, inner=pkt)
+            refused = code == PORT_UNREACH
+            event = "icmp"
+        hops.append(self.hop(ns, event, f"{ns.label} answers with {answer.describe()}"))
+        reply = _Skb(answer, answer=True)
+        self._attach(ns, reply, skb)
+        back = self.send(ns, reply, forged=forged)
+        if errno:
+            outcome = ERROR
+            diagnosis += " — send() fails at once with EPERM (Operation not permitted)"
+        elif self._answer_problem(back) is None:
+            outcome = REFUSED if refused else UNREACHABLE
+        else:
+            outcome = TIMEOUT
+        return self.end(REJECTED, outcome, hops, pkt, diagnosis=diagnosis + f": answered with "
+                        f"{answer.describe()}", reply=back)
+
+    # --- the conntrack tables, back into the World ----------------------------------------
+    def record(self, path: Path) -> None:
+        """Write this walk's conntrack tables to the namespaces (what conntrack -L shows).
+        A TCP handshake that succeeded is followed by the probe closing its socket: its
+        entries end in TIME_WAIT, as after ``nc -z`` or curl."""
+        handshake = self.sent is not None and self.sent.proto == "tcp" \
+            and path.outcome == SUCCESS
+        for ns, table in self.tables.values():
+            if handshake:
+                for conn in table.conns:
+                    if conn.touched and conn.proto == "tcp" and conn.tcp_state == "SYN_RECV":
+                        conn.tcp_state = "TIME_WAIT"
+                        conn.status.add("ASSURED")
+            ns.conntrack = table.entries()
+
+
+def masquerade_source(ns: Netns, dev: str | None, nexthop: str) -> str | None:
+    """inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE): the device's primary address on
+    the next hop's network, else its first primary address, else another device's."""
+    link = ns.links.get(dev) if dev else None
+    if link is not None and link.addresses:
+        target = ipaddress.IPv4Address(nexthop)
+        primaries = []
+        for addr in link.addresses:
+            if not any(p.network == addr.network for p in primaries):
+                primaries.append(addr)
+        for addr in primaries:
+            if target in addr.network:
+                return addr.ip
+        return primaries[0].ip
+    return select_source(ns, None, nexthop)
+
+
+def _nat_name(manip: str, direction: str) -> str:
+    if direction == ORIGINAL:
+        return "SNAT" if manip == SRC else "DNAT"
+    return "un-DNAT" if manip == SRC else "un-SNAT"
+
+
+def _endpoint(pkt: Packet, side: str) -> str:
+    ip = pkt.src if side == "src" else pkt.dst
+    port = pkt.sport if side == "src" else pkt.dport
+    return f"{ip}:{port}" if port is not None else f"{ip}"
+
+
+def _change(before: Packet, after: Packet, manip: str) -> str:
+    side = "src" if manip == SRC else "dst"
+    text = f"{_endpoint(before, side)} → {_endpoint(after, side)}"
+    if isinstance(before, IcmpError) and isinstance(after, IcmpError) and before.inner \
+            and after.inner and before.inner != after.inner:
+        quoted = "dst" if manip == SRC else "src"
+        text += (f" (quoted packet {_endpoint(before.inner, quoted)} → "
+                 f"{_endpoint(after.inner, quoted)})")
+    return text
 
 
 def _describe_route(d: RouteDecision) -> str:

@@ -4,12 +4,40 @@ longest prefix and lowest metric; and source-address selection."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
+from functools import lru_cache
 
 from netlab.backends.model import enabled
 from netlab.model import Link, Netns, Route
 
 LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
+
+
+# Addresses and prefixes as integers, parsed once per distinct text: a route lookup on a
+# namespace with many addresses and routes costs integer compares, not ipaddress objects.
+@lru_cache(maxsize=65536)
+def ip_int(ip: str) -> int:
+    return int.from_bytes(socket.inet_aton(ip), "big") if ip.count(".") == 3 else \
+        int(ipaddress.IPv4Address(ip))
+
+
+@lru_cache(maxsize=65536)
+def prefix_of(dst: str) -> tuple[int, int, int]:
+    """``10.0.0.0/24`` or ``default`` -> (network, mask, prefixlen)."""
+    net = ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst, strict=False)
+    return int(net.network_address), int(net.netmask), net.prefixlen
+
+
+@lru_cache(maxsize=65536)
+def _addr_net(ip: str, prefixlen: int) -> tuple[int, int]:
+    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF if prefixlen else 0
+    return ip_int(ip) & mask, mask
+
+
+def in_address_net(ip: int, addr) -> bool:
+    net, mask = _addr_net(addr.ip, addr.prefixlen)
+    return ip & mask == net
 
 
 @dataclass
@@ -47,35 +75,34 @@ def is_local(ns: Netns, ip: str) -> bool:
     """In the local table: any address of the namespace, or inside lo's 127.0.0.1/8."""
     for link in ns.links.values():
         for addr in link.addresses:
-            if addr.ip == ip or (link.kind == "loopback"
-                                 and ipaddress.IPv4Address(ip) in addr.network):
+            if addr.ip == ip or (link.kind == "loopback" and in_address_net(ip_int(ip), addr)):
                 return True
     return False
 
 
 def lookup_main(ns: Netns, dst: str, oif: str | None = None) -> Route | None:
-    ip = ipaddress.IPv4Address(dst)
+    ip = ip_int(dst)
     best: Route | None = None
+    best_len = -1
     for route in ns.routes:
         if oif is not None and route.dev is not None and route.dev != oif:
             continue
-        net = route.network
-        if ip not in net:
+        net, mask, plen = prefix_of(route.dst)
+        if ip & mask != net:
             continue
-        if best is None or net.prefixlen > best.network.prefixlen or (
-                net.prefixlen == best.network.prefixlen and route.metric < best.metric):
-            best = route
+        if best is None or plen > best_len or (plen == best_len and route.metric < best.metric):
+            best, best_len = route, plen
     return best
 
 
 def select_source(ns: Netns, dev: str | None, target: str) -> str | None:
     """inet_select_addr: a primary address of the device on the target's subnet,
     else the device's first address, else a global address of another device."""
-    ip = ipaddress.IPv4Address(target)
+    ip = ip_int(target)
     link = ns.links.get(dev) if dev else None
     if link is not None and link.addresses:
         for addr in link.addresses:
-            if ip in addr.network:
+            if in_address_net(ip, addr):
                 return addr.ip
         return link.addresses[0].ip
     for other in ns.links.values():

@@ -11,6 +11,8 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from netlab.model.netfilter import Chain, ConntrackEntry, IpSet, Table
+
 ROOT = "root"
 
 
@@ -97,6 +99,9 @@ class Netns:
     next_ifindex: int = 1
     main_table: bool = False        # the kernel creates table main with its first route
     kind: str = "netns"             # netns | node (a node's root) | switch (a LAN)
+    tables: dict[str, Table] = field(default_factory=dict)   # iptables tables in use
+    ipsets: dict[str, IpSet] = field(default_factory=dict)
+    conntrack: list[ConntrackEntry] = field(default_factory=list)  # from the last traces
 
     @property
     def key(self) -> str:
@@ -166,9 +171,16 @@ class World:
         for key, ns in data["namespaces"].items():
             links = {name: Link(**{**l, "addresses": [Address(**a) for a in l["addresses"]]})
                      for name, l in ns["links"].items()}
+            tables = {name: Table(chains={c: Chain(**ch) for c, ch in t["chains"].items()})
+                      for name, t in ns.get("tables", {}).items()}
+            conntrack = [ConntrackEntry(**{**e, "orig": tuple(e["orig"]), "reply": tuple(e["reply"])})
+                         for e in ns.get("conntrack", [])]
             namespaces[key] = Netns(**{
                 **ns,
                 "links": links,
+                "tables": tables,
+                "ipsets": {n: IpSet(**s) for n, s in ns.get("ipsets", {}).items()},
+                "conntrack": conntrack,
                 "routes": [Route(**r) for r in ns["routes"]],
                 "listeners": [Listener(**x) for x in ns["listeners"]],
                 "neighbours": [Neighbour(**x) for x in ns["neighbours"]],

@@ -456,3 +456,92 @@ def link_settled(link: dict) -> bool:
             return info.get("info_slave_data", {}).get("state") == "forwarding"
         return True
     return state != "UP"
+
+
+# --- additions for the netfilter twins (test_netfilter_twins.py) ----------------------
+# What a listener saw (the peer address after SNAT / MASQUERADE), probes from a fixed
+# source port (KERNEL_NOTES: distinct source ports, so NAT never picks a new one), and
+# the kernel's own tables read back with iptables-save / conntrack.
+
+SPORT_PROBE_CODE = r"""
+import errno, socket, sys
+proto, dst, token = sys.argv[1], sys.argv[2], sys.argv[5]
+port, timeout, sport = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[6])
+names = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable",
+         errno.ENETUNREACH: "unreachable"}
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(timeout)
+step = "bind"
+try:
+    s.bind(("0.0.0.0", sport))
+    step = "connect"
+    s.connect((dst, port))
+    if proto == "udp":
+        step = "send"
+        s.send(token.encode())
+        step = "recv"
+        s.recv(4096)
+    print("success", step)
+except socket.timeout:
+    print("timeout", step)
+except OSError as e:
+    print(names.get(e.errno, "error"), step, errno.errorcode.get(e.errno, e.errno), e.strerror)
+"""
+
+
+def listener_peers(lines: list[str]) -> list[tuple[str, int]]:
+    """(address, port) of every connection or datagram a Listener logged, in order."""
+    out = []
+    for line in lines:
+        words = line.split()
+        if words[:1] == ["conn"] and len(words) == 3:
+            out.append((words[1], int(words[2])))
+        elif words[:1] == ["got"] and len(words) >= 4:
+            out.append((words[-2], int(words[-1])))
+    return out
+
+
+def listener_count(host: "RealHost") -> dict[int, int]:
+    """How many lines each listener of the host has logged so far (by list index)."""
+    return {i: len(l.lines) for i, l in enumerate(host.listeners)}
+
+
+def new_peers(host: "RealHost", before: dict[int, int], wait: float = 0.5
+              ) -> list[tuple[str, str, int, str, int]]:
+    """(learner netns, proto, port, peer address, peer port) logged since ``before``."""
+    deadline = time.monotonic() + wait
+    while True:
+        seen = []
+        for i, listener in enumerate(host.listeners):
+            fresh = list(listener.lines)[before.get(i, 0):]
+            for addr, port in listener_peers(fresh):
+                seen.append((host.names.learner(listener.netns), listener.proto, listener.port,
+                             addr, port))
+        if seen or time.monotonic() >= deadline:
+            return seen
+        time.sleep(0.05)
+
+
+def connect_from(host: "RealHost", src: str, dst: str, proto: str, port: int, sport: int
+                 ) -> ProbeResult:
+    """A TCP connect or a UDP datagram from ``src`` bound to source port ``sport``."""
+    token = secrets.token_hex(4)
+    timeout = TCP_TIMEOUT if proto == "tcp" else UDP_TIMEOUT
+    argv = ["ip", "netns", "exec", host.names.real(src), sys.executable, "-c", SPORT_PROBE_CODE,
+            proto, dst, str(port), str(timeout), token, str(sport)]
+    r = run(argv)
+    words = r.stdout.split()
+    outcome = words[0] if words else "error"
+    note = ""
+    if proto == "udp" and outcome == "timeout" and any(l.got(token) for l in host.listeners):
+        outcome, note = "success", "  (no answer, but the listener got the datagram)"
+    raw = (f"$ {proto} probe {src}({host.names.real(src)}):{sport} -> {dst}:{port}  "
+           f"[exit {r.returncode}] {r.stdout.strip()}{note}{r.stderr.strip()}")
+    return ProbeResult(outcome, raw)
+
+
+def read_back(host: "RealHost", learner: str, argv: list[str]) -> str:
+    """Run a read-only tool (iptables-save, conntrack -L) in one of the host's namespaces."""
+    r = run(["ip", "netns", "exec", host.names.real(learner), *argv])
+    return r.stdout + (r.stderr if r.returncode else "")

@@ -169,7 +169,7 @@ def test_error(shell, line, message, status, hint):
 
 
 UNSUPPORTED = [
-    ("foo", "foo"), ("iptables -L", "iptables"), ("docker ps", "docker"),
+    ("foo", "foo"), ("nft list ruleset", "nft"), ("docker ps", "docker"),
     ("/usr/sbin/ifconfig", "ifconfig"),
 ]
 
@@ -179,7 +179,7 @@ def test_unsupported_commands_name_what_is_supported(shell, line, tool):
     r = shell.run(line)
     assert not r.ok and r.status == 127
     assert r.error.startswith(f"netlab does not model `{tool}` (supported: ip, bridge, sysctl, "
-                              "echo > /proc/sys/…, ping, nc, curl, traceroute)")
+                              "echo > /proc/sys/…, ping, nc, curl, traceroute, iptables, ")
 
 
 def test_typo_of_a_supported_command_gets_a_hint(shell):

@@ -1,0 +1,658 @@
+"""Walking a namespace's iptables tables for one hook, as ipt_do_table does.
+
+Which tables a hook consults, in priority order (raw -300, conntrack -200,
+mangle -150, nat DNAT -100, filter 0, nat SNAT 100, conntrack confirm last):
+
+    PREROUTING   raw, conntrack, mangle, nat (DST)
+    INPUT        mangle, filter, nat (SRC), confirm
+    FORWARD      mangle, filter
+    OUTPUT       raw, conntrack, mangle, nat (DST), filter
+    POSTROUTING  mangle, nat (SRC), confirm
+
+A table's chain for the hook is walked rule by rule: the built-in matches
+(-s -d -p -i -o), then each match in order; a match that answers a
+probability p (``-m statistic --mode random``) forks the walk, and the
+caller's ``choose(p)`` says which branch this walk takes. Targets end the
+table (ACCEPT, a NAT target), the packet (DROP, REJECT), or move in the
+chain stack (jump, goto, RETURN); the policy of the built-in chain decides
+when nothing else did. One hop per rule that matched, one per deciding policy.
+
+Rules are rule text in the World; each chain is compiled once per state of
+the World (rules parsed lazily, cached), and long chains are indexed by exact
+destination: a rule whose only selective conditions are ``-d IP/32`` (with
+``-p`` and ``--dport``) sits in a bucket, so a packet looks at the rules of
+its own bucket and the rules that cannot be indexed, merged in chain order —
+the positions it reports are those of the linear walk.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from netlab.dataplane.routing import ip_int
+from netlab.model import Netns, World
+from netlab.model.netfilter import Chain, Table
+from netlab.netfilter.rules import parse_rule
+from netlab.netfilter.types import Action, PacketView
+from netlab.trace import Hop, Packet
+
+# What each hook does, in priority order: tables, "ct" (the conntrack look-up, after
+# raw) and "confirm" (the entry joins the table; the last thing before the packet goes).
+HOOK_SEQUENCE: dict[str, tuple[str, ...]] = {
+    "PREROUTING": ("raw", "ct", "mangle", "nat"),
+    "INPUT": ("mangle", "filter", "nat", "confirm"),
+    "FORWARD": ("mangle", "filter"),
+    "OUTPUT": ("raw", "ct", "mangle", "nat", "filter"),
+    "POSTROUTING": ("mangle", "nat", "confirm"),
+}
+NAT_KINDS = ("dnat", "snat", "masquerade", "redirect")
+INDEX_MIN_RULES = 16                # shorter chains are walked as they are
+MAX_DEPTH = 64                      # jumps deeper than this: a loop iptables would refuse
+
+# Words in a rule that make the kernel run conntrack in the namespace (nf_ct_netns_get).
+_CONNTRACK_WORDS = ("-m conntrack", "-m state", "-m connmark", "-j CONNMARK", "-j CT",
+                    "-j NOTRACK", "-m helper", "-m connlimit", "-m connbytes")
+
+PROTO_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "all": None, "0": None}
+
+
+# --- compiled chains ------------------------------------------------------------------------
+
+class CompiledRule:
+    """A parsed rule with its built-in matches as integer tests (what ip_packet_match
+    checks: -s -d with masks, -p, -i -o with ``+``, each with ``!``), and its other
+    matches without the ones that always match (``-m comment``)."""
+
+    __slots__ = ("parsed", "text", "src", "dst", "proto", "iin", "iout", "frag", "matches",
+                 "notes", "target", "certain", "jump", "to_chain")
+
+    def __init__(self, parsed, text: str, certain: bool = False):
+        self.parsed = parsed
+        self.text = text            # "-A CHAIN body", as hops quote it
+        self.jump: CompiledChain | None = None    # the chain a jump/goto leads to, once met
+        self.src = _net_test(parsed.src, parsed.src_neg, parsed.src_mask)
+        self.dst = _net_test(parsed.dst, parsed.dst_neg, parsed.dst_mask)
+        # -f: only non-first fragments, which a traced packet never is
+        self.frag = parsed.frag and not parsed.frag_neg
+        proto = parsed.proto
+        # (name, negated); name None for "all": every protocol
+        self.proto = None if proto is None else (PROTO_NAMES.get(proto, proto), parsed.proto_neg)
+        self.iin = _iface_test(parsed.in_iface, parsed.in_neg)
+        self.iout = _iface_test(parsed.out_iface, parsed.out_neg)
+        self.matches = tuple(m for m in parsed.matches if m.module != "comment")
+        # what the model says about matches it approximates (-m limit always matches, …)
+        self.notes = tuple(n for n in (getattr(m, "note", None) for m in self.matches) if n)
+        self.target = parsed.target
+        # -j CHAIN / -g CHAIN: (kind, chain) known without asking the target
+        target = parsed.target
+        self.to_chain = None
+        if target is not None and getattr(target, "is_chain", False):
+            self.to_chain = Action("goto" if target.goto else "jump", chain=target.name)
+        # A rule of an index bucket met through its bucket: the packet's destination,
+        # protocol and port are the bucket's, which is all the rule asks.
+        self.certain = certain
+
+    def builtin(self, src: int, dst: int, proto: str, view: PacketView) -> bool:
+        t = self.src
+        if t is not None and ((src & t[1]) == t[0]) == t[2]:
+            return False
+        t = self.dst
+        if t is not None and ((dst & t[1]) == t[0]) == t[2]:
+            return False
+        t = self.proto
+        if t is not None and (t[0] is None or t[0] == proto) == t[1]:
+            return False
+        t = self.iin
+        if t is not None and _iface_match(t, view.in_dev) == t[2]:
+            return False
+        t = self.iout
+        if t is not None and _iface_match(t, view.out_dev) == t[2]:
+            return False
+        return not self.frag
+
+
+def _net_test(net: tuple[int, int] | None, neg: bool,
+              mask: int | None = None) -> tuple[int, int, bool] | None:
+    """(network, mask, negated); the mask as given (it need not be a prefix)."""
+    if net is None:
+        return None
+    if not mask:
+        plen = net[1]
+        mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+    if mask == 0 and not neg:
+        return None              # 0.0.0.0/0 matches everything
+    return net[0] & mask, mask, neg
+
+
+def _iface_test(name: str | None, neg: bool) -> tuple[str, bool, bool] | None:
+    if name is None:
+        return None
+    return (name[:-1], True, neg) if name.endswith("+") else (name, False, neg)
+
+
+def _iface_match(test: tuple[str, bool, bool], dev: str | None) -> bool:
+    name, prefix, _ = test
+    dev = dev or ""
+    return dev.startswith(name) if prefix else dev == name
+
+
+class CompiledChain:
+    """One chain's rules, parsed on first use, with a destination index when long."""
+
+    __slots__ = ("name", "chain", "rules", "count", "_parsed", "_buckets", "_others",
+                 "_candidates", "compiled", "_certain")
+
+    def __init__(self, name: str, chain: Chain):
+        self.name = name
+        self.chain = chain
+        self.rules = chain.rules
+        self.count = len(chain.rules)
+        self._parsed: list = [None] * self.count
+        self._buckets: dict[tuple, list[int]] | None = None
+        self._others: list[int] = []
+        self._candidates: dict[tuple, list[int]] = {}
+        self.compiled: list[CompiledRule | None] = [None] * self.count
+        self._certain: set[int] = set()
+        if self.count >= INDEX_MIN_RULES:
+            self._build_index()
+
+    def compile(self, i: int) -> CompiledRule:
+        compiled = self.compiled[i]
+        if compiled is None:
+            compiled = self.compiled[i] = CompiledRule(self.rule(i), self.text(i),
+                                                       certain=i in self._certain)
+        return compiled
+
+    def rule(self, i: int):
+        parsed = self._parsed[i]
+        if parsed is None:
+            parsed = self._parsed[i] = parse_rule(self.rules[i])
+        return parsed
+
+    def text(self, i: int) -> str:
+        return f"-A {self.name} {self.rules[i]}"
+
+    def _build_index(self) -> None:
+        buckets: dict[tuple, list[int]] = {}
+        others: list[int] = []
+        for i, body in enumerate(self.rules):
+            key = quick_index_key(body)
+            if key is None:
+                key = index_key(self.rule(i))
+            if key is None:
+                others.append(i)
+            else:
+                buckets.setdefault(key, []).append(i)
+                self._certain.add(i)
+        self._buckets = buckets
+        self._others = others
+
+    def candidates(self, pkt: Packet) -> Sequence[int]:
+        """Positions (0-based) a linear walk could match for this packet, in order."""
+        if self._buckets is None:
+            return range(self.count)
+        proto = pkt.proto
+        dport = pkt.dport if proto in ("tcp", "udp") else None
+        key = (pkt.dst, proto, dport)
+        found = self._candidates.get(key)
+        if found is not None:
+            return found
+        dst = ip_int(pkt.dst)
+        buckets = self._buckets
+        lists = [lst for lst in (buckets.get((dst, proto, dport)),
+                                 buckets.get((dst, proto, None)) if dport is not None else None,
+                                 buckets.get((dst, None, None)),
+                                 self._others) if lst]
+        found = lists[0] if len(lists) == 1 else list(heapq.merge(*lists))
+        if len(self._candidates) > 4096:
+            self._candidates.clear()
+        self._candidates[key] = found
+        return found
+
+
+# The canonical text of a rule that tests only destination, protocol and port, as
+# iptables-save prints kube-proxy's KUBE-SERVICES rules (comments allowed, any target):
+# its index key can be read without parsing the rule.
+_QUICK = re.compile(r'-d (\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})/32 -p (tcp|udp)'
+                    r'(?: -m comment --comment (?:"(?:[^"\\]|\\.)*"|[^\s"]+))*'
+                    r' -m (tcp|udp) --dport (\d{1,5})(?: -m comment --comment '
+                    r'(?:"(?:[^"\\]|\\.)*"|[^\s"]+))* -[jg] ')
+
+
+def quick_index_key(body: str) -> tuple | None:
+    found = _QUICK.match(body)
+    if found is None or found.group(2) != found.group(3):
+        return None
+    try:
+        dst = ip_int(found.group(1))
+    except (OSError, ValueError):
+        return None
+    return dst, found.group(2), int(found.group(4))
+
+
+def index_key(rule) -> tuple | None:
+    """(dst as int, proto, dport) for a rule that can only match that destination, or
+    None when the rule must be looked at for every packet."""
+    if rule.dst is None or rule.dst_neg or rule.dst[1] != 32:
+        return None
+    if rule.src is not None or rule.src_neg or rule.in_iface or rule.out_iface:
+        return None
+    if rule.proto_neg:
+        return None
+    proto = PROTO_NAMES.get(rule.proto, rule.proto) if rule.proto is not None else None
+    dport = None
+    for m in rule.matches:
+        if m.module == "comment":
+            continue
+        if m.module != proto or proto not in ("tcp", "udp"):
+            return None
+        options = rule.match_options(m.module) or {}
+        if set(options) - {"dport"}:
+            return None
+        if "dport" in options:
+            value, negated = options["dport"]
+            if negated or not str(value).isdigit():
+                return None
+            dport = int(value)
+    if dport is not None and proto is None:
+        return None
+    return (rule.dst[0], proto, dport)
+
+
+_CONN_WORDS = ("-m conntrack", "-m state", "-m connmark", "-j CONNMARK", "-m connlimit",
+               "-m connbytes", "-m helper")
+
+
+class CompiledTable:
+    __slots__ = ("name", "table", "_chains", "_uses_conn")
+
+    def __init__(self, name: str, table: Table):
+        self.name = name
+        self.table = table
+        self._chains: dict[str, CompiledChain] = {}
+        self._uses_conn: bool | None = None
+
+    @property
+    def uses_conn(self) -> bool:
+        """Does any rule of the table look at the packet's connection? (If none does, a
+        walk needs no ConnView.)"""
+        if self._uses_conn is None:
+            self._uses_conn = any(word in body for chain in self.table.chains.values()
+                                  for body in chain.rules for word in _CONN_WORDS)
+        return self._uses_conn
+
+    def chain(self, name: str) -> CompiledChain | None:
+        chain = self.table.chains.get(name)
+        if chain is None:
+            return None
+        compiled = self._chains.get(name)
+        if compiled is None or compiled.chain is not chain or compiled.count != len(chain.rules):
+            compiled = self._chains[name] = CompiledChain(name, chain)
+        return compiled
+
+
+class NetnsRules:
+    """The compiled tables of one namespace, for one state of the World."""
+
+    __slots__ = ("ns", "_tables", "tracks", "_plans", "_addrtype")
+
+    def __init__(self, ns: Netns):
+        self.ns = ns
+        self._tables: dict[str, CompiledTable] = {}
+        self.tracks = needs_conntrack(ns)
+        self._plans: dict[str, tuple] = {}
+        self._addrtype: Callable | None = None
+
+    def plan(self, hook: str) -> tuple[tuple[str, CompiledTable | None], ...]:
+        """The steps of HOOK_SEQUENCE that do something here: ("ct"|"confirm", None),
+        ("nat", table or None) when conntrack runs, ("walk", table) for a table whose
+        chain for the hook has rules or a DROP policy."""
+        plan = self._plans.get(hook)
+        if plan is None:
+            steps = []
+            for step in HOOK_SEQUENCE[hook]:
+                if step in ("ct", "confirm"):
+                    if self.tracks:
+                        steps.append((step, None))
+                    continue
+                table = self.table(step)
+                chain = table.table.chains.get(hook) if table is not None else None
+                busy = chain is not None and (chain.rules or (chain.policy or "").upper() == "DROP")
+                if step == "nat":
+                    if self.tracks:
+                        steps.append(("nat", table if busy else None))
+                elif busy:
+                    steps.append(("walk", table))
+            plan = self._plans[hook] = tuple(steps)
+        return plan
+
+    def addrtype(self) -> Callable[[str, str | None], str]:
+        if self._addrtype is None:
+            self._addrtype = address_types(self.ns)
+        return self._addrtype
+
+    def table(self, name: str) -> CompiledTable | None:
+        table = self.ns.tables.get(name)
+        if table is None:
+            return None
+        compiled = self._tables.get(name)
+        if compiled is None or compiled.table is not table:
+            compiled = self._tables[name] = CompiledTable(name, table)
+        return compiled
+
+    @property
+    def active(self) -> bool:
+        return bool(self.ns.tables)
+
+
+def needs_conntrack(ns: Netns) -> bool:
+    """The kernel runs conntrack in a namespace once a rule there needs it: any nat
+    table, or a match or target that looks at connections."""
+    if "nat" in ns.tables:
+        return True
+    for table in ns.tables.values():
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                if any(word in rule for word in _CONNTRACK_WORDS):
+                    return True
+    return False
+
+
+_CACHE: dict[int, tuple[weakref.ref, int, dict[str, NetnsRules]]] = {}
+
+
+def rules_of(world: World, ns: Netns) -> NetnsRules:
+    generation = getattr(world, "_generation", 0)
+    cached = _CACHE.get(id(world))
+    if cached is None or cached[0]() is not world or cached[1] != generation:
+        key = id(world)
+        cached = (weakref.ref(world, lambda _r, key=key: _CACHE.pop(key, None)), generation, {})
+        _CACHE[key] = cached
+    per_ns = cached[2]
+    found = per_ns.get(ns.key)
+    if found is None or found.ns is not ns:
+        found = per_ns[ns.key] = NetnsRules(ns)
+    return found
+
+
+# --- the walk ----------------------------------------------------------------------------------
+
+@dataclass
+class Decision:
+    """How a table's walk for a hook ended."""
+    kind: str                       # accept | drop | reject | dnat | snat | masquerade | redirect
+    action: Action | None = None    # the target's answer (None for a policy)
+    hop: Hop | None = None          # the hop that says so (None: an empty chain's ACCEPT policy)
+    table: str = ""
+    chain: str = ""
+    rule: str | None = None         # "-A CHAIN body", or None when the policy decided
+    position: int | None = None     # 1-based, as iptables -L --line-numbers counts
+    notrack: bool = False           # NOTRACK / CT --notrack was hit on the way
+
+    @property
+    def by_policy(self) -> bool:
+        return self.rule is None
+
+
+def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
+         choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
+    """Walk ``table``'s built-in chain for ``hook``; hops for matched rules go to ``hops``."""
+    tname = table.name
+    base = table.chain(hook)
+    if base is None:
+        return Decision("accept", table=tname, chain=hook)
+    if base.count == 0:
+        return _policy(ns, tname, base, hops, notrack=False)
+    pkt = view.packet
+    src_i = ip_int(pkt.src) if pkt.src else 0
+    dst_i = ip_int(pkt.dst)
+    proto = pkt.proto
+    chain = base
+    compiled = chain.compiled
+    cands = chain.candidates(pkt)
+    end = len(cands)
+    i = 0
+    stack: list[tuple[CompiledChain, Sequence[int], int]] = []
+    notrack = False
+    while True:
+        if i >= end:
+            if stack:
+                chain, cands, i = stack.pop()
+                compiled, end = chain.compiled, len(cands)
+                continue
+            return _policy(ns, tname, base, hops, notrack)
+        pos = cands[i]
+        i += 1
+        rule = compiled[pos] or chain.compile(pos)
+        chance = 1.0            # the probability of the branch where this rule matches
+        if rule.certain:
+            pass
+        elif not rule.builtin(src_i, dst_i, proto, view):
+            continue
+        elif rule.matches:
+            matched = True
+            for m in rule.matches:
+                r = m.evaluate(view)
+                if r is True:
+                    continue
+                if r is False or r is None:
+                    matched = False
+                    break
+                p = float(r)
+                if p >= 1.0:
+                    continue
+                if p <= 0.0 or not choose(p):
+                    matched = False
+                    break
+                chance *= p
+            if not matched:
+                continue
+        target = rule.target
+        if target is None:
+            hops.append(_hop(ns, tname, chain, pos, chance, "count",
+                             "matched (no target: counted)"))
+            continue
+        mark_before = view.mark
+        action = rule.to_chain or target.apply(view)
+        kind = action.kind
+        if kind == "jump" or kind == "goto":
+            sub = rule.jump
+            if sub is None or sub.chain is not table.table.chains.get(sub.name):
+                sub = rule.jump = table.chain(action.chain or "")
+            verb = "jump to" if kind == "jump" else "goto"
+            if sub is None:
+                hops.append(_hop(ns, tname, chain, pos, chance, kind,
+                                 f"{verb} {action.chain}: no such chain, the rule is skipped"))
+                continue
+            if len(stack) >= MAX_DEPTH:
+                hop = _hop(ns, tname, chain, pos, chance, "drop",
+                           f"{verb} {action.chain}: chains nested deeper than {MAX_DEPTH}")
+                hops.append(hop)
+                return Decision("drop", action, hop, tname, chain.name, rule.text, pos + 1,
+                                notrack)
+            hops.append(_hop(ns, tname, chain, pos, chance, kind, f"{verb} {sub.name}"
+                             + (f" ({action.note})" if action.note else "")))
+            if kind == "jump":
+                stack.append((chain, cands, i))
+            chain, i = sub, 0
+            compiled, cands = chain.compiled, chain.candidates(pkt)
+            end = len(cands)
+            continue
+        if kind == "continue":
+            detail = _continue_detail(target.name, action, mark_before, view)
+            hops.append(_hop(ns, tname, chain, pos, chance, target.name.lower(), detail))
+            continue
+        if kind == "return":
+            hops.append(_hop(ns, tname, chain, pos, chance, "return",
+                             f"RETURN to {stack[-1][0].name}" if stack
+                             else "RETURN from the built-in chain: its policy decides"))
+            if stack:
+                chain, cands, i = stack.pop()
+                compiled, end = chain.compiled, len(cands)
+                continue
+            return _policy(ns, tname, base, hops, notrack)
+        if kind == "notrack":
+            notrack = True
+            hops.append(_hop(ns, tname, chain, pos, chance, "notrack",
+                             "NOTRACK: conntrack leaves this packet alone (state UNTRACKED)"))
+            continue
+        hop = _hop(ns, tname, chain, pos, chance, kind, _terminal_detail(kind, action))
+        hops.append(hop)
+        return Decision(kind, action, hop, tname, chain.name, rule.text, pos + 1, notrack)
+
+
+def _policy(ns: Netns, table: str, chain: CompiledChain, hops: list[Hop],
+            notrack: bool) -> Decision:
+    policy = (chain.chain.policy or "ACCEPT").upper()
+    kind = "drop" if policy == "DROP" else "accept"
+    hop = None
+    if chain.count or kind == "drop":
+        why = ("no rule accepts this packet" if kind == "drop"
+               else "no rule decided: the packet goes on")
+        hop = Hop(node=ns.node, netns=ns.name, event="netfilter",
+                  detail=f"{table} {chain.name}: policy {policy} — {why}", table=table,
+                  chain=chain.name, rule=f"-P {chain.name} {policy}", action=kind,
+                  extra={"policy": policy})
+        hops.append(hop)
+    return Decision(kind, None, hop, table, chain.name, None, None, notrack)
+
+
+def _hop(ns: Netns, table: str, chain: CompiledChain, pos: int, chance: float, action: str,
+         detail: str) -> Hop:
+    compiled = chain.compiled[pos] or chain.compile(pos)
+    if compiled.notes or chance < 1.0:
+        notes = list(compiled.notes)
+        if chance < 1.0:
+            notes.append(f"matched with probability {chance:.4g} on this path")
+        detail = f"{detail} ({'; '.join(notes)})"
+    return Hop(node=ns.node, netns=ns.name, event="netfilter", detail=detail, table=table,
+               chain=chain.name, rule=compiled.text, action=action,
+               extra={"position": pos + 1})
+
+
+def _continue_detail(name: str, action: Action, mark_before: int, view: PacketView) -> str:
+    parts = []
+    if action.log:
+        parts.append(f"{name}: {action.log}")
+    if view.mark != mark_before:
+        parts.append(f"mark {mark_before:#x} → {view.mark:#x}")
+    if action.note:
+        parts.append(action.note)
+    return "; ".join(parts) or f"{name}: the walk goes on"
+
+
+def _terminal_detail(kind: str, action: Action) -> str:
+    if kind == "reject":
+        return f"REJECT --reject-with {action.reject_with or 'icmp-port-unreachable'}"
+    text = kind.upper()
+    if action.note:
+        text += f" ({action.note})"
+    return text
+
+
+# --- what matches ask of the namespace -----------------------------------------------------------
+
+def ipset_contains(ns: Netns, name: str, values: tuple[str, ...]) -> bool:
+    """Membership for -m set: hash:ip, hash:net, hash:ip,port, hash:net,port, bitmap:port
+    and list:set, as ipset compares (members as ``ipset add`` stored them)."""
+    import ipaddress
+
+    ipset = ns.ipsets.get(name)
+    if ipset is None or not values:
+        return False
+    kinds = ipset.type.partition(":")[2].split(",")
+    if ipset.type == "list:set":
+        return any(ipset_contains(ns, member, values) for member in ipset.members)
+    for member in ipset.members:
+        parts = member.split(",")
+        if len(parts) != len(kinds) or len(values) < len(kinds):
+            continue
+        ok = True
+        for kind, part, value in zip(kinds, parts, values):
+            if kind == "ip":
+                ok = part == value or ("/" in part and _in_net(ipaddress, value, part))
+            elif kind == "net":
+                ok = _in_net(ipaddress, value, part if "/" in part else part + "/32")
+            elif kind == "port":
+                ok = _port_match(part, value)
+            else:
+                ok = part == value
+            if not ok:
+                break
+        if ok:
+            return True
+    return False
+
+
+def _in_net(ipaddress, ip: str, cidr: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def _port_match(member: str, value: str) -> bool:
+    """``tcp:80`` against ``tcp:80`` (or a bare port against a bare port)."""
+    m_proto, _, m_port = member.rpartition(":")
+    v_proto, _, v_port = value.rpartition(":")
+    if m_proto and v_proto and m_proto != v_proto:
+        return False
+    if "-" in m_port:
+        low, _, high = m_port.partition("-")
+        return low.isdigit() and high.isdigit() and v_port.isdigit() and \
+            int(low) <= int(v_port) <= int(high)
+    return m_port == v_port
+
+
+def address_types(ns: Netns) -> Callable[[str, str | None], str]:
+    """-m addrtype: the type the namespace's routing tables give an address (LOCAL for its
+    own addresses and lo's 127.0.0.0/8, BROADCAST for subnet broadcasts, MULTICAST,
+    BLACKHOLE / UNREACHABLE / PROHIBIT routes, else UNICAST)."""
+    import ipaddress
+
+    from netlab.dataplane.routing import lookup_main
+
+    local: dict[str, set[str]] = {}
+    loopback: list[ipaddress.IPv4Network] = []
+    broadcast = {"255.255.255.255", "0.0.0.0"}
+    for link in ns.links.values():
+        for a in link.addresses:
+            local.setdefault(a.ip, set()).add(link.name)
+            net = a.network
+            if link.kind == "loopback":
+                loopback.append(net)
+            if net.prefixlen < 31:
+                broadcast.add(str(net.broadcast_address))
+
+    memo: dict[tuple[str, str | None], str] = {}
+
+    def addrtype(ip: str, dev: str | None = None) -> str:
+        found = memo.get((ip, dev))
+        if found is None:
+            found = memo[(ip, dev)] = _addrtype(ip, dev)
+        return found
+
+    def _addrtype(ip: str, dev: str | None) -> str:
+        try:
+            addr = ipaddress.IPv4Address(ip)
+        except ValueError:
+            return "UNSPEC"
+        devs = local.get(ip)
+        on_lo = any(addr in net for net in loopback)
+        if dev is None and (devs or on_lo):
+            return "LOCAL"
+        if dev is not None and ((devs and dev in devs) or (on_lo and dev == "lo")):
+            return "LOCAL"
+        if addr.is_multicast:
+            return "MULTICAST"
+        if ip in broadcast:
+            return "BROADCAST"
+        route = lookup_main(ns, ip)
+        if route is not None and route.type in ("blackhole", "unreachable", "prohibit"):
+            return route.type.upper()
+        return "UNICAST"
+    return addrtype
