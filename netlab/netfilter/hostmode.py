@@ -33,9 +33,7 @@ from dataclasses import dataclass, field, replace
 from netlab import ops as O
 from netlab.errors import CommandError, NetlabError
 from netlab.model import ROOT, World, ns_key
-from netlab.trace import (
-    DELIVERED, EXITED, HOST_UNREACHABLE, TIMEOUT, Hop, Path, Trace,
-)
+from netlab.trace import EXITED, HOST_UNREACHABLE, TIMEOUT, Hop, Path, Trace
 
 NODE = "node"
 OUTSIDE = "outside"              # the node whose namespaces stand for the unmodelled networks
@@ -166,16 +164,8 @@ def load_dump(host: HostWorld, dump: str, dump_name: str) -> None:
 
 
 def restore(host: HostWorld, payload: str) -> None:
-    """The IptablesRestore Op through the backend; straight to the rule language when the
-    backend does not apply that Op (the World then changes the same way)."""
-    op = O.IptablesRestore(host.node_key, payload, noflush=False)
-    if hasattr(host.backend, "_IptablesRestore"):
-        host.backend.apply(op)
-        return
-    from netlab.netfilter.restore import apply_restore
-
-    apply_restore(host.ns, payload, noflush=False)
-    host.backend._changed()
+    """The dump as one IptablesRestore Op (validated first, swapped in whole)."""
+    host.backend.apply(O.IptablesRestore(host.node_key, payload, noflush=False))
 
 
 # --- tracing --------------------------------------------------------------------------------
@@ -297,4 +287,4 @@ def _exited_outcome(path: Path) -> str:
 
 
 __all__ = ["HostModeError", "HostSpec", "HostWorld", "Iface", "build", "load_dump",
-           "parse_address", "parse_iface", "trace_packet", "DELIVERED"]
+           "parse_address", "parse_iface", "trace_packet"]
