@@ -94,6 +94,11 @@ def check_reach(exp: Reach, world: World, step: Step) -> ExpectResult:
     return ExpectResult("reach", ok, detail, exp.line, trace=result)
 
 
+def _end(ip: str | None, port: int | None, wanted: str | None) -> str | None:
+    """A packet's end as the expectation writes it: with the port only if it names one."""
+    return f"{ip}:{port}" if wanted is not None and ":" in wanted else ip
+
+
 def check_trace(exp: TraceExpect, world: World, step: Step) -> ExpectResult:
     what = probe_text(exp.source, exp.to, exp.proto, exp.port)
     result = _run_trace(exp, world, step)
@@ -105,11 +110,15 @@ def check_trace(exp: TraceExpect, world: World, step: Step) -> ExpectResult:
         wanted_to = ns.label if ns is not None else wanted_to
     problems: list[str] = []
     for i, path in enumerate(result.paths, 1):
+        out = path.packet_out
         got = {"verdict": path.verdict, "outcome": path.outcome,
                "delivered_to": path.delivered_to,
-               "reply_verdict": path.reply.verdict if path.reply is not None else None}
+               "reply_verdict": path.reply.verdict if path.reply is not None else None,
+               "src_out": _end(out.src, out.sport, exp.src_out),
+               "dst_out": _end(out.dst, out.dport, exp.dst_out)}
         want = {"verdict": exp.verdict, "outcome": exp.outcome, "delivered_to": wanted_to,
-                "reply_verdict": exp.reply_verdict}
+                "reply_verdict": exp.reply_verdict, "src_out": exp.src_out,
+                "dst_out": exp.dst_out}
         for key, value in want.items():
             if value is not None and got[key] != value:
                 label = f"path {i}: " if len(result.paths) > 1 else ""

@@ -53,7 +53,7 @@ STEP_KEYS = ("title", "explain", "node", "run", "expect", "on_error")
 EXPECT_KINDS = ("reach", "trace", "output")
 REACH_KEYS = ("from", "to", "proto", "port", "want")
 TRACE_KEYS = ("from", "to", "proto", "port", "sport", "verdict", "outcome", "delivered_to",
-              "reply_verdict")
+              "reply_verdict", "src_out", "dst_out")
 OUTPUT_KEYS = ("run", "node", "contains", "equals", "not_contains")
 PROTOS = ("icmp", "tcp", "udp")
 ON_ERROR = ("stop", "continue")
@@ -523,12 +523,30 @@ class _LabReader:
         outcome = self.choice(data, "outcome", "'trace'", OUTCOMES, None)
         reply_verdict = self.choice(data, "reply_verdict", "'trace'", VERDICTS, None)
         delivered_to = self.string(data, "delivered_to", "'trace'")
-        if verdict is None and outcome is None and reply_verdict is None and delivered_to is None:
-            raise self.fail("'trace' needs something to check: verdict, outcome, delivered_to "
-                            "or reply_verdict", line)
+        src_out, dst_out = (self.endpoint_text(data, key) for key in ("src_out", "dst_out"))
+        if all(v is None for v in (verdict, outcome, reply_verdict, delivered_to, src_out,
+                                   dst_out)):
+            raise self.fail("'trace' needs something to check: verdict, outcome, delivered_to, "
+                            "reply_verdict, src_out or dst_out", line)
         return TraceExpect(source=source, to=to, proto=proto, port=port, sport=sport,
                            verdict=verdict, outcome=outcome, delivered_to=delivered_to,
-                           reply_verdict=reply_verdict, line=line)
+                           reply_verdict=reply_verdict, line=line, src_out=src_out,
+                           dst_out=dst_out)
+
+    def endpoint_text(self, data: PosDict, key: str) -> str | None:
+        """``IP`` or ``IP:PORT``, as a trace prints the packet's ends."""
+        text = self.string(data, key, "'trace'")
+        if text is None:
+            return None
+        ip, _, port = text.partition(":")
+        try:
+            ipaddress.IPv4Address(ip)
+            if port and not 0 < int(port) < 65536:
+                raise ValueError(port)
+        except ValueError:
+            raise self.fail(f"'{key}' in 'trace' must be IP or IP:PORT, not {text!r}",
+                            data.value_line(key)) from None
+        return text
 
     def output(self, data: PosDict, line: int, nodes: list[str]) -> OutputExpect:
         self.keys(data, OUTPUT_KEYS, "'output'", required=("run",))

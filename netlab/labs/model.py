@@ -56,6 +56,8 @@ class TraceExpect:
     reply_verdict: str | None
     line: int
     kind: str = "trace"
+    src_out: str | None = None      # the packet as it finally is, after every NAT:
+    dst_out: str | None = None      # "IP" or "IP:PORT"
 
 
 @dataclass(frozen=True)

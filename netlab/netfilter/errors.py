@@ -17,10 +17,12 @@ class NfError(Exception):
     status = 2
 
     def for_iptables(self) -> str:
-        raise NotImplementedError
+        """The line iptables prints; each kind of refusal words it its own way."""
+        return f"iptables {VERSION}: {self}"
 
     def for_restore(self, line: int) -> str:
-        raise NotImplementedError
+        """The line iptables-restore prints for a refusal at ``line``."""
+        return f"iptables-restore: line {line} failed"
 
 
 class XtError(NfError):

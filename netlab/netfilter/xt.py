@@ -154,10 +154,12 @@ class Ext:
         return {k: v for k, v in state.items() if k != "_seen"}
 
     def evaluate(self, data: Any, view: Any) -> bool | float:
-        raise NotImplementedError
+        """Match units override this; a target is never asked to match."""
+        raise TypeError(f"{self.name} is a target, not a match")
 
     def apply(self, data: Any, view: Any) -> Any:
-        raise NotImplementedError
+        """Target units override this; a match is never asked to act."""
+        raise TypeError(f"{self.name} is a match, not a target")
 
     def explain(self, data: Any) -> str | None:
         """A sentence for the trace when this extension is only approximated."""

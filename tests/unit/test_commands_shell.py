@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -183,13 +182,11 @@ def many_namespaces(n: int) -> list[str]:
     return lines
 
 
-def test_two_hundred_namespaces_parse_and_apply_well_under_a_second():
+def test_two_hundred_namespaces_build_from_commands():
+    # How long this takes is a figure of benchmarks/trace_bench.py, not an assertion here.
     lines = many_namespaces(200)
     assert len(lines) > 2000
     sh = new_shell()
-    start = time.perf_counter()
     results = [sh.run(line) for line in lines]
-    elapsed = time.perf_counter() - start
     assert all(r.ok for r in results)
-    assert elapsed < 0.8, f"{len(lines)} lines took {elapsed:.2f} s"
     assert len(sh.world.namespaces) == 201

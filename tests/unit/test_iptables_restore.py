@@ -10,7 +10,6 @@ iptables-restore ignores them as comments.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -80,19 +79,12 @@ def test_the_recorded_dump_has_kube_proxy_idioms(line):
     assert line in (DATA / "kube-proxy-save.txt").read_text()
 
 
-def test_ten_thousand_services_parse_within_a_second():
+def test_ten_thousand_service_dump_round_trips():
+    # The size of the benchmark's dump (its parse time is a figure of
+    # benchmarks/netfilter_bench.py, not an assertion here).
     dump = kube_proxy_dump(10_000)
     assert dump.count("\n") > 150_000
-    apply_restore(fresh(), kube_proxy_dump(20))         # shapes learnt, as in a long run
-    best = float("inf")
-    for _ in range(2):
-        ns = fresh()
-        start = time.perf_counter()
-        apply_restore(ns, dump)
-        best = min(best, time.perf_counter() - start)
-    print(f"\napply_restore, 10k Services ({dump.count(chr(10))} lines): {best:.3f} s")
-    assert rules_of(iptables_save(ns)) == rules_of(dump)
-    assert best < 2.0       # target 1 s on an idle machine; shared CI machines are slower
+    assert rules_of(iptables_save(restored(dump))) == rules_of(dump)
 
 
 # --- flush and --noflush ------------------------------------------------------------------------

@@ -171,6 +171,18 @@ def test_trace_expectation_compares_verdict_outcome_and_reply():
     assert "verdict delivered, expected no-route" in exps[1].detail
 
 
+def test_trace_expectation_checks_the_packet_as_it_leaves():
+    result = run("steps:\n" + VETH + """\
+    expect:
+      - trace: {from: red, to: 192.168.15.2, src_out: 192.168.15.1}
+      - trace: {from: red, to: 192.168.15.2, proto: tcp, port: 80, dst_out: 192.168.15.2:80}
+      - trace: {from: red, to: 192.168.15.2, src_out: 192.168.15.9}
+""")
+    exps = result.steps[0].expect
+    assert [e.ok for e in exps] == [True, True, False], [e.detail for e in exps]
+    assert "src_out 192.168.15.1, expected 192.168.15.9" in exps[2].detail
+
+
 def test_output_expectations():
     result = run("steps:\n" + VETH + """\
     expect:
