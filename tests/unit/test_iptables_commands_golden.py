@@ -75,7 +75,7 @@ def _scripts():
         yield pytest.param(script, marks=marks, id=script["name"])
 
 
-@pytest.mark.parametrize("script", _scripts())
+@pytest.mark.parametrize("script", list(_scripts()))
 def test_script_as_on_the_real_kernel(script):
     compared = 0
     for recorded, result in replay(script):

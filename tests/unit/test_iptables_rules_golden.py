@@ -69,7 +69,7 @@ def shell_factory():
     return make
 
 
-@pytest.mark.parametrize("case", _cases())
+@pytest.mark.parametrize("case", list(_cases()))
 def test_rule_as_the_real_iptables(case, shell_factory):
     shell = shell_factory(case["table"])
     typed = f"iptables -t {case['table']} -A {case['chain']} {case['args']}"
