@@ -196,6 +196,8 @@ class ModelBackend:
                     port.master = None
         del ns.links[link.name]
         ns.neighbours = [n for n in ns.neighbours if n.dev != link.name]
+        if link.master is not None:
+            self._bridge_mtu(ns, link.master)
 
     def _SetLinkUp(self, op: O.SetLinkUp) -> None:
         ns = self._ns(op.netns)
@@ -223,6 +225,18 @@ class ModelBackend:
         if op.mtu > 65535 and link.kind in ("veth", "bridge"):   # their max_mtu; lo/dummy: none
             raise CommandError("Error: mtu greater than device maximum.")
         link.mtu = op.mtu
+        if link.kind == "bridge":
+            link.mtu_set = True
+        elif link.master is not None:
+            self._bridge_mtu(ns, link.master)
+
+    @staticmethod
+    def _bridge_mtu(ns: Netns, bridge: str) -> None:
+        """br_mtu_auto_adjust: unless set by hand, a bridge takes its ports' lowest MTU."""
+        br = ns.links.get(bridge)
+        if br is None or br.mtu_set:
+            return
+        br.mtu = min((p.mtu for p in ns.links.values() if p.master == bridge), default=1500)
 
     def _SetLinkAddress(self, op: O.SetLinkAddress) -> None:
         ns = self._ns(op.netns)
@@ -236,15 +250,18 @@ class ModelBackend:
         ns = self._ns(op.netns)
         link = self._link(ns, op.name)
         if op.master is None:
-            link.master = None
+            old, link.master = link.master, None
+            if old is not None:
+                self._bridge_mtu(ns, old)
             return
         master = self._link(ns, op.master)
         if master.kind == "bridge" and link.kind == "bridge":   # also a bridge into itself
             raise CommandError("Error: Can not enslave a bridge to a bridge.")
         if master.kind != "bridge" or master is link:
             raise CommandError("RTNETLINK answers: Operation not supported")
-        # A bridge port has no IPv4 routes of its own any more (addresses stay).
-        link.master = master.name
+        old, link.master = link.master, master.name
+        for bridge in {old, master.name} - {None}:
+            self._bridge_mtu(ns, bridge)
 
     def _MoveLink(self, op: O.MoveLink) -> None:
         ns = self._ns(op.netns)
@@ -258,9 +275,11 @@ class ModelBackend:
             raise CommandError("RTNETLINK answers: File exists")
         # Moving a device takes it down, detaches it, and drops its addresses.
         self._set_up(ns, link, False)
-        link.master = None
+        old_master, link.master = link.master, None
         link.addresses = []
         del ns.links[link.name]
+        if old_master is not None:
+            self._bridge_mtu(ns, old_master)
         ns.neighbours = [n for n in ns.neighbours if n.dev != link.name]
         if link.kind == "bridge":
             for port in ns.links.values():
@@ -455,6 +474,8 @@ class ModelBackend:
             ns.sysctls["net.ipv4.conf.default.forwarding"] = op.value
             for link in ns.links.values():
                 link.conf["forwarding"] = op.value
+            # inet_forward_change: a router does not accept redirects.
+            ns.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if enabled(op.value) else "1"
             return
         ns.sysctls[key] = op.value
 

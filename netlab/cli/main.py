@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from netlab import __version__
-from netlab.cli import iptables, lab, show, trace
+from netlab.cli import iptables, lab, real, show, snapshot, trace
 from netlab.cli.common import examples
 
 app = typer.Typer(
@@ -27,9 +27,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(lab.app, name="lab")
+app.add_typer(real.app, name="real")
 trace.register(app)
 show.register(app)
 iptables.register(app)
+snapshot.register(app)
 
 
 def _version(value: bool) -> None:

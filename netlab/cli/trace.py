@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
 @handles_errors
 def trace_command(
-    lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
+    lab: str = typer.Argument(None, help=LAB_HELP + " (or --world FILE)", metavar="LAB"),
     source: str = typer.Option(..., "--from", help="The sending namespace: red, node1/red, node1.",
                                metavar="NS"),
     to: str = typer.Option(..., "--to", help="Destination IP, or IP:PORT for tcp/udp.",
@@ -59,6 +59,8 @@ def trace_command(
     all_paths: bool = typer.Option(True, "--all-paths", help="Show every path (the default)."),
     pick: int = typer.Option(None, "--pick", metavar="N", min=1, help="Show only path N."),
     as_json: bool = typer.Option(False, "--json", help="Print the Trace JSON."),
+    world_file: str = typer.Option(None, "--world", metavar="FILE",
+                                   help="Trace on a World file (netlab snapshot) instead of a LAB."),
 ) -> None:
     """Trace one packet through a lab, hop by hop, and its reply.
 
@@ -70,15 +72,25 @@ def trace_command(
     from netlab.dataplane.engine import trace
     from netlab.labs import run_lab
 
-    loaded = open_lab(lab)
+    if (lab is None) == (world_file is None):
+        fail("give a LAB or --world FILE (one of them)")
+    if world_file is not None and after_step is not None:
+        fail("--after-step needs a LAB, not --world")
     ip, port, proto = parse_target(to, proto)
     if sport is not None and proto == "icmp":
         fail("--sport needs --proto tcp or udp")
-    if after_step is not None and after_step > len(loaded.steps):
-        fail(f"{loaded.path}: --after-step {after_step}: the lab has {len(loaded.steps)} steps")
-    result = run_lab(loaded, until=after_step, check_expect=False, keep_going=True)
-    world = result.world
-    ns = resolve_netns(world, source, loaded.nodes[0])
+    if world_file is not None:
+        from netlab.cli.snapshot import load_world_file
+
+        world = load_world_file(world_file)
+        ns = resolve_netns(world, source, world.nodes[0] if world.nodes else None)
+    else:
+        loaded = open_lab(lab)
+        if after_step is not None and after_step > len(loaded.steps):
+            fail(f"{loaded.path}: --after-step {after_step}: the lab has {len(loaded.steps)} steps")
+        result = run_lab(loaded, until=after_step, check_expect=False, keep_going=True)
+        world = result.world
+        ns = resolve_netns(world, source, loaded.nodes[0])
     traced = trace(world, ns.key, ip, proto=proto, dport=port, sport=sport)
     if pick is not None:
         if pick > len(traced.paths):

@@ -47,6 +47,7 @@ class Link:
     ifindex: int
     mac: str
     mtu: int = 1500
+    mtu_set: bool = False          # a bridge's MTU set by hand no longer follows its ports
     up: bool = False               # administrative state (IFF_UP)
     master: str | None = None      # the bridge this link is a port of (same namespace)
     peer_netns: str | None = None  # veth: key of the namespace holding the peer

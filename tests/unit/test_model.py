@@ -121,3 +121,22 @@ def test_a_command_of_several_ops_is_atomic():
     with pytest.raises(CommandError):
         b.apply_all([O.AddLink("host/root", "d0", "dummy"), O.SetLinkUp("host/root", "nope", True)])
     assert b.world.to_json() == before
+
+
+def test_ip_forward_turns_accept_redirects_off():
+    b = B.pair()
+    b.apply(O.SetSysctl("host/red", "net.ipv4.ip_forward", "1"))
+    assert sysctl_value(b.world.namespaces["host/red"],
+                        "net.ipv4.conf.all.accept_redirects") == "0"
+
+
+def test_bridge_mtu_follows_its_lowest_port_unless_set_by_hand():
+    b = B.bridge_with(["red", "blue"])
+    root = b.world.namespaces["host/root"]
+    b.apply(O.SetLinkMtu("host/root", "veth-blue-br", 1400))
+    assert root.links["v-net-0"].mtu == 1400
+    b.apply(O.SetLinkMaster("host/root", "veth-blue-br", None))
+    assert root.links["v-net-0"].mtu == 1500
+    b.apply(O.SetLinkMtu("host/root", "v-net-0", 9000))
+    b.apply(O.SetLinkMaster("host/root", "veth-blue-br", "v-net-0"))
+    assert root.links["v-net-0"].mtu == 9000
