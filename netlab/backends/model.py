@@ -28,11 +28,22 @@ def no_device(name: str) -> CommandError:
     return CommandError(f'Cannot find device "{name}"', status=1)
 
 
+MODELLED_KINDS = ("loopback", "veth", "bridge", "dummy")
+
+
+def open_end(link: Link) -> bool:
+    """A link with nothing modelled behind it: a veth whose peer is outside the World,
+    or a device netlab does not model (a snapshot's physical NIC, a vxlan, ...)."""
+    return (link.kind == "veth" and link.peer_name is None) or link.kind not in MODELLED_KINDS
+
+
 def oper_up(world: World, ns: Netns, link: Link) -> bool:
     """Carrier and admin state together: what `ip link` shows as state UP."""
     if not link.up:
         return False
     if link.kind == "veth":
+        if link.peer_name is None:
+            return True     # its other end is outside the World (a snapshot): assume it is up
         peer = world.peer_of(ns, link)
         return peer is not None and peer[1].up
     if link.kind == "bridge":

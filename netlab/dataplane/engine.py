@@ -43,7 +43,7 @@ from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
 from netlab.trace import (
-    DELIVERED, DROPPED, ERROR, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER,
+    DELIVERED, DROPPED, ERROR, EXITED, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER,
     NO_ROUTE, REFUSED, REJECTED, SUCCESS, TIMEOUT, TTL_EXCEEDED, UNREACHABLE, Hop, Packet, Path,
     Trace,
 )
@@ -303,6 +303,12 @@ class _Walk:
             owner = self.seg.owners.get((sid, nexthop)) if sid is not None else None
             if owner is not None and owner[0] == ns.key:
                 owner = None  # an address of our own on another device: not on this link
+        if owner is None and self._carrier(ns, link) and self.seg.segment.get(start) in self.seg.open:
+            skb.hops.append(self.hop(ns, "exit", f"leaves through {dev} towards {nexthop}: "
+                                     f"nothing is modelled behind {dev}", dev=dev))
+            return self.end(EXITED, TIMEOUT, skb.hops, skb.pkt,
+                            diagnosis=f"the packet left the model through {dev} of {ns.label}; "
+                                      f"what is behind it is not modelled")
         if owner is None:
             why = (f"{dev} has no carrier (its peer is down)" if not self._carrier(ns, link)
                    else f"nobody on {dev}'s link answers for {nexthop}")

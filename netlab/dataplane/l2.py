@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from netlab.backends.model import oper_up
+from netlab.backends.model import open_end, oper_up
 from netlab.model import Link, Netns, World
 
 End = tuple[str, str]  # (namespace key, link name)
@@ -27,6 +27,9 @@ class Segments:
     owners: dict[tuple[int, str], End] = field(default_factory=dict)
     # which namespaces answer ARP on a segment: (segment, ns key) -> the interface there
     members: dict[int, list[End]] = field(default_factory=dict)
+    # segments that reach a link with nothing modelled behind it: a packet no modelled
+    # interface answers for leaves the model there
+    open: set[int] = field(default_factory=set)
 
 
 def _neighbours(world: World, end: End) -> list[End]:
@@ -75,6 +78,8 @@ def build_segments(world: World) -> Segments:
     for end, sid in seg.segment.items():
         ns = world.namespaces[end[0]]
         link = ns.links[end[1]]
+        if link.up and open_end(link):
+            seg.open.add(sid)
         if link.master is not None or not link.up:
             continue  # a bridge port is not an L3 interface
         seg.members.setdefault(sid, []).append(end)

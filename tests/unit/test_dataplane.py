@@ -11,7 +11,7 @@ from netlab import ops as O
 from netlab.dataplane import trace
 from netlab.errors import CommandError
 from netlab.trace import (
-    DELIVERED, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER, NO_ROUTE, REFUSED,
+    DELIVERED, EXITED, FORWARDING_DISABLED, HOST_UNREACHABLE, LINK_DOWN, NO_LISTENER, NO_ROUTE, REFUSED,
     SUCCESS, TIMEOUT, TTL_EXCEEDED, UNREACHABLE,
 )
 from tests.unit import builders as B
@@ -275,3 +275,16 @@ def test_onlink_gateway_behind_a_32_is_reached_by_arp():
     b.apply(O.AddRoute("host/red", "default", gateway="10.1.1.254", dev="veth-red", onlink=True))
     p = path(b, "host/red", "10.1.1.254")
     assert (p.outcome, p.delivered_to) == (SUCCESS, "host/blue")
+
+
+def test_a_veth_whose_peer_is_outside_the_world_is_where_packets_exit():
+    # A snapshot of one namespace: its veth's other end was not read.
+    b = B.pair()
+    b.apply(O.AddRoute("host/red", "default", gateway="192.168.15.254"))
+    red = b.world.namespaces["host/red"]
+    del b.world.namespaces["host/blue"]
+    red.links["veth-red"].peer_netns = red.links["veth-red"].peer_name = None
+    b.world._generation += 1
+    p = path(b, "host/red", "8.8.8.8")
+    assert (p.verdict, p.outcome) == (EXITED, TIMEOUT)
+    assert p.packet_out.dst == "8.8.8.8" and p.hops[-1].event == "exit"
