@@ -56,10 +56,12 @@ class Journal:
     def open_new(cls, lab: str, run_dir: str = RUN_DIR) -> "Journal":
         """A journal for a lab about to come up; refuses when one is on disk already."""
         path = cls.path_for(lab, run_dir)
-        if os.path.exists(path):
-            raise LabError(f"lab {lab} is up already (journal {path}); "
-                           f"run `netlab real down {lab}` first")
         os.makedirs(run_dir, mode=0o755, exist_ok=True)
+        try:                                   # claim the name: two `up`s cannot both win
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise LabError(f"lab {lab} is up already (journal {path}); "
+                           f"run `netlab real down {lab}` first") from None
         journal = cls(lab=lab, path=path)
         journal._write()
         return journal
@@ -73,7 +75,10 @@ class Journal:
     def read(cls, path: str) -> "Journal | None":
         try:
             with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+                text = f.read()
+            if not text:                   # claimed by open_new, killed before its first write
+                return cls(lab=os.path.basename(path)[:-len(".json")], path=path)
+            data = json.loads(text)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:

@@ -126,7 +126,7 @@ def _model_iptables(ns, table: str) -> list[str]:
 
 # --- up, compare, down ------------------------------------------------------------------------
 
-LABS = ["02", "03", "05"]
+LABS = ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("ref", LABS)
@@ -201,6 +201,33 @@ def test_the_kernel_refuses_a_dummy_link_here_or_makes_it(machine, prefix, tmp_p
         backend.apply(O.AddLink("host/root", "br9", "bridge"))
         with pytest.raises(CommandError, match="^RTNETLINK answers: File exists$"):
             backend.apply(O.AddLink("host/root", "br9", "bridge"))
+    finally:
+        backend.close()
+        remove_netns(f"nl-{prefix}-host")
+        Journal.load(prefix, str(tmp_path)).remove()  # type: ignore[union-attr]
+    assert machine_snapshot() == machine
+
+
+def test_neighbours_added_replaced_and_flushed(machine, prefix, tmp_path):
+    from netlab import ops as O
+    from netlab.backends.journal import Journal
+    from netlab.backends.linux import LinuxBackend, remove_netns
+
+    backend = LinuxBackend(prefix, Journal.open_new(prefix, str(tmp_path)))
+    try:
+        backend.apply(O.AddNode("host"))
+        backend.apply(O.AddLink("host/root", "br9", "bridge"))
+        real = backend.real_name("host/root")
+        mac = "02:00:00:00:00:0a"
+        backend.apply(O.AddNeighbour("host/root", "10.0.0.9", "br9", mac, "PERMANENT"))
+        backend.apply(O.AddNeighbour("host/root", "10.0.0.8", "br9", mac, "STALE"))
+        shown = {(n["dst"], n.get("lladdr"), tuple(n.get("state", [])))
+                 for n in _ip_json(real, "neigh", "show")}
+        assert shown == {("10.0.0.9", mac, ("PERMANENT",)), ("10.0.0.8", mac, ("STALE",))}
+        backend.apply(O.FlushNeighbours("host/root", dev="br9"))         # PERMANENT stays
+        assert [n["dst"] for n in _ip_json(real, "neigh", "show")] == ["10.0.0.9"]
+        backend.apply(O.FlushNeighbours("host/root", dev="br9", ip="10.0.0.9", permanent=True))
+        assert _ip_json(real, "neigh", "show") == []
     finally:
         backend.close()
         remove_netns(f"nl-{prefix}-host")

@@ -81,3 +81,11 @@ def test_a_damaged_journal_is_a_lab_error_not_a_traceback(tmp_path, text):
 def test_a_lab_name_cannot_escape_the_run_directory(tmp_path, name):
     with pytest.raises(LabError):
         Journal.open_new(name, str(tmp_path))
+
+
+def test_a_journal_claimed_but_never_written_reads_as_empty(tmp_path):
+    (tmp_path / "veth.json").write_text("")           # killed right after claiming the name
+    journal = Journal.load("veth", str(tmp_path))
+    assert journal is not None and journal.entries == [] and journal.lab == "veth"
+    journal.remove()
+    assert Journal.load("veth", str(tmp_path)) is None
