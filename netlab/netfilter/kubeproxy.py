@@ -93,66 +93,44 @@ def kube_proxy_dump(services_count: int = 0, endpoints: int = 3, *, style: str =
                      "KUBE-PROXY-FIREWALL", "KUBE-SERVICES"]
     out = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
     out += [f":{c} - [0:0]" for c in filter_chains]
+    # The chains' jumps read the same either way; only the localnet rule's
+    # argument order differs between what kube-proxy writes and what iptables-save prints.
+    out += [
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
+        'firewall" -j KUBE-PROXY-FIREWALL',
+        '-A INPUT -m comment --comment "kubernetes health check service ports" '
+        '-j KUBE-NODEPORTS',
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes '
+        'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+        "-A INPUT -j KUBE-FIREWALL",
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
+        'firewall" -j KUBE-PROXY-FIREWALL',
+        '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
+        'portals" -j KUBE-SERVICES',
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes '
+        'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+        '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
+        'firewall" -j KUBE-PROXY-FIREWALL',
+        '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
+        'portals" -j KUBE-SERVICES',
+        "-A OUTPUT -j KUBE-FIREWALL",
+    ]
     if save:
-        out += [
-            '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A INPUT -m comment --comment "kubernetes health check service ports" '
-            '-j KUBE-NODEPORTS',
-            '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes '
-            'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
-            "-A INPUT -j KUBE-FIREWALL",
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
-            'portals" -j KUBE-SERVICES',
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes '
-            'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
-            '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
-            'portals" -j KUBE-SERVICES',
-            "-A OUTPUT -j KUBE-FIREWALL",
-            '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block '
-            'incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT '
-            '-j DROP',
-            "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark '
-            '0x4000/0x4000 -j ACCEPT',
-            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m '
-            'conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
-        ]
+        out.append('-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment '
+                   '"block incoming localnet connections" -m conntrack ! --ctstate '
+                   'RELATED,ESTABLISHED,DNAT -j DROP')
     else:
-        out += [
-            '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A INPUT -m comment --comment "kubernetes health check service ports" '
-            '-j KUBE-NODEPORTS',
-            '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes '
-            'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
-            "-A INPUT -j KUBE-FIREWALL",
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
-            'portals" -j KUBE-SERVICES',
-            '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes '
-            'externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
-            '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
-            'firewall" -j KUBE-PROXY-FIREWALL',
-            '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service '
-            'portals" -j KUBE-SERVICES',
-            "-A OUTPUT -j KUBE-FIREWALL",
-            '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d '
-            '127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT '
-            '-j DROP',
-            "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark '
-            '0x4000/0x4000 -j ACCEPT',
-            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m '
-            'conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
-        ]
+        out.append('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" '
+                   '-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
+                   'RELATED,ESTABLISHED,DNAT -j DROP')
+    out += [
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark '
+        '0x4000/0x4000 -j ACCEPT',
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m '
+        'conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    ]
     out.append("COMMIT")
     out += _nat(svcs, style, node_ip)
     return "\n".join(out) + "\n"
