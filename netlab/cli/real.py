@@ -219,7 +219,7 @@ def _lab_name(ref: str) -> str:
 @handles_errors
 def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
        as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Build LAB in namespaces nl-<lab>-<node>[-<name>] on this machine's kernel."""
+    """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
     from netlab.cli.common import open_lab, print_json
 
     _need_root()
