@@ -139,7 +139,8 @@ def topology_text(lab) -> str:
 # --- run and check ------------------------------------------------------------------------
 def check_backend(backend: str) -> None:
     if backend == "real":
-        fail("real mode is not available yet (use --backend model)")
+        fail("lab run --backend real is not available yet: build the lab with "
+             "`sudo netlab real up LAB`")
     if backend != "model":
         fail(f"unknown backend '{backend}' (model or real)")
 

@@ -154,9 +154,10 @@ def test_unknown_lab():
     one_line_error(invoke("lab", "run", "labs/no-such.yaml"), "netlab: labs/no-such.yaml: no such lab file")
 
 
-def test_real_backend_is_not_available_yet():
+def test_real_backend_of_lab_run_points_to_real_up():
     one_line_error(invoke("lab", "run", "02", "--backend", "real"),
-                   "netlab: real mode is not available yet")
+                   "netlab: lab run --backend real is not available yet: build the lab with "
+                   "`sudo netlab real up LAB`")
 
 
 def test_usage_errors_exit_2():
