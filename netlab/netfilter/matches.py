@@ -691,26 +691,26 @@ class Mark(Ext):
 
     def evaluate(self, data, view):
         (value, mask), inverted = data["mark"]
-        return ((view.mark & mask) == value) != inverted
+        return ((self.mark_of(view) & mask) == value) != inverted
+
+    @staticmethod
+    def mark_of(view) -> int:
+        return view.mark
 
 
 @match
-class Connmark(Ext):
+class Connmark(Mark):
+    """Like -m mark, on the connection's mark."""
     name = "connmark"
     options = (_mark_opt("connmark"),)
-
-    def save(self, state):
-        (value, mask), inverted = state["mark"]
-        return f"{_neg(inverted)} --mark {show_mark(value, mask)}"
 
     def show(self, state, numeric, rule):
         (value, mask), inverted = state["mark"]
         return f" connmark match {'!' if inverted else ''} {show_mark(value, mask)}"
 
-    def evaluate(self, data, view):
-        (value, mask), inverted = data["mark"]
-        ctmark = view.conn.mark if view.conn is not None else 0
-        return ((ctmark & mask) == value) != inverted
+    @staticmethod
+    def mark_of(view) -> int:
+        return view.conn.mark if view.conn is not None else 0
 
 
 # --- addrtype ----------------------------------------------------------------------------------

@@ -237,6 +237,14 @@ def _u32(ext: str, option: str):
 _MARK_OPS = ("set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark")
 
 
+def _mark_ops(ext: str, exclusive: tuple[str, ...]) -> tuple[Opt, ...]:
+    """The mark-changing options of MARK and CONNMARK: each excludes the others."""
+    parsers = {"set-xmark": _markmask, "set-mark": _markmask, "and-mark": _u32,
+               "or-mark": _u32, "xor-mark": _u32}
+    return tuple(Opt(o, o, parsers[o](ext, o) if o in parsers else None,
+                     excl=tuple(x for x in exclusive if x != o)) for o in exclusive)
+
+
 def _xmark(text: str) -> str | None:
     try:
         value, mask = parse_mark(text, "MARK", "set-xmark")
@@ -248,18 +256,7 @@ def _xmark(text: str) -> str | None:
 @target
 class Mark(Ext):
     name = "MARK"
-    options = (
-        Opt("set-xmark", "set-xmark", _markmask("MARK", "set-xmark"),
-            excl=tuple(o for o in _MARK_OPS if o != "set-xmark")),
-        Opt("set-mark", "set-mark", _markmask("MARK", "set-mark"),
-            excl=tuple(o for o in _MARK_OPS if o != "set-mark")),
-        Opt("and-mark", "and-mark", _u32("MARK", "and-mark"),
-            excl=tuple(o for o in _MARK_OPS if o != "and-mark")),
-        Opt("or-mark", "or-mark", _u32("MARK", "or-mark"),
-            excl=tuple(o for o in _MARK_OPS if o != "or-mark")),
-        Opt("xor-mark", "xor-mark", _u32("MARK", "xor-mark"),
-            excl=tuple(o for o in _MARK_OPS if o != "xor-mark")),
-    )
+    options = _mark_ops("MARK", _MARK_OPS)
 
     def store(self, state, opt, parsed, inverted, ctx):
         if opt.id == "set-xmark":
@@ -313,20 +310,7 @@ _CONNMARK_OPS = ("set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark", "sa
 class Connmark(Ext):
     name = "CONNMARK"
     options = (
-        Opt("set-xmark", "set-xmark", _markmask("CONNMARK", "set-xmark"),
-            excl=tuple(o for o in _CONNMARK_OPS if o != "set-xmark")),
-        Opt("set-mark", "set-mark", _markmask("CONNMARK", "set-mark"),
-            excl=tuple(o for o in _CONNMARK_OPS if o != "set-mark")),
-        Opt("and-mark", "and-mark", _u32("CONNMARK", "and-mark"),
-            excl=tuple(o for o in _CONNMARK_OPS if o != "and-mark")),
-        Opt("or-mark", "or-mark", _u32("CONNMARK", "or-mark"),
-            excl=tuple(o for o in _CONNMARK_OPS if o != "or-mark")),
-        Opt("xor-mark", "xor-mark", _u32("CONNMARK", "xor-mark"),
-            excl=tuple(o for o in _CONNMARK_OPS if o != "xor-mark")),
-        Opt("save-mark", "save-mark", None, excl=tuple(o for o in _CONNMARK_OPS
-                                                      if o != "save-mark")),
-        Opt("restore-mark", "restore-mark", None, excl=tuple(o for o in _CONNMARK_OPS
-                                                            if o != "restore-mark")),
+        *_mark_ops("CONNMARK", _CONNMARK_OPS),
         Opt("ctmask", "ctmask", _u32("CONNMARK", "ctmask"), excl=("mask",)),
         Opt("nfmask", "nfmask", _u32("CONNMARK", "nfmask"), excl=("mask",)),
         Opt("mask", "mask", _u32("CONNMARK", "mask"), excl=("ctmask", "nfmask")),

@@ -22,7 +22,7 @@ from typing import Callable
 import pytest
 
 from netlab.trace import REFUSED, SUCCESS, TIMEOUT, UNREACHABLE
-from topologies import BRIDGE  # shared with the netfilter twins
+from topologies import BLUE_ROUTE_BACK, BRIDGE, ROUTER  # shared with the netfilter twins
 
 pytestmark = pytest.mark.privileged
 
@@ -140,33 +140,6 @@ LO_UP = """
     ip -n blue link set lo up
 """
 
-# red (10.0.1.2) — router (10.0.1.1 | 10.0.2.1) — blue (10.0.2.2)
-ROUTER = """
-    ip netns add red
-    ip netns add router
-    ip netns add blue
-    ip link add veth-red type veth peer name r-red
-    ip link add veth-blue type veth peer name r-blue
-    ip link set veth-red netns red
-    ip link set r-red netns router
-    ip link set veth-blue netns blue
-    ip link set r-blue netns router
-    ip -n red addr add 10.0.1.2/24 dev veth-red
-    ip -n router addr add 10.0.1.1/24 dev r-red
-    ip -n router addr add 10.0.2.1/24 dev r-blue
-    ip -n blue addr add 10.0.2.2/24 dev veth-blue
-    ip -n red link set veth-red up
-    ip -n router link set r-red up
-    ip -n router link set r-blue up
-    ip -n blue link set veth-blue up
-    ip -n red link set lo up
-    ip -n router link set lo up
-    ip -n blue link set lo up
-    ip -n red route add default via 10.0.1.1
-"""
-BLUE_ROUTE_BACK = """
-    ip -n blue route add default via 10.0.2.1
-"""
 FORWARDING_ON = """
     ip netns exec router sysctl -w net.ipv4.ip_forward=1
 """

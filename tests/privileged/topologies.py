@@ -30,3 +30,31 @@ BRIDGE = """
     ip -n blue link set lo up
     ip -n green link set lo up
 """
+
+# red (10.0.1.2) — router (10.0.1.1 | 10.0.2.1) — blue (10.0.2.2); red routes via the router
+ROUTER = """
+    ip netns add red
+    ip netns add router
+    ip netns add blue
+    ip link add veth-red type veth peer name r-red
+    ip link add veth-blue type veth peer name r-blue
+    ip link set veth-red netns red
+    ip link set r-red netns router
+    ip link set veth-blue netns blue
+    ip link set r-blue netns router
+    ip -n red addr add 10.0.1.2/24 dev veth-red
+    ip -n router addr add 10.0.1.1/24 dev r-red
+    ip -n router addr add 10.0.2.1/24 dev r-blue
+    ip -n blue addr add 10.0.2.2/24 dev veth-blue
+    ip -n red link set veth-red up
+    ip -n router link set r-red up
+    ip -n router link set r-blue up
+    ip -n blue link set veth-blue up
+    ip -n red link set lo up
+    ip -n router link set lo up
+    ip -n blue link set lo up
+    ip -n red route add default via 10.0.1.1
+"""
+BLUE_ROUTE_BACK = """
+    ip -n blue route add default via 10.0.2.1
+"""
