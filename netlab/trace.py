@@ -99,7 +99,14 @@ class Hop:
     chain: str | None = None
     rule: str | None = None
     action: str | None = None
-    extra: dict[str, Any] | None = None   # structured facts, e.g. {"ip", "mac"} of an ARP hop
+    # Structured facts, written into the hop's JSON next to the fields above, each only
+    # where it applies: "ip", "mac", "src_mac" (an ARP hop: the next hop, its MAC, the
+    # sending device's MAC); "packet" (the packet from this hop on, where it changed — a
+    # NAT hop — or where an answer starts — the first hop of a reply); "nat"; "position";
+    # "policy". A tunnel: an "encap" hop carries {"type": "vxlan", "vni": N, "outer":
+    # {"src", "dst", "sport", "dport"}} and the hops up to the next "decap" hop move the
+    # outer packet (viz/ draws and captures it so).
+    extra: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"node": self.node, "netns": self.netns, "event": self.event}

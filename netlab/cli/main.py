@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from netlab import __version__
-from netlab.cli import iptables, lab, real, show, snapshot, trace
+from netlab.cli import draw, iptables, lab, real, show, snapshot, trace
 from netlab.cli.common import examples
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ trace.register(app)
 show.register(app)
 iptables.register(app)
 snapshot.register(app)
+draw.register(app)
 
 
 def _version(value: bool) -> None:

@@ -6,13 +6,14 @@ import ipaddress
 
 import typer
 
-from netlab.cli.common import examples, fail, handles_errors, open_lab, print_json, resolve_netns
+from netlab.cli.common import examples, fail, handles_errors, print_json, resolve_netns
 from netlab.cli.lab import LAB_HELP
 
 EPILOG = examples(
     "netlab trace 02 --from red --to 192.168.15.2",
     "netlab trace 04 --from red --to 192.168.1.3 --after-step 3",
     "netlab trace my-lab.yaml --from node1/pod-a --to 10.96.0.10:80 --proto tcp --json",
+    "netlab trace 05 --from red --to 192.168.1.3 --html trace.html --pcap trace.pcap",
 )
 
 
@@ -61,6 +62,11 @@ def trace_command(
     as_json: bool = typer.Option(False, "--json", help="Print the Trace JSON."),
     world_file: str = typer.Option(None, "--world", metavar="FILE",
                                    help="Trace on a World file (netlab snapshot) instead of a LAB."),
+    no_color: bool = typer.Option(False, "--no-color", help="Plain text, no colour."),
+    html: str = typer.Option(None, "--html", metavar="FILE",
+                             help="Also write a web page that steps through the hops."),
+    pcap: str = typer.Option(None, "--pcap", metavar="FILE",
+                             help="Also write the packets as each device sees them (pcapng)."),
 ) -> None:
     """Trace one packet through a lab, hop by hop, and its reply.
 
@@ -69,37 +75,31 @@ def trace_command(
     each hop grouped by namespace, the verdict, what the sender sees (success, refused,
     unreachable, timeout), a diagnosis, and the reply.
     """
+    from netlab.cli.draw import load_world
     from netlab.dataplane.engine import trace
-    from netlab.labs import run_lab
 
-    if (lab is None) == (world_file is None):
-        fail("give a LAB or --world FILE (one of them)")
-    if world_file is not None and after_step is not None:
-        fail("--after-step needs a LAB, not --world")
     ip, port, proto = parse_target(to, proto)
     if sport is not None and proto == "icmp":
         fail("--sport needs --proto tcp or udp")
-    if world_file is not None:
-        from netlab.cli.snapshot import load_world_file
-
-        world = load_world_file(world_file)
-        ns = resolve_netns(world, source, world.nodes[0] if world.nodes else None)
-    else:
-        loaded = open_lab(lab)
-        if after_step is not None and after_step > len(loaded.steps):
-            fail(f"{loaded.path}: --after-step {after_step}: the lab has {len(loaded.steps)} steps")
-        result = run_lab(loaded, until=after_step, check_expect=False, keep_going=True)
-        world = result.world
-        ns = resolve_netns(world, source, loaded.nodes[0])
+    world, default_node = load_world(lab, world_file, after_step)
+    ns = resolve_netns(world, source, default_node)
     traced = trace(world, ns.key, ip, proto=proto, dport=port, sport=sport)
     if pick is not None:
         if pick > len(traced.paths):
             fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
         traced.paths = [traced.paths[pick - 1]]
+    title = f"{traced.packet.describe()} from {traced.source}"
+    if html is not None:
+        from netlab.cli.draw import write_html
+
+        write_html(html, world, [(title, traced)], title=title)
+    if pcap is not None:
+        from netlab.cli.draw import write_pcap
+
+        write_pcap(pcap, traced, world)
     if as_json:
         print_json(traced.to_json())
         return
-    from netlab.cli.render import trace_lines
+    from netlab.cli.draw import print_trace
 
-    for line in trace_lines(traced, switches=[lan.name for lan in world.lans]):
-        typer.echo(line)
+    print_trace(traced, world, no_color=no_color)

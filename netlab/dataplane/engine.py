@@ -250,7 +250,10 @@ class _Walk:
             pkt = skb.pkt = pkt.with_(src=d.src or "0.0.0.0")
         if skb.probe and self.sent is None:
             self.sent = pkt
-        skb.hops.append(self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
+        route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
+        if skb.answer:      # the answer as the answering stack sends it (viz/ needs it)
+            route_hop.extra["packet"] = packet_json(pkt)
+        skb.hops.append(route_hop)
         skb.local = ns
         decided = self._hook(ns, "OUTPUT", skb, out_dev=d.dev or "lo")
         if decided is not None:
@@ -318,7 +321,7 @@ class _Walk:
         peer_ns, peer_link = l2.link_at(self.world, owner)
         skb.hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
                                  f"({peer_ns.label} {peer_link.name})", dev=dev,
-                                 ip=nexthop, mac=peer_link.mac))
+                                 ip=nexthop, mac=peer_link.mac, src_mac=link.mac))
         return self._frame(l2.frame_path(self.seg, start, owner), skb)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
@@ -427,7 +430,7 @@ class _Walk:
         skb.hops.append(self.hop(ns, "arp", f"ARP {d.nexthop} is-at {owner_link.mac} "
                                  f"({owner_ns.label} {owner_link.name}): the frame is bridged "
                                  f"to its new destination", dev=bridge.name, ip=d.nexthop,
-                                 mac=owner_link.mac))
+                                 mac=owner_link.mac, src_mac=bridge.mac))
         return l2.frame_path(self.seg, (ns.key, bridge.name), owner)
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
@@ -810,12 +813,13 @@ class _Walk:
         if rule_hop is not None:
             head, sep, notes = rule_hop.detail.partition(" (")
             rule_hop.detail = f"{head} {change}{sep}{notes}"
-            rule_hop.extra = {**(rule_hop.extra or {}), "nat": what}
+            rule_hop.extra = {**(rule_hop.extra or {}), "nat": what, "packet": packet_json(new)}
         else:
             about = " in the ICMP error" if isinstance(pkt, IcmpError) else ""
             note = "" if skb.direction == REPLY or isinstance(pkt, IcmpError) else \
                 " (a known connection: the nat table is not consulted)"
-            skb.hops.append(self.hop(ns, "conntrack", f"{what}{about} {change}{note}", nat=what))
+            skb.hops.append(self.hop(ns, "conntrack", f"{what}{about} {change}{note}", nat=what,
+                                     packet=packet_json(new)))
         skb.pkt = new
         return None
 
@@ -969,6 +973,15 @@ def masquerade_source(ns: Netns, dev: str | None, nexthop: str) -> str | None:
                 return addr.ip
         return primaries[0].ip
     return select_source(ns, None, nexthop)
+
+
+def packet_json(pkt: Packet) -> dict:
+    """A hop's ``packet``: the packet from that hop on, with the quoted header of an ICMP
+    error (set where the packet changes or an answer starts; the renderers in viz/ read it)."""
+    out = pkt.to_json()
+    if isinstance(pkt, IcmpError) and pkt.inner is not None:
+        out["inner"] = pkt.inner.to_json()
+    return out
 
 
 def _nat_name(manip: str, direction: str) -> str:
