@@ -59,7 +59,7 @@ def write_pcap(path: str, trace, world) -> None:
     from netlab.viz.pcap import write_pcap as write
 
     try:
-        write(trace, path, frozenset(lan.name for lan in world.lans))
+        write(trace, path)
     except OSError as err:
         fail(f"{path}: cannot write: {err.strerror or err}")
 

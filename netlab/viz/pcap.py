@@ -82,7 +82,7 @@ def captured(step: Step) -> bool:
         and bool(step.hop.dev)
 
 
-def packets(trace: Trace, switches=frozenset()) -> list:
+def packets(trace: Trace) -> list:
     """The scapy packets of every leg, in order, each with its device and a comment."""
     out = []
     n = 0
@@ -92,7 +92,7 @@ def packets(trace: Trace, switches=frozenset()) -> list:
                 continue
             pkt = frame(step, leg.reply)
             pkt.time = START_TIME + n / 1000.0
-            pkt.sniffed_on = f"{place(step.hop, switches)}:{step.hop.dev or '?'}"
+            pkt.sniffed_on = f"{place(step.hop)}:{step.hop.dev}"
             pkt.comments = [_comment(leg, step).encode()]
             out.append(pkt)
             n += 1
@@ -103,11 +103,11 @@ def _comment(leg: Leg, step: Step) -> str:
     return f"{leg.title} · hop {step.number} · {step.hop.event}: {step.hop.detail}"
 
 
-def write_pcap(trace: Trace, path: str, switches=frozenset()) -> int:
+def write_pcap(trace: Trace, path: str) -> int:
     """Write the capture to ``path`` (pcapng); the number of packets."""
     from scapy.utils import PcapNgWriter
 
-    pkts = packets(trace, switches)
+    pkts = packets(trace)
     writer = PcapNgWriter(path)
     try:
         for pkt in pkts:

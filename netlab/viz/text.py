@@ -39,7 +39,7 @@ class Node:
 def _hop_label(step: Step) -> Line:
     hop = step.hop
     tone = step.tone
-    style = STYLES.get(tone, "")
+    style = tone if tone in STYLES else ""
     line: Line = [(f"{step.number:>2} ", "note"), (f"{hop.event:<{EVENT_WIDTH}}", style)]
     if hop.dev:
         line.append((f" [{hop.dev}]", ""))
@@ -51,7 +51,8 @@ def _hop_label(step: Step) -> Line:
         if hop.action:
             line.append((f" → {hop.action.upper()}", style or "bold"))
         detail = hop.detail or ""
-        if detail and hop.rule and not detail.startswith(f"{hop.table} {hop.chain}: policy"):
+        if detail and hop.rule and not detail.startswith(f"{hop.table} {hop.chain}: policy") \
+                and detail.upper() != (hop.action or "").upper():
             line.append((f"  ({detail})", "note"))
     else:
         if hop.detail:

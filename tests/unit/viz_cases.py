@@ -143,3 +143,23 @@ def vxlan_case() -> tuple[object, Trace]:
     path = Path("delivered", "success", request, echo.with_(ttl=62),
                 delivered_to="node2/pod-b", reply=back)
     return world, Trace(packet=echo, source="node1/pod-a", paths=[path])
+
+
+def service_fork() -> tuple[object, Trace]:
+    """A ClusterIP with three endpoints: the trace forks into three paths at 1/3 each."""
+    from tests.unit.test_netfilter_dataplane import kube_service, router_lab
+
+    b = router_lab()
+    kube_service(b)
+    return b.world, trace(b.world, "host/h1", "10.96.0.10", proto="tcp", dport=80)
+
+
+# name -> () -> (world, trace): the traces the golden files pin
+CASES = {
+    "lab05-masquerade": lambda: lab_trace("05", "red", "192.168.1.3"),
+    "lab06-published-port": lambda: lab_trace("06", "node2", "192.168.1.2", "tcp", 8080),
+    "lab06-dropped": lambda: lab_trace("06", "node2", "172.17.0.2", "tcp", 22),
+    "lab02-no-route": lambda: lab_trace("02", "red", "10.9.9.9"),
+    "service-fork": service_fork,
+    "vxlan": vxlan_case,
+}

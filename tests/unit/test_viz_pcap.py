@@ -1,0 +1,140 @@
+"""pcap of a trace: every frame as the device it crosses sees it. Wireshark's tshark
+(when installed; CI installs it) decodes each packet; the addresses, ports and MACs at
+each hop are what the lab says, and VXLAN frames carry the inner packet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from netlab.viz.pcap import write_pcap
+from tests.unit.viz_cases import lab_trace, vxlan_case
+
+TSHARK = shutil.which("tshark")
+needs_tshark = pytest.mark.skipif(TSHARK is None, reason="needs Wireshark's tshark "
+                                  "(apt-get install tshark); CI installs it")
+
+
+def tshark_json(path) -> list[dict]:
+    done = subprocess.run([TSHARK, "-r", str(path), "-T", "json", "--no-duplicate-keys"],
+                          capture_output=True, text=True, check=True)
+    return [p["_source"]["layers"] for p in json.loads(done.stdout)]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def mac_of(world, where: str, dev: str) -> str:
+    node, _, netns = where.partition("/")
+    return world.namespaces[f"{node}/{netns or 'root'}"].links[dev].mac
+
+
+@pytest.fixture(scope="module")
+def port_mapping(tmp_path_factory):
+    """Lab 06: node2 connects to the host's published port 8080; DNAT to web:80."""
+    world, traced = lab_trace("06", "node2", "192.168.1.2", proto="tcp", port=8080)
+    path = tmp_path_factory.mktemp("pcap") / "nat.pcap"
+    count = write_pcap(traced, str(path))
+    return world, path, count
+
+
+# (device, src, sport, dst, dport, tcp flags) of every frame, the SYN then the SYN-ACK
+NAT_FRAMES = [
+    ("node2:eth0", "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("lan:host", "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("host:veth0a1b2c3", "192.168.1.3", 40000, "172.17.0.2", 80, "S"),     # after the DNAT
+    ("host/web:eth0", "172.17.0.2", 80, "192.168.1.3", 40000, "SA"),
+    ("host:eth0", "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),        # un-DNAT
+    ("lan:node2", "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),
+]
+FLAGS = {"S": 0x002, "SA": 0x012}
+
+
+@needs_tshark
+def test_tshark_decodes_every_packet_of_a_nat_trace(port_mapping):
+    world, path, count = port_mapping
+    layers = tshark_json(path)
+    assert len(layers) == count == len(NAT_FRAMES)
+    for got, (dev, src, sport, dst, dport, flags) in zip(layers, NAT_FRAMES):
+        assert got["frame"]["frame.protocols"] == "eth:ethertype:ip:tcp", got["frame"]
+        assert got["frame"]["frame.interface_id_tree"]["frame.interface_name"] == dev
+        assert (got["ip"]["ip.src"], int(got["tcp"]["tcp.srcport"])) == (src, sport), dev
+        assert (got["ip"]["ip.dst"], int(got["tcp"]["tcp.dstport"])) == (dst, dport), dev
+        assert int(got["tcp"]["tcp.flags"], 16) == FLAGS[flags], dev
+        assert "_ws.malformed" not in got and "_ws.expert" not in got.get("ip", {})
+
+
+@needs_tshark
+def test_nat_frames_carry_the_labs_macs(port_mapping):
+    world, path, _ = port_mapping
+    layers = tshark_json(path)
+    # node2 sends to the host's eth0; the host routes out of docker0 to web's eth0
+    assert layers[0]["eth"]["eth.src"] == mac_of(world, "node2", "eth0")
+    assert layers[0]["eth"]["eth.dst"] == mac_of(world, "host", "eth0")
+    assert layers[2]["eth"]["eth.src"] == mac_of(world, "host", "docker0")
+    assert layers[2]["eth"]["eth.dst"] == mac_of(world, "host/web", "eth0")
+    assert int(layers[2]["ip"]["ip.ttl"]) == 63 and int(layers[0]["ip"]["ip.ttl"]) == 64
+    assert "hop" in layers[0]["pkt_comment"]["frame.comment"]
+
+
+@pytest.fixture(scope="module")
+def vxlan_capture(tmp_path_factory):
+    world, traced = vxlan_case()
+    path = tmp_path_factory.mktemp("pcap") / "vxlan.pcap"
+    write_pcap(traced, str(path))
+    return world, path
+
+
+@needs_tshark
+def test_tshark_decodes_vxlan_frames_with_their_inner_packet(vxlan_capture):
+    world, path = vxlan_capture
+    layers = tshark_json(path)
+    by_dev = [(l["frame"]["frame.interface_id_tree"]["frame.interface_name"], l) for l in layers]
+    tunnelled = [(dev, l) for dev, l in by_dev if "vxlan" in l]
+    # request: node1 eth0, the LAN switch's port to node2; reply: the same back
+    assert [dev for dev, _ in tunnelled] == ["node1:eth0", "lan:node2", "node2:eth0", "lan:node1"]
+    for n, (dev, l) in enumerate(tunnelled):
+        request = n < 2
+        outer, inner = as_list(l["ip"])
+        outer_eth, inner_eth = as_list(l["eth"])
+        assert l["frame"]["frame.protocols"] == "eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:icmp"
+        assert (outer["ip.src"], outer["ip.dst"]) == (("192.168.1.11", "192.168.1.12") if request
+                                                      else ("192.168.1.12", "192.168.1.11"))
+        assert int(l["udp"]["udp.dstport"]) == 4789 and l["vxlan"]["vxlan.vni"] == "1"
+        assert (inner["ip.src"], inner["ip.dst"]) == (("10.244.1.2", "10.244.2.3") if request
+                                                      else ("10.244.2.3", "10.244.1.2"))
+        assert l["icmp"]["icmp.type"] == ("8" if request else "0")
+        # outer Ethernet: the nodes' eth0; inner: the flannel.1 devices
+        sender, receiver = ("node1", "node2") if request else ("node2", "node1")
+        assert outer_eth["eth.src"] == mac_of(world, sender, "eth0")
+        assert outer_eth["eth.dst"] == mac_of(world, receiver, "eth0")
+        assert inner_eth["eth.src"] == mac_of(world, sender, "flannel.1")
+        assert inner_eth["eth.dst"] == mac_of(world, receiver, "flannel.1")
+    # on the flannel.1 devices themselves the inner frame is seen, not encapsulated
+    on_vxlan_dev = [l for dev, l in by_dev if dev.endswith(":flannel.1")]
+    assert len(on_vxlan_dev) == 4
+    assert all("vxlan" not in l and l["ip"]["ip.dst"].startswith("10.244.") for l in on_vxlan_dev)
+    # inside the pods: the plain packet with the pods' own MACs
+    first = by_dev[0][1]
+    assert by_dev[0][0] == "node1/pod-a:eth0-a"
+    assert first["eth"]["eth.src"] == mac_of(world, "node1/pod-a", "eth0-a")
+    assert first["eth"]["eth.dst"] == mac_of(world, "node1", "cni0")
+
+
+def test_capture_reads_back_with_scapy(vxlan_capture):
+    from scapy.layers.inet import IP
+    from scapy.layers.vxlan import VXLAN
+    from scapy.utils import rdpcap
+
+    _, path = vxlan_capture
+    pkts = rdpcap(str(path))
+    # each way: the pod's veth, flannel.1, eth0, the LAN port, flannel.1, the pod's veth
+    assert len(pkts) == 12
+    tunnelled = [p for p in pkts if p.haslayer(VXLAN)]
+    assert len(tunnelled) == 4
+    assert tunnelled[0][VXLAN].vni == 1 and tunnelled[0][VXLAN].payload[IP].dst == "10.244.2.3"
+    assert [p.sniffed_on for p in pkts][:2] == ["node1/pod-a:eth0-a", "node1:flannel.1"]
