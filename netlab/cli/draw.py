@@ -158,7 +158,7 @@ def draw_command(
 
     source_text = to_dot(topo, over)
     if kind == "dot":
-        emit(output, source_text + "\n")
+        emit(output, source_text)
         return
     try:
         emit(output, to_svg(source_text))
@@ -172,3 +172,53 @@ def emit(output: str | None, text: str) -> None:
         sys.stdout.flush()
     else:
         write_output(output, text)
+
+
+# --- lab run --html DIR ----------------------------------------------------------------------
+class StepPages:
+    """`lab run --html DIR`: one page per step (the diagram of the state after it, its
+    commands and checks, its traces to step through) and an index.html."""
+
+    def __init__(self, folder: str, lab) -> None:
+        self.dir = Path(folder)
+        self.lab = lab
+        self.written: list[tuple[str, str]] = []
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            fail(f"--html {folder}: cannot make the folder: {err.strerror or err}")
+
+    def add(self, record, world) -> None:
+        import html
+
+        from netlab.viz.html import build_page
+
+        step = record.step
+        name = f"step-{step.number:02d}.html"
+        traces = [(exp.detail, exp.trace) for exp in record.expect if exp.trace is not None]
+        parts = [f"<p><a href=\"index.html\">{html.escape(self.lab.title)}</a> — step "
+                 f"{step.number} of {len(self.lab.steps)}</p>"]
+        if step.explain:
+            parts += [f"<p>{html.escape(p.strip())}</p>" for p in step.explain.split("\n\n")
+                      if p.strip()]
+        if record.commands:
+            commands = "\n".join(f"$ {c.cmd}" for c in record.commands)
+            parts.append(f"<pre>{html.escape(commands)}</pre>")
+        checks = "".join(f"<li>{'✓' if e.ok else '✗'} {html.escape(e.detail)}</li>"
+                         for e in record.expect)
+        if checks:
+            parts.append(f"<ul>{checks}</ul>")
+        title = f"{self.lab.title} — step {step.number}: {step.title}"
+        write_output(str(self.dir / name), build_page(title, world, traces,
+                                                      intro="\n".join(parts)))
+        self.written.append((name, step.title))
+
+    def finish(self) -> None:
+        import html
+
+        items = "".join(f'<li><a href="{name}">{html.escape(title)}</a></li>'
+                        for name, title in self.written)
+        write_output(str(self.dir / "index.html"),
+                     f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     f"<title>{html.escape(self.lab.title)}</title></head><body>"
+                     f"<h1>{html.escape(self.lab.title)}</h1><ol>{items}</ol></body></html>\n")

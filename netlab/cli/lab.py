@@ -170,6 +170,17 @@ def print_step(out, record, lab, total: int) -> None:
             out.print(f"  ({lab.where(exp.line)})", style="dim", soft_wrap=True)
 
 
+def print_traces(out, record, world) -> None:
+    """Each trace expectation of a step as the tree of its hops."""
+    from netlab.viz.text import rich_text, trace_lines
+
+    switches = [lan.name for lan in world.lans]
+    for exp in record.expect:
+        if exp.kind == "trace" and exp.trace is not None:
+            out.print()
+            out.print(rich_text(trace_lines(exp.trace, switches)), soft_wrap=True)
+
+
 def summary(result) -> str:
     total = sum(len(s.expect) for s in result.steps)
     failed = len(result.failed)
@@ -198,8 +209,16 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
                                       help="Pause after each step (waits for Enter on a terminal)."),
             as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
             backend: str = typer.Option("model", "--backend", help="model (default) or real.",
-                                        metavar="model|real")) -> None:
+                                        metavar="model|real"),
+            html: str = typer.Option(None, "--html", metavar="DIR",
+                                     help="Write a web page per step into DIR: the diagram "
+                                          "and its traces, hop by hop."),
+            no_color: bool = typer.Option(False, "--no-color",
+                                          help="Plain text, no colour.")) -> None:
     """Run a lab: each step's explanation, its commands with their output, and its checks.
+
+    With --step each trace expectation is shown as a tree of its hops, and the run
+    pauses after each step.
 
     A command the kernel would refuse prints the kernel's error and stops the lab there
     (exit 2), unless the step says on_error: continue. A failed expectation gives exit
@@ -211,7 +230,14 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
 
     runner = Runner(loaded)
     records = []
+    pages = None
+    if html is not None:
+        from netlab.cli.draw import StepPages
+
+        pages = StepPages(html, loaded)
     out = None if as_json else console()
+    if out is not None and no_color:
+        out.no_color = True
     if out is not None:
         out.print(f"[bold]{esc(loaded.title)}[/bold]  ({esc(loaded.path)})")
         if loaded.description:
@@ -223,9 +249,13 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
     total = len(loaded.steps)
     for record in runner.steps():
         records.append(record)
+        if pages is not None:
+            pages.add(record, runner.world)
         if out is None:
             continue
         print_step(out, record, loaded, total)
+        if step:
+            print_traces(out, record, runner.world)
         if pause and record.step.number < total and record.stopped is None:
             out.print(f"[dim]Enter for step {record.step.number + 1}…[/dim]", end="")
             try:
@@ -233,6 +263,8 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
             except EOFError:
                 pass
     result = RunResult(lab=loaded, steps=records, backend=runner.backend)
+    if pages is not None:
+        pages.finish()
     if out is not None and result.stopped is None:
         out.print()
         out.print(summary(result), style="bold green" if result.ok else "bold red")
