@@ -50,29 +50,66 @@ def _l4(pkt: Packet, answer: bool = False):
     return ip / icmp
 
 
-def _ether(macs):
-    from scapy.layers.l2 import Ether
-
-    src, dst = macs if macs else (None, None)
-    return Ether(src=src or UNKNOWN_MAC, dst=dst or UNKNOWN_MAC)
+def _mac(value: str | None) -> str:
+    return value or UNKNOWN_MAC
 
 
 def frame(step: Step, answer: bool = False):
     """The frame on the wire at this step: inside its tunnel's outer headers on the
     underlay, the inner frame alone on the VXLAN device itself (encap, decap)."""
-    inner = _ether(step.inner_ether if step.encap else step.ether) / _l4(step.packet, answer)
-    encap = step.encap
-    if encap is None or step.hop.event in ("encap", "decap"):
-        return inner
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.vxlan import VXLAN
+    return _Frames().frame(step, answer).copy()
 
-    outer = encap.get("outer", {})
-    return (_ether(step.ether)
-            / IP(src=outer.get("src"), dst=outer.get("dst"), ttl=max(encap.get("ttl", 64), 0))
-            / UDP(sport=outer.get("sport") or 0, dport=outer.get("dport") or VXLAN_PORT)
-            / VXLAN(vni=encap.get("vni") or 0, flags=0x08)
-            / inner)
+
+class _Frames:
+    """Builds frames from templates: one scapy packet per distinct header (the packet
+    but its TTL, the tunnel but its TTL); per device only the MACs and TTLs change.
+    A frame is good until the next call (write it, or copy it)."""
+
+    def __init__(self) -> None:
+        self.templates: dict = {}
+
+    def frame(self, step: Step, answer: bool):
+        encap = step.encap
+        tunnelled = encap is not None and step.hop.event not in ("encap", "decap")
+        outer = tuple(sorted((encap.get("outer") or {}).items())) if tunnelled else None
+        key = (step.packet.with_(ttl=0), answer, outer,
+               encap.get("vni") if tunnelled else None)
+        made = self.templates.get(key)
+        if made is None:
+            made = self.templates[key] = self._template(step, answer, tunnelled)
+        pkt, inner_ether, inner_ip, outer_ip = made
+        macs = (step.inner_ether if encap is not None else step.ether) or (None, None)
+        inner_ether.src, inner_ether.dst = _mac(macs[0]), _mac(macs[1])
+        inner_ip.ttl = max(step.packet.ttl, 0)
+        if tunnelled:
+            macs = step.ether or (None, None)
+            pkt.src, pkt.dst = _mac(macs[0]), _mac(macs[1])
+            outer_ip.ttl = max(encap.get("ttl", 64), 0)
+        # Every field holds one value (no ranges, nothing random): building need not
+        # resolve them first, which would clone each layer (setting a field clears it).
+        layer = pkt
+        while layer:
+            layer.explicit = 1
+            layer = layer.payload
+        return pkt
+
+    @staticmethod
+    def _template(step: Step, answer: bool, tunnelled: bool):
+        from scapy.layers.inet import IP, UDP
+        from scapy.layers.l2 import Ether
+        from scapy.layers.vxlan import VXLAN
+
+        inner = Ether() / _l4(step.packet, answer)
+        if tunnelled:
+            encap = step.encap
+            outer = encap.get("outer", {})
+            pkt = (Ether() / IP(src=outer.get("src"), dst=outer.get("dst"))
+                   / UDP(sport=outer.get("sport") or 0, dport=outer.get("dport") or VXLAN_PORT)
+                   / VXLAN(vni=encap.get("vni") or 0, flags=0x08) / inner)
+            inner = pkt[VXLAN].payload
+        else:
+            pkt = inner
+        return pkt, inner, inner[IP], pkt[IP] if tunnelled else None
 
 
 def captured(step: Step) -> bool:
@@ -82,21 +119,28 @@ def captured(step: Step) -> bool:
         and bool(step.hop.dev)
 
 
-def packets(trace: Trace) -> list:
-    """The scapy packets of every leg, in order, each with its device and a comment."""
-    out = []
-    n = 0
+def frames(trace: Trace):
+    """(frame, device, comment) for every captured step of every leg, in order; each
+    frame is good until the next one is made."""
+    made = _Frames()
     for leg in legs(trace):
         for step in leg.steps:
-            if not captured(step):
-                continue
-            pkt = frame(step, leg.reply)
-            pkt.time = START_TIME + n / 1000.0
-            pkt.sniffed_on = f"{place(step.hop)}:{step.hop.dev}"
-            pkt.comments = [_comment(leg, step).encode()]
-            out.append(pkt)
-            n += 1
-    return out
+            if captured(step):
+                yield (made.frame(step, leg.reply), f"{place(step.hop)}:{step.hop.dev}",
+                       _comment(leg, step))
+
+
+def _stamp(pkt, n: int, device: str, comment: str):
+    pkt.time = START_TIME + n / 1000.0
+    pkt.sniffed_on = device
+    pkt.comments = [comment.encode()]
+    return pkt
+
+
+def packets(trace: Trace) -> list:
+    """The scapy packets of every leg, in order, each with its device and a comment."""
+    return [_stamp(pkt.copy(), n, device, comment)
+            for n, (pkt, device, comment) in enumerate(frames(trace))]
 
 
 def _comment(leg: Leg, step: Step) -> str:
@@ -107,11 +151,15 @@ def write_pcap(trace: Trace, path: str) -> int:
     """Write the capture to ``path`` (pcapng); the number of packets."""
     from scapy.utils import PcapNgWriter
 
-    pkts = packets(trace)
     writer = PcapNgWriter(path)
+    n = 0
     try:
-        for pkt in pkts:
-            writer.write(pkt)
+        for n, (pkt, device, comment) in enumerate(frames(trace), 1):
+            pkt = _stamp(pkt, n - 1, device, comment)
+            if not writer.header_present:
+                writer.write_header(pkt)
+            # write_packet, not write: write iterates a packet, which clones it per field
+            writer.write_packet(pkt)
     finally:
         writer.close()
-    return len(pkts)
+    return n

@@ -171,7 +171,8 @@ def test_trace_text_groups_hops_by_namespace(tmp_path: Path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("icmp echo-request 192.168.15.1 > 192.168.15.2 from ")
-    assert "  host/red" in lines and "  host/blue" in lines
+    assert "└── host" in lines            # the node, then its namespaces (netlab/viz/text.py)
+    assert "    ├── netns red" in lines and "    └── netns blue" in lines
     assert "verdict: delivered to " in result.stdout and "outcome: success" in result.stdout
     assert any(line.startswith("reply: icmp echo-reply") for line in lines)
 

@@ -138,3 +138,16 @@ def test_capture_reads_back_with_scapy(vxlan_capture):
     assert len(tunnelled) == 4
     assert tunnelled[0][VXLAN].vni == 1 and tunnelled[0][VXLAN].payload[IP].dst == "10.244.2.3"
     assert [p.sniffed_on for p in pkts][:2] == ["node1/pod-a:eth0-a", "node1:flannel.1"]
+
+
+@needs_tshark
+def test_checksums_are_valid(port_mapping, vxlan_capture):
+    for path in (port_mapping[1], vxlan_capture[1]):
+        done = subprocess.run(
+            [TSHARK, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o",
+             "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-T", "fields",
+             "-e", "ip.checksum.status", "-e", "tcp.checksum.status",
+             "-e", "udp.checksum.status", "-e", "icmp.checksum.status"],
+            capture_output=True, text=True, check=True)
+        statuses = {s for line in done.stdout.split() for s in line.split(",") if s}
+        assert statuses == {"1"}, f"{path}: checksum statuses {statuses} (1 = good)"
