@@ -64,6 +64,13 @@ class Packet:
         out["ttl"] = self.ttl
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Packet":
+        return cls(proto=data["proto"], src=data.get("src"), dst=data["dst"],
+                   sport=data.get("sport"), dport=data.get("dport"), ttl=data.get("ttl", 64),
+                   icmp_type=data.get("icmp_type"), icmp_code=data.get("icmp_code"),
+                   tcp_flags=data.get("tcp_flags"))
+
     def describe(self) -> str:
         src = f"{self.src}:{self.sport}" if self.sport is not None else f"{self.src}"
         dst = f"{self.dst}:{self.dport}" if self.dport is not None else self.dst
@@ -86,6 +93,9 @@ ICMP_NAMES = {
     (11, None): "icmp time-exceeded",
     (11, 0): "icmp time-exceeded",
 }
+
+
+HOP_FIELDS = ("node", "netns", "event", "detail", "dev", "table", "chain", "rule", "action")
 
 
 @dataclass
@@ -119,6 +129,11 @@ class Hop:
             out.update(self.extra)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Hop":
+        extra = {k: v for k, v in data.items() if k not in HOP_FIELDS}
+        return cls(**{k: data.get(k) for k in HOP_FIELDS if k in data}, extra=extra or None)
+
 
 @dataclass
 class Path:
@@ -147,6 +162,19 @@ class Path:
             out["reply"] = reply
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Path":
+        """From ``to_json`` (a reply's JSON has no probability and no outcome of its own)."""
+        reply = data.get("reply")
+        verdict = data["verdict"]
+        return cls(verdict=verdict,
+                   outcome=data.get("outcome") or (SUCCESS if verdict == DELIVERED else TIMEOUT),
+                   hops=[Hop.from_json(h) for h in data["hops"]],
+                   packet_out=Packet.from_json(data["packet_out"]),
+                   probability=data.get("probability", 1.0),
+                   delivered_to=data.get("delivered_to"), diagnosis=data.get("diagnosis"),
+                   reply=cls.from_json(reply) if reply else None)
+
 
 @dataclass
 class Trace:
@@ -157,6 +185,12 @@ class Trace:
     def to_json(self) -> dict[str, Any]:
         return {"packet": self.packet.to_json(), "from": self.source,
                 "paths": [p.to_json() for p in self.paths]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Trace":
+        """A trace as ``netlab trace --json`` printed it (KeyError when a key is missing)."""
+        return cls(packet=Packet.from_json(data["packet"]), source=data["from"],
+                   paths=[Path.from_json(p) for p in data["paths"]])
 
     @property
     def outcome(self) -> str:

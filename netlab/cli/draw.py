@@ -115,6 +115,8 @@ def draw_command(
     to: str = typer.Option(None, "--to", metavar="IP[:PORT]", help="The trace's destination."),
     proto: str = typer.Option(None, "--proto", metavar="tcp|udp|icmp",
                               help="The trace's protocol (as for netlab trace)."),
+    trace_file: str = typer.Option(None, "--trace", metavar="FILE",
+                                   help="Draw a trace saved by netlab trace --json."),
 ) -> None:
     """Draw a lab's topology: nodes as boxes with their namespaces inside, veth pairs as
     lines labelled with both ends' names and addresses, bridges and LANs as hubs, VXLAN
@@ -130,8 +132,10 @@ def draw_command(
     kind = pick_format(fmt, output)
     if (source is None) != (to is None):
         fail("a trace needs both --from NS and --to IP[:PORT]")
+    if source is not None and trace_file is not None:
+        fail("give --from/--to or --trace FILE, not both")
     world, default_node = load_world(lab, world_file, after_step)
-    traced = None
+    traced = load_trace(trace_file) if trace_file is not None else None
     if source is not None:
         from netlab.cli.trace import parse_target
         from netlab.dataplane.engine import trace
@@ -164,6 +168,27 @@ def draw_command(
         emit(output, to_svg(source_text))
     except DotUnavailable as err:
         fail(f"--format svg: {err} (or use --format dot)")
+
+
+def load_trace(path: str):
+    """A Trace from the JSON `netlab trace --json` prints; a one-line error otherwise."""
+    import json
+
+    from netlab.trace import Trace
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        fail(f"--trace {path}: cannot read: {err.strerror or err}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{path}:{err.lineno}: not JSON ({err.msg}): expected what netlab trace --json "
+             "prints")
+    try:
+        return Trace.from_json(data)
+    except (KeyError, TypeError, AttributeError) as err:
+        fail(f"{path}: not a trace: missing {err} — save one with netlab trace … --json > FILE")
 
 
 def emit(output: str | None, text: str) -> None:

@@ -66,15 +66,15 @@ def tone(hop: Hop) -> str:
 
 
 def packet_from_json(data: dict[str, Any]) -> Packet:
-    kwargs = {k: data.get(k) for k in ("proto", "src", "dst", "sport", "dport", "icmp_type",
-                                       "icmp_code", "tcp_flags")}
-    kwargs["ttl"] = data.get("ttl", 64)
+    """A hop's ``packet``; an ICMP error keeps the header it quotes (``inner``)."""
+    pkt = Packet.from_json(data)
     inner = data.get("inner")
-    if inner is not None:
-        from netlab.dataplane.conntrack import IcmpError
+    if inner is None:
+        return pkt
+    from netlab.dataplane.conntrack import IcmpError
 
-        return IcmpError(**kwargs, inner=packet_from_json(inner))
-    return Packet(**kwargs)
+    return IcmpError(**{f: getattr(pkt, f) for f in pkt.__dataclass_fields__},
+                     inner=packet_from_json(inner))
 
 
 def changed_fields(before: Packet, after: Packet) -> tuple[str, ...]:

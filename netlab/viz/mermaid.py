@@ -23,7 +23,7 @@ def to_mermaid(topo: Topology, over: Overlay | None = None) -> str:
         if over is None or element not in over.numbers:
             return ""
         hits["hitreply" if element in over.reply_only else "hit"].append(element)
-        return f"#{compact(over.numbers[element])}"
+        return f"hops {compact(over.numbers[element])}"   # no '#': Mermaid's entity codes
 
     def vertex(vid: str, indent: str) -> None:
         v = topo.vertices[vid]

@@ -59,7 +59,7 @@ def test_draw_with_a_trace_and_the_format_from_the_suffix(tmp_path):
     out = tmp_path / "lab.mmd"
     result = invoke("draw", "05", "--from", "red", "--to", "192.168.1.3", "-o", str(out))
     assert result.exit_code == 0 and result.stdout == ""
-    assert "#3,r11" in out.read_text()
+    assert "hops 3,r11" in out.read_text()
     page = tmp_path / "lab.html"
     assert invoke("draw", "05", "--from", "red", "--to", "192.168.1.3",
                   "-o", str(page)).exit_code == 0
@@ -104,3 +104,21 @@ def test_lab_run_html_writes_a_page_per_step(tmp_path):
     titles = [leg["title"] for leg in data["legs"]]
     assert any("reply" in t for t in titles) and len(data["legs"]) >= 2
     assert 'href="step-08.html"' in (folder / "index.html").read_text()
+
+
+def test_draw_a_saved_trace(tmp_path):
+    saved = tmp_path / "t.json"
+    saved.write_text(invoke(*TRACE, "--json").stdout)
+    from_file = invoke("draw", "05", "--trace", str(saved), "--format", "mermaid")
+    direct = invoke("draw", "05", "--from", "red", "--to", "192.168.1.3", "--format", "mermaid")
+    assert from_file.exit_code == 0 and from_file.stdout == direct.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", ":1: not JSON"),
+    ('{"packet": {"proto": "icmp", "dst": "1.2.3.4"}}', ": not a trace: missing 'from'"),
+])
+def test_draw_a_bad_trace_file(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    one_line_error(invoke("draw", "05", "--trace", str(bad)), f"netlab: {bad}{message}")

@@ -83,9 +83,9 @@ def test_mermaid_draws_the_same_picture():
     text = to_mermaid(topo, overlay(topo, world, legs(traced)))
     assert text.startswith("flowchart LR\n")
     assert '  subgraph cluster_host["host"]' in text
-    assert 'ns_host_red["red<br/>#1-2,r12"]' in text
+    assert 'ns_host_red["red<br/>hops 1-2,r12"]' in text
     assert re.search(r"br_host_root_v_net_0 ---\|\"veth-red-br ↔ veth-red<br/>192.168.15.1/24"
-                     r"<br/>#3,r11\"\| ns_host_red", text)
+                     r"<br/>hops 3,r11\"\| ns_host_red", text)
     edges = [l for l in text.splitlines() if "---|" in l or "-.-|" in l]
     hit = edges.index(next(e for e in edges if "veth-red-br" in e))
     assert f"  linkStyle {hit} stroke:" in text

@@ -92,3 +92,14 @@ def test_rich_text_carries_the_colours_and_the_same_characters():
         console.print(text, soft_wrap=True)
     ansi = cap.get()
     assert "\x1b[32m" in ansi and "\x1b[33m" in ansi      # green accept, yellow NAT
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_trace_json_round_trips(name):
+    from netlab.trace import Trace
+
+    _, traced = CASES[name]()
+    data = traced.to_json()
+    again = Trace.from_json(data)
+    assert again.to_json() == data
+    assert plain(trace_lines(again)) == plain(trace_lines(traced))
