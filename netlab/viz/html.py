@@ -196,7 +196,8 @@ table.headers { border-collapse: collapse; margin-top: .4rem; width: 100%; }
 table.headers th, table.headers td { text-align: left; padding: .1rem .4rem; border-bottom: 1px solid var(--line); }
 tr.changed td { background: #fff1c2; font-weight: 600; }
 tr.changed td .was { font-weight: 400; color: var(--muted); }
-#hops { padding-left: 0; list-style: none; max-height: 16rem; overflow: auto; margin: .6rem 0; }
+table.headers th { white-space: nowrap; }
+#hops { position: relative; padding-left: 0; list-style: none; max-height: 16rem; overflow: auto; margin: .6rem 0; }
 #hops button { width: 100%; text-align: left; border: 0; border-radius: 0; background: transparent;
                padding: .15rem .3rem; }
 #hops button[aria-current="step"] { background: #ffe3c4; outline: 2px solid var(--current); }
@@ -231,7 +232,8 @@ SCRIPT = r"""
     table.appendChild(el('caption', {}, 'Packet here: ' + step.summary));
     const changed = step.changed || {};
     const rows = Object.entries(step.packet);
-    if (step.ether) rows.unshift(['ether src', step.ether.src || '?'], ['ether dst', step.ether.dst || '?']);
+    const ether = step.encap ? 'outer ether' : 'ether';
+    if (step.ether) rows.unshift([ether + ' src', step.ether.src || '?'], [ether + ' dst', step.ether.dst || '?']);
     for (const [name, value] of rows) {
       const tr = el('tr', name in changed ? {class: 'changed'} : {});
       tr.appendChild(el('th', {scope: 'row'}, name));
@@ -280,7 +282,11 @@ SCRIPT = r"""
       if (i === index) b.setAttribute('aria-current', 'step'); else b.removeAttribute('aria-current');
     });
     const current = list.querySelector('[aria-current="step"]');
-    if (current && current.scrollIntoView) current.scrollIntoView({block: 'nearest'});
+    if (current) {          // keep the current hop in view inside the list, not the page
+      const top = current.offsetTop, bottom = top + current.offsetHeight;
+      if (top < list.scrollTop || bottom > list.scrollTop + list.clientHeight)
+        list.scrollTop = Math.max(0, top - list.clientHeight / 2);
+    }
     highlight(step.element);
     document.body.dataset.element = step.element || '';
   }
