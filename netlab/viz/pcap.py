@@ -31,7 +31,12 @@ def _l4(pkt: Packet, answer: bool = False):
         return ip / TCP(sport=pkt.sport or 0, dport=pkt.dport or 0, flags=flags,
                         seq=seq, ack=ack if "A" in flags else 0)
     if pkt.proto == "udp":
-        return ip / UDP(sport=pkt.sport or 0, dport=pkt.dport or 0) / b"netlab"
+        udp = ip / UDP(sport=pkt.sport or 0, dport=pkt.dport or 0)
+        if 53 in (pkt.sport, pkt.dport):     # what a resolver would send, so it decodes
+            from scapy.layers.dns import DNS, DNSQR
+
+            udp /= DNS(id=ECHO_ID, qr=int(answer), rd=1, qd=DNSQR(qname="netlab.example."))
+        return udp
     icmp = ICMP(type=pkt.icmp_type if pkt.icmp_type is not None else 8,
                 code=pkt.icmp_code or 0)
     inner = getattr(pkt, "inner", None)

@@ -151,3 +151,19 @@ def test_checksums_are_valid(port_mapping, vxlan_capture):
             capture_output=True, text=True, check=True)
         statuses = {s for line in done.stdout.split() for s in line.split(",") if s}
         assert statuses == {"1"}, f"{path}: checksum statuses {statuses} (1 = good)"
+
+
+@needs_tshark
+def test_an_icmp_error_quotes_the_packet_it_is_about(tmp_path):
+    world, traced = lab_trace("03", "red", "192.168.15.2", proto="udp", port=53)
+    path = tmp_path / "closed.pcap"
+    write_pcap(traced, str(path))
+    layers = tshark_json(path)
+    request, error = layers[0], layers[-1]
+    assert request["frame"]["frame.protocols"] == "eth:ethertype:ip:udp:dns"
+    assert error["icmp"]["icmp.type"] == "3" and error["icmp"]["icmp.code"] == "3"
+    outer = error["ip"]
+    assert (outer["ip.src"], outer["ip.dst"]) == ("192.168.15.2", "192.168.15.1")
+    quoted, quoted_udp = error["icmp"]["ip"], error["icmp"]["udp"]    # tshark nests them
+    assert (quoted["ip.src"], quoted["ip.dst"]) == ("192.168.15.1", "192.168.15.2")
+    assert (int(quoted_udp["udp.srcport"]), int(quoted_udp["udp.dstport"])) == (40000, 53)
