@@ -122,3 +122,13 @@ def test_draw_a_bad_trace_file(tmp_path, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     one_line_error(invoke("draw", "05", "--trace", str(bad)), f"netlab: {bad}{message}")
+
+
+def test_without_graphviz_svg_is_a_one_line_error_and_the_page_has_no_diagram(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))          # no dot on this PATH
+    one_line_error(invoke("draw", "03", "--format", "svg"),
+                   "netlab: --format svg: SVG needs Graphviz's dot program")
+    page = tmp_path / "t.html"
+    assert invoke(*TRACE, "--html", str(page)).exit_code == 0
+    assert "No diagram: it needs Graphviz" in page.read_text()

@@ -24,14 +24,29 @@ needs_dot = pytest.mark.skipif(DOT is None, reason="needs Graphviz's dot (apt-ge
 LABS = [p.stem for p in bundled()]
 
 
-@needs_dot
-@pytest.mark.parametrize("lab", LABS)
-def test_dot_accepts_the_diagram_of_every_bundled_lab(lab, tmp_path):
-    world, _ = lab_world(lab)
-    source = to_dot(topology(world))
+def lab_traces(ref: str):
+    """The final World of a bundled lab and the traces its expectations made."""
+    from netlab.labs import find_lab, load_lab, run_lab
+
+    result = run_lab(load_lab(find_lab(ref)))
+    return result.world, [e.trace for s in result.steps for e in s.expect if e.trace is not None]
+
+
+def dot_svg(source: str) -> str:
     done = subprocess.run([DOT, "-Tsvg"], input=source, capture_output=True, text=True)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
-    assert "<svg" in done.stdout
+    return done.stdout
+
+
+@needs_dot
+@pytest.mark.parametrize("lab", LABS)
+def test_dot_accepts_the_diagram_of_every_bundled_lab(lab):
+    world, traces = lab_traces(lab)
+    topo = topology(world)
+    assert "<svg" in dot_svg(to_dot(topo))
+    assert traces, f"lab {lab} has no trace or reach expectation"
+    for traced in traces:          # and with each of its expectations' traces drawn on it
+        assert "<svg" in dot_svg(to_dot(topo, overlay(topo, world, legs(traced))))
 
 
 @needs_dot
