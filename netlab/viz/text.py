@@ -77,15 +77,19 @@ def _hop_node(step: Step) -> Node:
 
 
 def _grouped(steps: Iterable[Step], switches: frozenset[str]) -> list[Node]:
-    """Hops under their node, then under their namespace (consecutive runs)."""
+    """Hops under their node, then under their namespace (consecutive runs); a LAN's
+    switch has no namespaces to tell apart."""
     nodes: list[Node] = []
     node_name = netns = None
     for step in steps:
         hop: Hop = step.hop
+        switch = hop.node in switches
         if hop.node != node_name:
-            kind = " (switch)" if hop.node in switches else ""
-            nodes.append(Node([(f"{hop.node}{kind}", "place")]))
+            nodes.append(Node([(f"{hop.node} (switch)" if switch else hop.node, "place")]))
             node_name, netns = hop.node, None
+        if switch:
+            nodes[-1].children.append(_hop_node(step))
+            continue
         if hop.netns != netns:
             name = "root namespace" if hop.netns == "root" else f"netns {hop.netns}"
             nodes[-1].children.append(Node([(name, "place")]))

@@ -157,3 +157,18 @@ def test_a_page_without_graphviz_says_so():
     world, traced = lab_trace("02", "red", "192.168.15.2")
     page = build_page("t", world, [("t", traced)], with_svg=False)
     assert "No diagram: it needs Graphviz" in page and "<svg" not in page
+
+
+@pytest.mark.parametrize("fmt", ["dot", "mermaid"])
+def test_lab05_with_its_trace_matches_the_golden_file(fmt):
+    import os
+    from pathlib import Path
+
+    world, traced = lab_trace("05", "red", "192.168.1.3")
+    topo = topology(world)
+    over = overlay(topo, world, legs(traced))
+    text = to_dot(topo, over) if fmt == "dot" else to_mermaid(topo, over)
+    golden = Path(__file__).resolve().parent.parent / "data" / "viz" / f"lab05-masquerade.{fmt}"
+    if os.environ.get("NETLAB_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"the diagram changed: diff against {golden}"
