@@ -59,16 +59,13 @@ def _mac(value: str | None) -> str:
     return value or UNKNOWN_MAC
 
 
-def frame(step: Step, answer: bool = False):
-    """The frame on the wire at this step: inside its tunnel's outer headers on the
-    underlay, the inner frame alone on the VXLAN device itself (encap, decap)."""
-    return _Frames().frame(step, answer).copy()
-
-
 class _Frames:
-    """Builds frames from templates: one scapy packet per distinct header (the packet
-    but its TTL, the tunnel but its TTL); per device only the MACs and TTLs change.
-    A frame is good until the next call (write it, or copy it)."""
+    """The frame on the wire at a step: inside its tunnel's outer headers on the
+    underlay, the inner frame alone on the VXLAN device itself (encap, decap).
+
+    Built from templates: one scapy packet per distinct header (the packet but its TTL,
+    the tunnel but its TTL); per device only the MACs and TTLs change. A frame is good
+    until the next call (write it, or copy it)."""
 
     def __init__(self) -> None:
         self.templates: dict = {}

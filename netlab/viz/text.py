@@ -167,9 +167,3 @@ def rich_text(lines: list[Line]):
         for part, style in line:
             text.append(part, style=STYLES.get(style, style) or None)
     return text
-
-
-def render(trace: Trace, *, color: bool, switches: Iterable[str] = ()) -> str | object:
-    """Plain text, or a rich Text when ``color``."""
-    lines = trace_lines(trace, switches)
-    return rich_text(lines) if color else plain(lines)
