@@ -72,7 +72,8 @@ class Packet:
                    tcp_flags=data.get("tcp_flags"))
 
     def describe(self) -> str:
-        src = f"{self.src}:{self.sport}" if self.sport is not None else f"{self.src}"
+        ip = self.src if self.src is not None else "?"     # no source chosen: no route
+        src = f"{ip}:{self.sport}" if self.sport is not None else ip
         dst = f"{self.dst}:{self.dport}" if self.dport is not None else self.dst
         what = self.proto
         if self.proto == "icmp":
