@@ -6,39 +6,16 @@ highlighted element moves, the keyboard works; a screenshot is kept in tests/art
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from netlab.viz.html import build_page
 from netlab.viz.journey import legs
+from tests.browser.conftest import ARTIFACTS
 from tests.unit.viz_cases import lab_trace
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
-                                "(pip install -e '.[test]')")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
-           "chromium-driver); CI installs them")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the page's diagram "
+                                "needs Graphviz's dot (apt-get install graphviz)")
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +57,6 @@ def test_next_through_every_hop(browser, nat_page):
         assert highlighted == browser.find_element(By.TAG_NAME, "body") \
             .get_attribute("data-element")
         seen_elements.append(highlighted)
-        if i == 0:
-            ARTIFACTS.mkdir(exist_ok=True)
     assert browser.find_element(By.ID, "next").get_attribute("disabled") is not None
     distinct = [e for n, e in enumerate(seen_elements) if n == 0 or e != seen_elements[n - 1]]
     assert len(distinct) >= 5, f"the highlight hardly moved: {seen_elements}"
@@ -92,7 +67,8 @@ def test_next_through_every_hop(browser, nat_page):
     browser.find_elements(By.CSS_SELECTOR, "#hops button")[nat[0]].click()
     changed = browser.find_elements(By.CSS_SELECTOR, "#hop tr.changed")
     assert changed and "rewritten here" in changed[0].text
-    browser.save_screenshot(str(ARTIFACTS / "html-stepper.png"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "html-stepper.png"))
 
 
 def test_keyboard_and_reply_selector(browser, nat_page):
