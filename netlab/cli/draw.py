@@ -216,23 +216,27 @@ class StepPages:
     def add(self, record, world) -> None:
         import html
 
-        from netlab.viz.html import build_page
+        from netlab.viz.html import build_page, inline_markdown
 
         step = record.step
         name = f"step-{step.number:02d}.html"
-        traces = [(exp.detail, exp.trace) for exp in record.expect if exp.trace is not None]
+        traces = [(f"{exp.kind}: {exp.trace.packet.describe()} from {exp.trace.source}",
+                   exp.trace) for exp in record.expect if exp.trace is not None]
         parts = [f"<p><a href=\"index.html\">{html.escape(self.lab.title)}</a> — step "
                  f"{step.number} of {len(self.lab.steps)}</p>"]
         if step.explain:
-            parts += [f"<p>{html.escape(p.strip())}</p>" for p in step.explain.split("\n\n")
-                      if p.strip()]
+            parts.append(inline_markdown(step.explain))
+        details = []
         if record.commands:
             commands = "\n".join(f"$ {c.cmd}" for c in record.commands)
-            parts.append(f"<pre>{html.escape(commands)}</pre>")
+            details.append(f"<pre>{html.escape(commands)}</pre>")
         checks = "".join(f"<li>{'✓' if e.ok else '✗'} {html.escape(e.detail)}</li>"
                          for e in record.expect)
         if checks:
-            parts.append(f"<ul>{checks}</ul>")
+            details.append(f"<ul>{checks}</ul>")
+        if details:
+            parts.append("<details><summary>Commands and checks</summary>"
+                         + "".join(details) + "</details>")
         title = f"{self.lab.title} — step {step.number}: {step.title}"
         write_output(str(self.dir / name), build_page(title, world, traces,
                                                       intro="\n".join(parts)))

@@ -58,6 +58,25 @@ def _step_json(step: Step, element: str | None, switches: frozenset[str]) -> dic
     return data
 
 
+def inline_markdown(text: str) -> str:
+    """A lab's explanation as HTML: paragraphs, indented code blocks, `code`, **bold**
+    and *emphasis* — all a lab's explain text uses; everything else is escaped."""
+    import re
+
+    out = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.split("\n")
+        if all(line.startswith("    ") or not line.strip() for line in lines):
+            out.append("<pre>" + html.escape("\n".join(l[4:] for l in lines)) + "</pre>")
+            continue
+        para = html.escape(" ".join(line.strip() for line in lines))
+        para = re.sub(r"`([^`]+)`", r"<code>\1</code>", para)
+        para = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", para)
+        para = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", para)
+        out.append(f"<p>{para}</p>")
+    return "\n".join(out)
+
+
 def _leg_json(trace_title: str | None, leg: Leg, over: Overlay,
               switches: frozenset[str]) -> dict[str, Any]:
     path = leg.path
@@ -140,7 +159,7 @@ PAGE = """<!DOCTYPE html>
 <header><h1>%TITLE%</h1>%INTRO%</header>
 <main>
 <section class="stage" aria-label="Diagram">
-<div id="diagram">%DIAGRAM%</div>
+<div id="diagram" role="img" aria-label="The lab as a diagram, with the path drawn on it; the hops are listed beside it">%DIAGRAM%</div>
 </section>
 <aside class="panel" aria-label="The current hop">
 <div class="controls">
@@ -174,11 +193,13 @@ h1 { font-size: 1.15rem; margin: 0; }
 main { display: flex; flex-wrap: wrap; gap: 1rem; padding: 1rem; }
 .stage { flex: 3 1 30rem; min-width: 0; overflow: auto; }
 #diagram svg { max-width: 100%; height: auto; }
-.panel { flex: 2 1 22rem; border: 1px solid var(--line); border-radius: 6px; padding: .8rem;
+.panel { flex: 2 1 22rem; min-width: 0; border: 1px solid var(--line); border-radius: 6px; padding: .8rem;
          background: var(--soft); }
 .controls label { font-weight: 600; margin-right: .4rem; }
 select, button { font: inherit; color: var(--ink); }
-select { max-width: 100%; }
+select { width: 100%; margin-top: .2rem; }
+header pre { overflow-x: auto; background: var(--soft); padding: .4rem; }
+header code { background: var(--soft); padding: 0 .2rem; }
 .buttons { display: flex; align-items: center; gap: .6rem; margin: .6rem 0; }
 button { padding: .35rem .8rem; border: 1px solid #5b6672; border-radius: 4px; background: #fff;
          cursor: pointer; }

@@ -172,3 +172,12 @@ def test_lab05_with_its_trace_matches_the_golden_file(fmt):
     if os.environ.get("NETLAB_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text(), f"the diagram changed: diff against {golden}"
+
+
+def test_a_steps_explanation_becomes_html_and_stays_escaped():
+    from netlab.viz.html import inline_markdown
+
+    text = "Give `red` a **route**; *MASQUERADE* <b>is</b> x*y.\n\n    iptables -A X <y>\n"
+    assert inline_markdown(text) == (
+        "<p>Give <code>red</code> a <strong>route</strong>; <em>MASQUERADE</em> "
+        "&lt;b&gt;is&lt;/b&gt; x*y.</p>\n<pre>iptables -A X &lt;y&gt;</pre>")
