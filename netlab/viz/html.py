@@ -282,6 +282,7 @@ SCRIPT = r"""
 
   function show() {
     const l = data.legs[leg], step = l.steps[index];
+    if (!step) { hopBox.textContent = 'This path has no hops.'; prev.disabled = next.disabled = true; return; }
     legSelect.value = String(leg);
     position.textContent = 'Hop ' + (index + 1) + ' of ' + l.steps.length;
     prev.disabled = index === 0;
@@ -327,6 +328,11 @@ SCRIPT = r"""
     show();
   }
 
+  if (!data.legs.length) {
+    document.querySelector('.controls').hidden = true;
+    hopBox.textContent = 'No trace on this page: draw one with --from NS --to IP.';
+    return;
+  }
   prev.addEventListener('click', () => { if (index > 0) { index--; show(); } });
   next.addEventListener('click', () => { if (index < data.legs[leg].steps.length - 1) { index++; show(); } });
   legSelect.addEventListener('change', () => chooseLeg(Number(legSelect.value)));
@@ -337,6 +343,6 @@ SCRIPT = r"""
     else if (e.key === 'Home') { index = 0; show(); e.preventDefault(); }
     else if (e.key === 'End') { index = data.legs[leg].steps.length - 1; show(); e.preventDefault(); }
   });
-  if (data.legs.length) chooseLeg(0);
+  chooseLeg(0);
 })();
 """

@@ -11,7 +11,7 @@ import pytest
 
 from netlab.viz.html import build_page
 from netlab.viz.journey import legs
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, script_errors
 from tests.unit.viz_cases import lab_trace
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the page's diagram "
@@ -67,6 +67,7 @@ def test_next_through_every_hop(browser, nat_page):
     browser.find_elements(By.CSS_SELECTOR, "#hops button")[nat[0]].click()
     changed = browser.find_elements(By.CSS_SELECTOR, "#hop tr.changed")
     assert changed and "rewritten here" in changed[0].text
+    assert script_errors(browser) == []
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "html-stepper.png"))
 
@@ -93,3 +94,17 @@ def test_keyboard_and_reply_selector(browser, nat_page):
     assert browser.find_element(By.ID, "position").text == f"Hop 1 of {len(reply.steps)}"
     assert reply.steps[0].hop.event in panel(browser).text
     assert body.get_attribute("data-element") != first or len(reply.steps) == 1
+
+
+def test_a_page_without_a_trace_says_so(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.unit.viz_cases import lab_world
+
+    world, _ = lab_world("03")
+    page = tmp_path / "topology.html"
+    page.write_text(build_page("lab 03", world, []))
+    browser.get(page.as_uri())
+    assert "No trace on this page" in panel(browser).text
+    assert not browser.find_element(By.ID, "next").is_displayed()
+    assert script_errors(browser) == []
