@@ -134,7 +134,7 @@ def main() -> None:
     dot_source = diagram(to_dot)
     formats = [("text", text), ("text_colour", text_colour),
                ("dot", lambda: diagram(to_dot)), ("mermaid", lambda: diagram(to_mermaid)),
-               ("html_without_svg", html), ("pcap", lambda: write_pcap(t, tmp.name))]
+               ("html_without_svg", html), ("pcap", lambda: write_pcap(t, tmp.name, world))]
     for name, fn in formats:
         figure(f"viz_{name}_{hops}hops_ms", median_ms(fn, args.runs), TARGET_MS, base, hops)
     try:

@@ -59,7 +59,7 @@ def write_pcap(path: str, trace, world) -> None:
     from netlab.viz.pcap import write_pcap as write
 
     try:
-        write(trace, path)
+        write(trace, path, world)
     except OSError as err:
         fail(f"{path}: cannot write: {err.strerror or err}")
 

@@ -2,10 +2,12 @@
 it crosses sees it — Ethernet with the lab's MACs, IPv4, ICMP/TCP/UDP, VXLAN
 around the inner frame where the trace says it was encapsulated — and the reply.
 
-One packet per veth hop (captured on the device it leaves), per loopback and exit
-hop, and on the VXLAN device at each end of a tunnel (the inner frame). Each packet
-names its device (``node/netns:dev``, the pcapng interface) and carries a comment
-with the path, the hop number and what happened there. scapy is imported when a
+A frame is captured on the veth it leaves by and (given the World) on the peer it
+arrives on, on a bridge device it goes up through or is routed out of, on lo, on
+the device it exits the model through, and on the VXLAN device at each end of a
+tunnel (the inner frame). Each packet names its device (``node/netns:dev``, the
+pcapng interface), its direction there, and carries a comment with the path, the
+hop number and what happened there. scapy is imported when a
 capture is built.
 """
 
@@ -114,50 +116,101 @@ class _Frames:
         return pkt, inner, inner[IP], pkt[IP] if tunnelled else None
 
 
-def captured(step: Step) -> bool:
-    """Whether a device sees the packet at this step: a veth it leaves by, lo, the
-    device it exits through, the VXLAN device at either end of a tunnel."""
-    return step.hop.event in ("veth", "loopback", "exit", "encap", "decap") \
-        and bool(step.hop.dev)
+INBOUND, OUTBOUND = 1, 2          # pcapng's packet direction
+QUIET = ("netfilter", "conntrack")  # hops that do not move the frame
 
 
-def frames(trace: Trace):
-    """(frame, device, comment) for every captured step of every leg, in order; each
-    frame is good until the next one is made."""
+def _near(steps: list[Step], i: int, way: int) -> Step | None:
+    """The closest step before (way -1) or after (+1) that moves the frame."""
+    i += way
+    while 0 <= i < len(steps):
+        if steps[i].hop.event not in QUIET:
+            return steps[i]
+        i += way
+    return None
+
+
+def captures(steps: list[Step], i: int, world=None) -> list[tuple[str, int]]:
+    """Where the frame of step i is seen: (device, direction). A veth it leaves by and,
+    with the World, the peer it arrives on; lo; the device it exits through; the VXLAN
+    device at either end of a tunnel; with the World, a bridge device the frame goes up
+    through or is routed out of (frames switched between two ports do not show there)."""
+    hop = steps[i].hop
+    if not hop.dev:
+        return []
+    here = f"{place(hop)}:{hop.dev}"
+    event = hop.event
+    if event in ("loopback", "exit", "encap"):
+        return [(here, OUTBOUND)]
+    if event == "decap":
+        return [(here, INBOUND)]
+    if world is None or event not in ("veth", "bridge"):
+        return [(here, OUTBOUND)] if event == "veth" else []
+    ns = world.namespaces.get(f"{hop.node}/{hop.netns}")
+    link = ns.links.get(hop.dev) if ns is not None else None
+    if link is None:
+        return [(here, OUTBOUND)] if event == "veth" else []
+    if event == "veth":
+        out = [(here, OUTBOUND)]
+        peer = world.peer_of(ns, link)
+        if peer is not None:
+            out.append((f"{peer[0].label}:{peer[1].name}", INBOUND))
+        return out
+    same_ns = (hop.node, hop.netns)
+    if link.kind == "bridge":              # "receives the frame on port …"
+        after = _near(steps, i, +1)
+        switched = after is not None and after.hop.event == "bridge" \
+            and (after.hop.node, after.hop.netns) == same_ns
+        return [] if switched else [(here, INBOUND)]
+    if link.master is not None:            # "forwards the frame out of port …"
+        before = _near(steps, i, -1)
+        routed = before is not None and before.hop.event == "arp" \
+            and before.hop.dev == link.master and (before.hop.node, before.hop.netns) == same_ns
+        return [(f"{place(hop)}:{link.master}", OUTBOUND)] if routed else []
+    return []
+
+
+def frames(trace: Trace, world=None):
+    """(frame, device, direction, comment) for every place a device sees the packet,
+    leg by leg, in order; each frame is good until the next one is made."""
     made = _Frames()
     for leg in legs(trace):
-        for step in leg.steps:
-            if captured(step):
-                yield (made.frame(step, leg.reply), f"{place(step.hop)}:{step.hop.dev}",
-                       _comment(leg, step))
+        for i, step in enumerate(leg.steps):
+            seen = captures(leg.steps, i, world)
+            if seen:
+                pkt = made.frame(step, leg.reply)
+                for device, direction in seen:
+                    yield pkt, device, direction, _comment(leg, step)
 
 
-def _stamp(pkt, n: int, device: str, comment: str):
+def _stamp(pkt, n: int, device: str, direction: int, comment: str):
     pkt.time = START_TIME + n / 1000.0
     pkt.sniffed_on = device
+    pkt.direction = direction
     pkt.comments = [comment.encode()]
     return pkt
 
 
-def packets(trace: Trace) -> list:
-    """The scapy packets of every leg, in order, each with its device and a comment."""
-    return [_stamp(pkt.copy(), n, device, comment)
-            for n, (pkt, device, comment) in enumerate(frames(trace))]
+def packets(trace: Trace, world=None) -> list:
+    """The scapy packets, in order, each with its device, direction and a comment."""
+    return [_stamp(pkt.copy(), n, *rest) for n, (pkt, *rest) in enumerate(frames(trace, world))]
 
 
 def _comment(leg: Leg, step: Step) -> str:
     return f"{leg.title} · hop {step.number} · {step.hop.event}: {step.hop.detail}"
 
 
-def write_pcap(trace: Trace, path: str) -> int:
-    """Write the capture to ``path`` (pcapng); the number of packets."""
+def write_pcap(trace: Trace, path: str, world=None) -> int:
+    """Write the capture to ``path`` (pcapng); the number of packets. With the World
+    the trace ran on, each frame is also seen where it arrives (a veth's peer, a bridge
+    device)."""
     from scapy.utils import PcapNgWriter
 
     writer = PcapNgWriter(path)
     n = 0
     try:
-        for n, (pkt, device, comment) in enumerate(frames(trace), 1):
-            pkt = _stamp(pkt, n - 1, device, comment)
+        for n, (pkt, *rest) in enumerate(frames(trace, world), 1):
+            pkt = _stamp(pkt, n - 1, *rest)
             if not writer.header_present:
                 writer.write_header(pkt)
             # write_packet, not write: write iterates a packet, which clones it per field

@@ -38,20 +38,34 @@ def port_mapping(tmp_path_factory):
     """Lab 06: node2 connects to the host's published port 8080; DNAT to web:80."""
     world, traced = lab_trace("06", "node2", "192.168.1.2", proto="tcp", port=8080)
     path = tmp_path_factory.mktemp("pcap") / "nat.pcap"
-    count = write_pcap(traced, str(path))
+    count = write_pcap(traced, str(path), world)
     return world, path, count
 
 
-# (device, src, sport, dst, dport, tcp flags) of every frame, the SYN then the SYN-ACK
+OUT, IN = "Outbound", "Inbound"
+# (device, direction, src, sport, dst, dport, tcp flags) of every frame: the SYN, the
+# SYN-ACK; what tcpdump -i DEVICE would show (NAT happens between ingress and egress)
 NAT_FRAMES = [
-    ("node2:eth0", "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
-    ("lan:host", "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
-    ("host:veth0a1b2c3", "192.168.1.3", 40000, "172.17.0.2", 80, "S"),     # after the DNAT
-    ("host/web:eth0", "172.17.0.2", 80, "192.168.1.3", 40000, "SA"),
-    ("host:eth0", "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),        # un-DNAT
-    ("lan:node2", "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),
+    ("node2:eth0", OUT, "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("lan:node2", IN, "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("lan:host", OUT, "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("host:eth0", IN, "192.168.1.3", 40000, "192.168.1.2", 8080, "S"),
+    ("host:docker0", OUT, "192.168.1.3", 40000, "172.17.0.2", 80, "S"),     # after the DNAT
+    ("host:veth0a1b2c3", OUT, "192.168.1.3", 40000, "172.17.0.2", 80, "S"),
+    ("host/web:eth0", IN, "192.168.1.3", 40000, "172.17.0.2", 80, "S"),
+    ("host/web:eth0", OUT, "172.17.0.2", 80, "192.168.1.3", 40000, "SA"),
+    ("host:veth0a1b2c3", IN, "172.17.0.2", 80, "192.168.1.3", 40000, "SA"),
+    ("host:docker0", IN, "172.17.0.2", 80, "192.168.1.3", 40000, "SA"),
+    ("host:eth0", OUT, "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),        # un-DNAT
+    ("lan:host", IN, "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),
+    ("lan:node2", OUT, "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),
+    ("node2:eth0", IN, "192.168.1.2", 8080, "192.168.1.3", 40000, "SA"),
 ]
 FLAGS = {"S": 0x002, "SA": 0x012}
+
+
+def device(layers) -> str:
+    return layers["frame"]["frame.interface_id_tree"]["frame.interface_name"]
 
 
 @needs_tshark
@@ -59,13 +73,24 @@ def test_tshark_decodes_every_packet_of_a_nat_trace(port_mapping):
     world, path, count = port_mapping
     layers = tshark_json(path)
     assert len(layers) == count == len(NAT_FRAMES)
-    for got, (dev, src, sport, dst, dport, flags) in zip(layers, NAT_FRAMES):
+    for got, (dev, way, src, sport, dst, dport, flags) in zip(layers, NAT_FRAMES):
         assert got["frame"]["frame.protocols"] == "eth:ethertype:ip:tcp", got["frame"]
-        assert got["frame"]["frame.interface_id_tree"]["frame.interface_name"] == dev
+        assert device(got) == dev
+        assert got["frame"]["frame.packet_flags_tree"]["frame.packet_flags_direction"] == \
+            ("0x00000001" if way == IN else "0x00000002"), dev
         assert (got["ip"]["ip.src"], int(got["tcp"]["tcp.srcport"])) == (src, sport), dev
         assert (got["ip"]["ip.dst"], int(got["tcp"]["tcp.dstport"])) == (dst, dport), dev
         assert int(got["tcp"]["tcp.flags"], 16) == FLAGS[flags], dev
-        assert "_ws.malformed" not in got and "_ws.expert" not in got.get("ip", {})
+        assert "_ws.malformed" not in got
+
+
+def test_without_the_world_a_frame_is_seen_where_it_leaves(tmp_path):
+    from netlab.viz.pcap import packets
+
+    world, traced = lab_trace("06", "node2", "192.168.1.2", proto="tcp", port=8080)
+    alone = [(p.sniffed_on, p.direction) for p in packets(traced)]
+    assert alone == [(d, 2) for d, way, *_ in NAT_FRAMES
+                     if way == OUT and not d.endswith("docker0")]
 
 
 @needs_tshark
@@ -73,11 +98,13 @@ def test_nat_frames_carry_the_labs_macs(port_mapping):
     world, path, _ = port_mapping
     layers = tshark_json(path)
     # node2 sends to the host's eth0; the host routes out of docker0 to web's eth0
-    assert layers[0]["eth"]["eth.src"] == mac_of(world, "node2", "eth0")
-    assert layers[0]["eth"]["eth.dst"] == mac_of(world, "host", "eth0")
-    assert layers[2]["eth"]["eth.src"] == mac_of(world, "host", "docker0")
-    assert layers[2]["eth"]["eth.dst"] == mac_of(world, "host/web", "eth0")
-    assert int(layers[2]["ip"]["ip.ttl"]) == 63 and int(layers[0]["ip"]["ip.ttl"]) == 64
+    for n in (0, 1, 2, 3):
+        assert layers[n]["eth"]["eth.src"] == mac_of(world, "node2", "eth0")
+        assert layers[n]["eth"]["eth.dst"] == mac_of(world, "host", "eth0")
+    for n in (4, 5, 6):
+        assert layers[n]["eth"]["eth.src"] == mac_of(world, "host", "docker0")
+        assert layers[n]["eth"]["eth.dst"] == mac_of(world, "host/web", "eth0")
+    assert int(layers[4]["ip"]["ip.ttl"]) == 63 and int(layers[0]["ip"]["ip.ttl"]) == 64
     assert "hop" in layers[0]["pkt_comment"]["frame.comment"]
 
 
@@ -85,7 +112,7 @@ def test_nat_frames_carry_the_labs_macs(port_mapping):
 def vxlan_capture(tmp_path_factory):
     world, traced = vxlan_case()
     path = tmp_path_factory.mktemp("pcap") / "vxlan.pcap"
-    write_pcap(traced, str(path))
+    write_pcap(traced, str(path), world)
     return world, path
 
 
@@ -93,12 +120,12 @@ def vxlan_capture(tmp_path_factory):
 def test_tshark_decodes_vxlan_frames_with_their_inner_packet(vxlan_capture):
     world, path = vxlan_capture
     layers = tshark_json(path)
-    by_dev = [(l["frame"]["frame.interface_id_tree"]["frame.interface_name"], l) for l in layers]
-    tunnelled = [(dev, l) for dev, l in by_dev if "vxlan" in l]
-    # request: node1 eth0, the LAN switch's port to node2; reply: the same back
-    assert [dev for dev, _ in tunnelled] == ["node1:eth0", "lan:node2", "node2:eth0", "lan:node1"]
+    tunnelled = [(device(l), l) for l in layers if "vxlan" in l]
+    # request: out of node1's eth0, through the LAN switch, into node2's eth0; the reply back
+    assert [dev for dev, _ in tunnelled] == ["node1:eth0", "lan:node1", "lan:node2", "node2:eth0",
+                                             "node2:eth0", "lan:node2", "lan:node1", "node1:eth0"]
     for n, (dev, l) in enumerate(tunnelled):
-        request = n < 2
+        request = n < 4
         outer, inner = as_list(l["ip"])
         outer_eth, inner_eth = as_list(l["eth"])
         assert l["frame"]["frame.protocols"] == "eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:icmp"
@@ -115,12 +142,12 @@ def test_tshark_decodes_vxlan_frames_with_their_inner_packet(vxlan_capture):
         assert inner_eth["eth.src"] == mac_of(world, sender, "flannel.1")
         assert inner_eth["eth.dst"] == mac_of(world, receiver, "flannel.1")
     # on the flannel.1 devices themselves the inner frame is seen, not encapsulated
-    on_vxlan_dev = [l for dev, l in by_dev if dev.endswith(":flannel.1")]
+    on_vxlan_dev = [l for l in layers if device(l).endswith(":flannel.1")]
     assert len(on_vxlan_dev) == 4
     assert all("vxlan" not in l and l["ip"]["ip.dst"].startswith("10.244.") for l in on_vxlan_dev)
     # inside the pods: the plain packet with the pods' own MACs
-    first = by_dev[0][1]
-    assert by_dev[0][0] == "node1/pod-a:eth0-a"
+    first = layers[0]
+    assert device(first) == "node1/pod-a:eth0-a"
     assert first["eth"]["eth.src"] == mac_of(world, "node1/pod-a", "eth0-a")
     assert first["eth"]["eth.dst"] == mac_of(world, "node1", "cni0")
 
@@ -132,12 +159,14 @@ def test_capture_reads_back_with_scapy(vxlan_capture):
 
     _, path = vxlan_capture
     pkts = rdpcap(str(path))
-    # each way: the pod's veth, flannel.1, eth0, the LAN port, flannel.1, the pod's veth
-    assert len(pkts) == 12
+    # each way: the pods' veth pairs (2 + 2), cni0 (1 + 1), flannel.1 (1 + 1), and the
+    # underlay: eth0, the LAN switch's two ports, eth0 (4)
+    assert len(pkts) == 2 * 12
     tunnelled = [p for p in pkts if p.haslayer(VXLAN)]
-    assert len(tunnelled) == 4
+    assert len(tunnelled) == 8
     assert tunnelled[0][VXLAN].vni == 1 and tunnelled[0][VXLAN].payload[IP].dst == "10.244.2.3"
-    assert [p.sniffed_on for p in pkts][:2] == ["node1/pod-a:eth0-a", "node1:flannel.1"]
+    assert [p.sniffed_on for p in pkts][:4] == ["node1/pod-a:eth0-a", "node1:veth-a",
+                                                 "node1:cni0", "node1:flannel.1"]
 
 
 @needs_tshark
@@ -157,7 +186,7 @@ def test_checksums_are_valid(port_mapping, vxlan_capture):
 def test_an_icmp_error_quotes_the_packet_it_is_about(tmp_path):
     world, traced = lab_trace("03", "red", "192.168.15.2", proto="udp", port=53)
     path = tmp_path / "closed.pcap"
-    write_pcap(traced, str(path))
+    write_pcap(traced, str(path), world)
     layers = tshark_json(path)
     request, error = layers[0], layers[-1]
     assert request["frame"]["frame.protocols"] == "eth:ethertype:ip:udp:dns"
