@@ -171,29 +171,48 @@ def captures(steps: list[Step], i: int, world=None) -> list[tuple[str, int]]:
 
 
 def frames(trace: Trace, world=None):
-    """(frame, device, direction, comment) for every place a device sees the packet,
-    leg by leg, in order; each frame is good until the next one is made."""
+    """(frame, [(device, direction)], comment) for every step a device sees the packet
+    at, leg by leg, in order; each frame is good until the next one is made."""
     made = _Frames()
     for leg in legs(trace):
         for i, step in enumerate(leg.steps):
             seen = captures(leg.steps, i, world)
             if seen:
-                pkt = made.frame(step, leg.reply)
-                for device, direction in seen:
-                    yield pkt, device, direction, _comment(leg, step)
+                yield made.frame(step, leg.reply), seen, _comment(leg, step)
 
 
-def _stamp(pkt, n: int, device: str, direction: int, comment: str):
-    pkt.time = START_TIME + n / 1000.0
-    pkt.sniffed_on = device
-    pkt.direction = direction
-    pkt.comments = [comment.encode()]
-    return pkt
+class _Record(bytes):
+    """A frame's bytes with what the pcapng writer reads off a packet (its time,
+    interface, direction, comment): built once, written for each device that sees it."""
+    time: float
+    sniffed_on: str
+    direction: int
+    comments: list[bytes]
+
+
+def records(trace: Trace, world=None):
+    n = 0
+    for pkt, seen, comment in frames(trace, world):
+        raw = bytes(pkt)
+        for device, direction in seen:
+            record = _Record(raw)
+            record.time = START_TIME + n / 1000.0
+            record.sniffed_on, record.direction = device, direction
+            record.comments = [comment.encode()]
+            yield record
+            n += 1
 
 
 def packets(trace: Trace, world=None) -> list:
-    """The scapy packets, in order, each with its device, direction and a comment."""
-    return [_stamp(pkt.copy(), n, *rest) for n, (pkt, *rest) in enumerate(frames(trace, world))]
+    """The scapy packets, in order, each with its device and direction."""
+    from scapy.layers.l2 import Ether
+
+    out = []
+    for record in records(trace, world):
+        pkt = Ether(bytes(record))
+        pkt.sniffed_on, pkt.direction = record.sniffed_on, record.direction
+        out.append(pkt)
+    return out
 
 
 def _comment(leg: Leg, step: Step) -> str:
@@ -204,17 +223,15 @@ def write_pcap(trace: Trace, path: str, world=None) -> int:
     """Write the capture to ``path`` (pcapng); the number of packets. With the World
     the trace ran on, each frame is also seen where it arrives (a veth's peer, a bridge
     device)."""
+    from scapy.layers.l2 import Ether
     from scapy.utils import PcapNgWriter
 
     writer = PcapNgWriter(path)
     n = 0
     try:
-        for n, (pkt, *rest) in enumerate(frames(trace, world), 1):
-            pkt = _stamp(pkt, n - 1, *rest)
-            if not writer.header_present:
-                writer.write_header(pkt)
-            # write_packet, not write: write iterates a packet, which clones it per field
-            writer.write_packet(pkt)
+        writer.write_header(Ether())          # link type Ethernet for every record
+        for n, record in enumerate(records(trace, world), 1):
+            writer.write_packet(record)
     finally:
         writer.close()
     return n
