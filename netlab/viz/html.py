@@ -41,6 +41,9 @@ def _headers(pkt: Packet) -> dict[str, Any]:
     if pkt.tcp_flags:
         out["flags"] = pkt.tcp_flags
     out["ttl"] = pkt.ttl
+    inner = getattr(pkt, "inner", None)
+    if inner is not None:               # an ICMP error: the header it is about
+        out["quoted"] = inner.describe()
     return out
 
 

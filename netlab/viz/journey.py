@@ -82,6 +82,8 @@ def changed_fields(before: Packet, after: Packet) -> tuple[str, ...]:
 
 
 def walk_hops(hops: list[Hop], start: Packet) -> list[Step]:
+    """Number the hops and follow the packet (and its Ethernet header, and its tunnel)
+    through them, from ``start``, the packet as its sender's stack made it."""
     steps: list[Step] = []
     pkt = start
     ether = None

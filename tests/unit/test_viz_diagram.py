@@ -181,3 +181,11 @@ def test_a_steps_explanation_becomes_html_and_stays_escaped():
     assert inline_markdown(text) == (
         "<p>Give <code>red</code> a <strong>route</strong>; <em>MASQUERADE</em> "
         "&lt;b&gt;is&lt;/b&gt; x*y.</p>\n<pre>iptables -A X &lt;y&gt;</pre>")
+
+
+def test_an_icmp_errors_hops_show_the_header_it_quotes():
+    world, traced = lab_trace("03", "red", "192.168.15.2", "udp", 53)
+    data = page_data(build_page("t", world, [("t", traced)], with_svg=False))
+    reply = data["legs"][1]
+    assert reply["title"].startswith("the reply: icmp port-unreachable")
+    assert reply["steps"][0]["packet"]["quoted"] == "udp 192.168.15.1:40000 > 192.168.15.2:53"
