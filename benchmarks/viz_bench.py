@@ -104,7 +104,7 @@ def main() -> None:
     from netlab.viz.journey import legs
     from netlab.viz.mermaid import to_mermaid
     from netlab.viz.pcap import write_pcap
-    from netlab.viz.text import plain, rich_text, trace_lines
+    from netlab.viz.text import ansi, plain, rich_text, trace_lines
     from netlab.viz.topology import overlay, topology
 
     world, t = long_trace(args.hops)
@@ -116,7 +116,10 @@ def main() -> None:
     def text():
         return plain(trace_lines(t))
 
-    def text_colour():
+    def text_colour():                   # what netlab trace writes to a terminal
+        return ansi(trace_lines(t))
+
+    def text_rich():                     # through a rich console (lab run --step)
         console.print(rich_text(trace_lines(t)), soft_wrap=True)
 
     def diagram(writer):
@@ -132,7 +135,7 @@ def main() -> None:
     tmp = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False)
     tmp.close()
     dot_source = diagram(to_dot)
-    formats = [("text", text), ("text_colour", text_colour),
+    formats = [("text", text), ("text_colour", text_colour), ("text_rich_console", text_rich),
                ("dot", lambda: diagram(to_dot)), ("mermaid", lambda: diagram(to_mermaid)),
                ("html_without_svg", html), ("pcap", lambda: write_pcap(t, tmp.name, world))]
     for name, fn in formats:

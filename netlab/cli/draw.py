@@ -38,15 +38,15 @@ def write_output(path: str, data: str | bytes) -> None:
 
 def print_trace(trace, world, *, no_color: bool = False) -> None:
     """The trace as a tree: coloured on a terminal, plain text otherwise."""
-    from netlab.viz.text import plain, rich_text, trace_lines
+    import os
+
+    from netlab.viz.text import ansi, plain, trace_lines
 
     lines = trace_lines(trace, switches=[lan.name for lan in world.lans])
-    if no_color or not sys.stdout.isatty():
-        sys.stdout.write(plain(lines))
-        return
-    from netlab.cli.common import console
-
-    console().print(rich_text(lines), soft_wrap=True)
+    colour = not no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR") \
+        and os.environ.get("TERM") != "dumb"
+    sys.stdout.write(ansi(lines) if colour else plain(lines))
+    sys.stdout.flush()
 
 
 def write_html(path: str, world, traces, *, title: str, intro: str = "") -> None:

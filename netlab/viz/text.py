@@ -7,7 +7,8 @@ Each path ends with its verdict, outcome and diagnosis; a path of a probability 
 says its probability; the reply is a tree of its own.
 
 The tree is built as lines of (text, style) segments: ``plain()`` joins them (no
-colour, what golden files pin), ``rich_text()`` styles them for a terminal.
+colour, what golden files pin), ``ansi()`` colours them for a terminal with rich's
+styles, ``rich_text()`` makes a rich Text of them for a rich console.
 """
 
 from __future__ import annotations
@@ -167,3 +168,25 @@ def rich_text(lines: list[Line]):
         for part, style in line:
             text.append(part, style=STYLES.get(style, style) or None)
     return text
+
+
+def ansi(lines: list[Line]) -> str:
+    """The lines with rich's ANSI colour codes (the 16 standard colours), written
+    straight to a terminal: a long trace need not go through a console's layout."""
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    styles: dict[str, Style] = {}
+    out: list[str] = []
+    for line in lines:
+        for part, name in line:
+            spec = STYLES.get(name, name)
+            if not spec:
+                out.append(part)
+                continue
+            style = styles.get(spec)
+            if style is None:
+                style = styles[spec] = Style.parse(spec)
+            out.append(style.render(part, color_system=ColorSystem.STANDARD))
+        out.append("\n")
+    return "".join(out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.viz.text import plain, rich_text, trace_lines
+from netlab.viz.text import ansi, plain, rich_text, trace_lines
 from tests.unit.viz_cases import CASES
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "viz"
@@ -103,3 +103,14 @@ def test_trace_json_round_trips(name):
     again = Trace.from_json(data)
     assert again.to_json() == data
     assert plain(trace_lines(again)) == plain(trace_lines(traced))
+
+
+def test_ansi_colours_the_same_characters():
+    import re
+
+    world, traced = CASES["lab06-dropped"]()
+    lines = trace_lines(traced, switches(world))
+    coloured = ansi(lines)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain(lines)
+    drop = next(h for h in traced.paths[0].hops if h.action == "drop")
+    assert f"\x1b[1;31m  {drop.rule}\x1b[0m" in coloured          # bold red
