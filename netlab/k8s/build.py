@@ -1,0 +1,99 @@
+"""A cluster as Ops: nodes on a LAN, pods attached by the kubelet, routes between
+the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
+
+``cluster_ops`` gives the list (the same for either backend); ``build_model`` applies
+it to a fresh World.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from netlab import ops as O
+from netlab.k8s import kubelet, kubeproxy
+from netlab.k8s.cluster import APISERVER_PORT, Cluster
+from netlab.model import World, ns_key
+
+LAN = "lan"
+NODE_DEV = "eth0"
+KUBELET_PORT = 10250
+
+
+def lan_subnet(cluster: Cluster) -> ipaddress.IPv4Network:
+    if cluster.spec.lan_subnet:
+        return ipaddress.IPv4Network(cluster.spec.lan_subnet)
+    ips = [ipaddress.IPv4Address(n.ip) for n in cluster.nodes]
+    for prefix in range(24, 7, -1):
+        net = ipaddress.IPv4Network(f"{ips[0]}/{prefix}", strict=False)
+        if all(ip in net for ip in ips):
+            return net
+    return ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def node_ops(cluster: Cluster) -> list[O.Op]:
+    subnet = lan_subnet(cluster)
+    ops: list[O.Op] = [O.AddNode(n.name) for n in cluster.nodes]
+    ops.append(O.AddSwitch(LAN, str(subnet)))
+    for n in cluster.nodes:
+        ops += [O.AttachToSwitch(LAN, n.name, NODE_DEV),
+                O.AddAddress(ns_key(n.name), NODE_DEV, n.ip, subnet.prefixlen),
+                O.AddListener(ns_key(n.name), "tcp", KUBELET_PORT)]
+    ops.append(O.AddListener(ns_key(cluster.nodes[0].name), "tcp", APISERVER_PORT))
+    return ops
+
+
+def pod_ops(cluster: Cluster) -> list[O.Op]:
+    ops: list[O.Op] = []
+    bridged: set[str] = set()
+    for pod in cluster.pods:
+        node = cluster.node(pod.node)
+        first = not pod.host_network and node.name not in bridged
+        if first:
+            bridged.add(node.name)
+        ops += kubelet.attach_pod(node, pod, first)
+    return ops
+
+
+def route_ops(cluster: Cluster) -> list[O.Op]:
+    """host-gw: on each node, a route to every other node's pod range via that node."""
+    ops: list[O.Op] = []
+    if cluster.spec.network != "host-gw":
+        return ops
+    for n in cluster.nodes:
+        for other in cluster.nodes:
+            if other is not n:
+                ops.append(O.AddRoute(ns_key(n.name), other.pod_cidr, gateway=other.ip))
+    return ops
+
+
+def proxy_ops(cluster: Cluster) -> list[O.Op]:
+    ops: list[O.Op] = []
+    for n in cluster.nodes:
+        for payload in kubeproxy.node_payloads(cluster, n.name):
+            ops.append(O.IptablesRestore(ns_key(n.name), payload, noflush=True))
+    return ops
+
+
+def policy_ops(cluster: Cluster) -> list[O.Op]:
+    from netlab.k8s import netpol
+
+    return [O.IptablesRestore(ns_key(n.name), payload, noflush=True)
+            for n in cluster.nodes if (payload := netpol.node_payload(cluster, n.name))]
+
+
+def cluster_ops(cluster: Cluster) -> list[O.Op]:
+    if cluster.spec.network == "vxlan":
+        from netlab.errors import LabError
+        raise LabError("network: vxlan is not modelled yet (use host-gw)",
+                       path=cluster.spec.path)
+    return node_ops(cluster) + pod_ops(cluster) + route_ops(cluster) + proxy_ops(cluster) \
+        + policy_ops(cluster)
+
+
+def build_model(cluster: Cluster):
+    from netlab.backends.model import ModelBackend
+
+    backend = ModelBackend(World(name=cluster.spec.name))
+    for op in cluster_ops(cluster):
+        backend.apply(op)
+    return backend
