@@ -39,6 +39,11 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
                 O.AddAddress(ns_key(n.name), NODE_DEV, n.ip, subnet.prefixlen),
                 O.AddListener(ns_key(n.name), "tcp", KUBELET_PORT)]
     ops.append(O.AddListener(ns_key(cluster.nodes[0].name), "tcp", APISERVER_PORT))
+    # A node has a default route, as every machine on a LAN does: via the LAN's first
+    # address (its router, not modelled), so ClusterIPs are routable from the node too.
+    gateway = str(subnet.network_address + 1)
+    if subnet.prefixlen < 31 and all(n.ip != gateway for n in cluster.nodes):
+        ops += [O.AddRoute(ns_key(n.name), "default", gateway=gateway) for n in cluster.nodes]
     return ops
 
 
