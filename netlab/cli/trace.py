@@ -13,6 +13,7 @@ EPILOG = examples(
     "netlab trace 02 --from red --to 192.168.15.2",
     "netlab trace 04 --from red --to 192.168.1.3 --after-step 3",
     "netlab trace my-lab.yaml --from node1/pod-a --to 10.96.0.10:80 --proto tcp --json",
+    "netlab trace -f cluster.yaml -f manifests/ --from pod/shop/web --to svc/shop/backend:80",
 )
 
 
@@ -61,6 +62,10 @@ def trace_command(
     as_json: bool = typer.Option(False, "--json", help="Print the Trace JSON."),
     world_file: str = typer.Option(None, "--world", metavar="FILE",
                                    help="Trace on a World file (netlab snapshot) instead of a LAB."),
+    files: list[str] = typer.Option(None, "-f", "--file", metavar="PATH",
+                                    help="A cluster file and manifests instead of a LAB: --from "
+                                         "pod/NS/NAME or node/NAME, --to those, svc/NS/NAME:PORT "
+                                         "or a DNS name."),
 ) -> None:
     """Trace one packet through a lab, hop by hop, and its reply.
 
@@ -72,6 +77,10 @@ def trace_command(
     from netlab.dataplane.engine import trace
     from netlab.labs import run_lab
 
+    if files:
+        if lab is not None or world_file is not None:
+            fail("-f (a cluster) replaces LAB and --world: give one of them")
+        return _cluster_trace(files, source, to, proto, sport, pick, as_json)
     if (lab is None) == (world_file is None):
         fail("give a LAB or --world FILE (one of them)")
     if world_file is not None and after_step is not None:
@@ -102,4 +111,32 @@ def trace_command(
     from netlab.cli.render import trace_lines
 
     for line in trace_lines(traced, switches=[lan.name for lan in world.lans]):
+        typer.echo(line)
+
+
+def _cluster_trace(files, source, to, proto, sport, pick, as_json) -> None:
+    from netlab.cli.render import trace_lines
+    from netlab.k8s.endpoints import cluster_trace
+
+    ct = cluster_trace(files, source, to, proto, sport)
+    traced = ct.trace
+    if pick is not None:
+        if pick > len(traced.paths):
+            fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
+        traced.paths = [traced.paths[pick - 1]]
+    if as_json:
+        out = traced.to_json()
+        if ct.dns_queries is not None:
+            out["dns"] = {"queries": [{"name": q, "answer": a} for q, a in ct.dns_queries],
+                          "trace": ct.dns_trace.to_json()}
+        print_json(out)
+        return
+    if ct.dns_queries is not None:
+        for name, answer in ct.dns_queries:
+            typer.echo(f"DNS A? {name} -> {', '.join(answer) if answer else 'NXDOMAIN'}")
+        typer.echo("DNS query packet to the kube-dns Service:")
+        for line in trace_lines(ct.dns_trace, switches=ct.switches):
+            typer.echo(line)
+        typer.echo("The connection:")
+    for line in trace_lines(traced, switches=ct.switches):
         typer.echo(line)
