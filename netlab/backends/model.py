@@ -552,9 +552,28 @@ class ModelBackend:
 
     # --- netfilter: iptables-restore payloads, ipset, conntrack (netlab.netfilter) ----------
     def _IptablesRestore(self, op: O.IptablesRestore) -> None:
-        """Every iptables change: checked whole, then swapped in (nothing changes on error)."""
+        """Every iptables change: checked whole, then swapped in (nothing changes on error).
+
+        A restore is a function of the tables before and the payload, and it never changes
+        a table in place (it copies on write): so when the same payload meets the same
+        tables again — the same kube-proxy rules on the next node of a cluster — the
+        tables it made last time are taken as they are (shared, like any unchanged table).
+        """
         from netlab.netfilter.restore import apply_restore
-        apply_restore(self._ns(op.netns), op.payload, op.noflush, op.command)
+        ns = self._ns(op.netns)
+        memo = self.__dict__.setdefault("_restore_memo", {})
+        before = tuple(ns.tables.items())
+        key = (op.payload, op.noflush, op.command, tuple((n, id(t)) for n, t in before))
+        cacheable = not ns.ipsets and "--match-set" not in op.payload
+        hit = memo.get(key) if cacheable else None
+        if hit is not None:
+            ns.tables = dict(hit[1])
+            return
+        apply_restore(ns, op.payload, op.noflush, op.command)
+        if cacheable:
+            if len(memo) >= 8:
+                memo.pop(next(iter(memo)))
+            memo[key] = (before, tuple(ns.tables.items()))    # `before` keeps the ids alive
 
     def _Ipset(self, op: O.Ipset) -> None:
         from netlab.netfilter.ipset import apply_ipset

@@ -72,10 +72,22 @@ def route_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def proxy_ops(cluster: Cluster) -> list[O.Op]:
+    """kubelet's and kube-proxy's rules on every node. The rules differ between nodes only
+    for Services with a Local traffic policy, so nodes that hold the same local endpoints
+    of those get the very same payload (and the model shares the tables it makes)."""
+    ports = kubeproxy.service_ports(cluster)
+    local = [p for p in ports if p.uses_local_endpoints]
+    fixed = [kubeproxy.kubelet_payload(), kubeproxy.startup_payload()]
+    made: dict[tuple, str] = {}
     ops: list[O.Op] = []
     for n in cluster.nodes:
-        for payload in kubeproxy.node_payloads(cluster, n.name):
-            ops.append(O.IptablesRestore(ns_key(n.name), payload, noflush=True))
+        key = tuple(tuple(ep for ep in p.endpoints if ep.node == n.name) for p in local)
+        sync = made.get(key)
+        if sync is None:
+            sync = made[key] = kubeproxy.sync_payload(ports, n.name, cluster.spec.pod_cidr,
+                                                      style="save")
+        ops += [O.IptablesRestore(ns_key(n.name), payload, noflush=True)
+                for payload in (*fixed, sync)]
     return ops
 
 

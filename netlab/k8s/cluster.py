@@ -20,6 +20,7 @@ controllers and the scheduler fill in, done deterministically.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field, replace
@@ -153,12 +154,11 @@ def make_nodes(spec: ClusterSpec) -> list[Node]:
             raise LabError(f"podCIDR {spec.pod_cidr} has no /24 left for node {n.name}",
                            path=spec.path)
         nodes.append(Node(n.name, n.ip, dict(n.labels), cidr))
-    for a in nodes:
-        for b in nodes:
-            if a is not b and ipaddress.ip_network(a.pod_cidr).overlaps(
-                    ipaddress.ip_network(b.pod_cidr)):
-                raise LabError(f"the pod ranges of {a.name} ({a.pod_cidr}) and {b.name} "
-                               f"({b.pod_cidr}) overlap", path=spec.path)
+    ranges = sorted((ipaddress.ip_network(n.pod_cidr), n) for n in nodes)
+    for (net_a, a), (net_b, b) in zip(ranges, ranges[1:]):
+        if net_a.overlaps(net_b):
+            raise LabError(f"the pod ranges of {a.name} ({a.pod_cidr}) and {b.name} "
+                           f"({b.pod_cidr}) overlap", path=spec.path)
     return nodes
 
 
@@ -192,8 +192,9 @@ def expand(w: Workload, nodes: list[Node]) -> list[Pod]:
 
 
 def place(pods: list[Pod], nodes: list[Node]) -> None:
-    cursor = 0
     by_name = {n.name: n for n in nodes}
+    eligible_by: dict[tuple, list[int]] = {}
+    cursor = 0
     for pod in pods:
         if pod.node_name is not None:
             if pod.node_name not in by_name:
@@ -201,13 +202,17 @@ def place(pods: list[Pod], nodes: list[Node]) -> None:
                                     hint="nodes: " + ", ".join(by_name))
             pod.node = pod.node_name
             continue
-        eligible = [i for i, n in enumerate(nodes)
-                    if all(n.labels.get(k) == v for k, v in pod.node_selector.items())]
+        wanted = tuple(sorted(pod.node_selector.items()))
+        eligible = eligible_by.get(wanted)
+        if eligible is None:
+            eligible = eligible_by[wanted] = [
+                i for i, n in enumerate(nodes) if all(n.labels.get(k) == v for k, v in wanted)]
         if not eligible:
             raise _object_error(pod, "spec.nodeSelector", "no node has the labels "
                                 + ", ".join(f"{k}={v}" for k, v in pod.node_selector.items()),
                                 hint="add labels to the nodes in the cluster file")
-        i = next((i for i in eligible if i >= cursor), eligible[0])
+        at = bisect.bisect_left(eligible, cursor)
+        i = eligible[at] if at < len(eligible) else eligible[0]
         pod.node = nodes[i].name
         cursor = i + 1
 
@@ -285,15 +290,33 @@ def find_port(pod: Pod, port: ServicePort) -> int | None:
     return None
 
 
-def endpoint_slices(svc: Service, pods: list[Pod]) -> list[EndpointSlice]:
+class PodIndex:
+    """Pods by namespace and label, so a selector looks at its candidates only."""
+
+    def __init__(self, pods: list[Pod]):
+        self.by_label: dict[tuple[str, str, str], list[Pod]] = {}
+        self.by_namespace: dict[str, list[Pod]] = {}
+        for pod in pods:
+            if pod.ip is None:
+                continue
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+            for k, v in pod.labels.items():
+                self.by_label.setdefault((pod.namespace, k, v), []).append(pod)
+
+    def select(self, namespace: str, selector: dict[str, str]) -> list[Pod]:
+        if not selector:
+            return list(self.by_namespace.get(namespace, []))
+        lists = [self.by_label.get((namespace, k, v), []) for k, v in selector.items()]
+        smallest = min(lists, key=len)
+        return [p for p in smallest if all(p.labels.get(k) == v for k, v in selector.items())]
+
+
+def endpoint_slices(svc: Service, pods: list[Pod] | PodIndex) -> list[EndpointSlice]:
     if svc.selector is None:
         return []
+    index = pods if isinstance(pods, PodIndex) else PodIndex(pods)
     groups: dict[tuple, list[Endpoint]] = {}
-    for pod in pods:
-        if pod.namespace != svc.namespace or pod.ip is None:
-            continue
-        if not all(pod.labels.get(k) == v for k, v in svc.selector.items()):
-            continue
+    for pod in index.select(svc.namespace, svc.selector):
         key = tuple((p.name, p.protocol, n) for p in svc.ports
                     if (n := find_port(pod, p)) is not None)
         groups.setdefault(key, []).append(Endpoint(pod.ip, pod.node, pod.key, pod.ready))
@@ -349,7 +372,8 @@ def build_cluster(spec: ClusterSpec, manifests: Manifests) -> Cluster:
     assign_pod_ips(pods, nodes)
     services = sys_services + manifests.services
     assign_service_ips(spec, services)
-    slices = {svc.key: endpoint_slices(svc, pods) for svc in services}
+    index = PodIndex(pods)
+    slices = {svc.key: endpoint_slices(svc, index) for svc in services}
     first = nodes[0]
     slices["default/kubernetes"] = [EndpointSlice("default", "kubernetes", "default/kubernetes",
                                                   [("https", "TCP", APISERVER_PORT)],

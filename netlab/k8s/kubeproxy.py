@@ -24,6 +24,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from netlab.netfilter.values import save_string
+
 KUBE_PROXY_VERSION = "v1.33"
 MASQ_MARK = "0x4000"
 LARGE_CLUSTER_ENDPOINTS = 1000          # above this, rule comments are left out
@@ -183,47 +185,129 @@ def startup_payload() -> str:
     return "\n".join(out) + "\n"
 
 
+class Rule:
+    """One rule, rendered two ways: as kube-proxy writes it (its argument order) and as
+    iptables-save prints it (addresses, ``-p`` first; defaults spelled out). Both load
+    into the same tables; the second takes the restore's fast path."""
+
+    __slots__ = ("chain", "parts")
+    BASE = {"s": 0, "d": 1, "p": 2}
+
+    def __init__(self, chain: str):
+        self.chain = chain
+        self.parts: list[tuple[str, str, str]] = []      # (kind, as written, as saved)
+
+    def add(self, kind: str, written: str, saved: str) -> "Rule":
+        self.parts.append((kind, written, saved))
+        return self
+
+    def comment(self, text: str, quoted: bool = True) -> "Rule":
+        return self.add("m", f'-m comment --comment "{text}"' if quoted
+                        else f"-m comment --comment {text}",
+                        f"-m comment --comment {save_string(text)}")
+
+    def src(self, addr: str, negate: bool = False) -> "Rule":
+        neg = "! " if negate else ""
+        return self.add("s", f"{neg}-s {addr}", f"{neg}-s {_cidr(addr)}")
+
+    def dst(self, addr: str) -> "Rule":
+        return self.add("d", f"-d {addr}", f"-d {_cidr(addr)}")
+
+    def proto_port(self, proto: str, *, dst: str | None = None, dport: int | None = None
+                   ) -> "Rule":
+        """kube-proxy's ``-m P -p P [-d IP] [--dport N]``."""
+        self.add("m", f"-m {proto} -p {proto}", "")
+        self.add("p", "", f"-p {proto}")
+        if dst is not None:
+            self.dst(dst)
+        return self.add("m", f"--dport {dport}" if dport else "",
+                        f"-m {proto} --dport {dport}" if dport else f"-m {proto}")
+
+    def match(self, written: str, saved: str | None = None) -> "Rule":
+        return self.add("m", written, written if saved is None else saved)
+
+    def jump(self, target: str, written: str = "", saved: str | None = None) -> "Rule":
+        return self.add("j", f"-j {target} {written}".rstrip(),
+                        f"-j {target} {written if saved is None else saved}".rstrip())
+
+    def render(self, style: str) -> str:
+        if style == "kube-proxy":
+            words = [w for _k, w, _s in self.parts if w]
+        else:
+            base = sorted((self.BASE[k], s) for k, _w, s in self.parts if k in self.BASE and s)
+            words = [s for _i, s in base] + [s for k, _w, s in self.parts
+                                             if k not in self.BASE and s]
+        return " ".join(["-A", self.chain, *words])
+
+
+def _cidr(addr: str) -> str:
+    return addr if "/" in addr else f"{addr}/32"
+
+
+def _saved_probability(n: int) -> str:
+    from netlab.netfilter.matches import PROB_SCALE, show_probability
+    from netlab.netfilter.values import lround
+
+    return show_probability(lround(PROB_SCALE * (1.0 / n)))
+
+
 class _Lines:
-    def __init__(self) -> None:
+    def __init__(self, style: str) -> None:
+        self.style = style
         self.chains: list[str] = []
         self.rules: list[str] = []
 
     def chain(self, name: str) -> None:
         self.chains.append(f":{name} - [0:0]")
 
-    def rule(self, *words: str) -> None:
-        self.rules.append(" ".join(w for w in words if w))
+    def add(self, rule: Rule) -> None:
+        self.rules.append(rule.render(self.style))
 
 
-def sync_payload(ports: list[ServicePortInfo], node: str, cluster_cidr: str) -> str:
-    """One full syncProxyRules on ``node``: the filter and nat tables' kube-proxy chains."""
-    flt, nat = _Lines(), _Lines()
+def sync_payload(ports: list[ServicePortInfo], node: str, cluster_cidr: str,
+                 style: str = "kube-proxy") -> str:
+    """One full syncProxyRules on ``node``: the filter and nat tables' kube-proxy chains,
+    as kube-proxy writes them (``style="kube-proxy"``) or as iptables-save prints them
+    (``style="save"``: the same rules, the restore's fast path)."""
+    flt, nat = _Lines(style), _Lines(style)
     for c in ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS",
               "KUBE-PROXY-FIREWALL"):
         flt.chain(c)
     for c in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"):
         nat.chain(c)
     mark = f"{MASQ_MARK}/{MASQ_MARK}"
-    nat.rule("-A KUBE-POSTROUTING -m mark !", f"--mark {mark} -j RETURN")
-    nat.rule(f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}")
-    nat.rule('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring '
-             'SNAT" -j MASQUERADE --random-fully')
-    nat.rule(f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}")
+    nat.add(Rule("KUBE-POSTROUTING").match(f"-m mark ! --mark {mark}").jump("RETURN"))
+    nat.add(Rule("KUBE-POSTROUTING").jump("MARK", f"--xor-mark {MASQ_MARK}",
+                                          f"--set-xmark {MASQ_MARK}/0x0"))
+    nat.add(Rule("KUBE-POSTROUTING").comment("kubernetes service traffic requiring SNAT")
+            .jump("MASQUERADE", "--random-fully"))
+    nat.add(Rule("KUBE-MARK-MASQ").jump("MARK", f"--or-mark {MASQ_MARK}", f"--set-xmark {mark}"))
     flt.chain("KUBE-FIREWALL")
-    flt.rule(f"-A KUBE-FIREWALL -m comment --comment {LOCALNET_COMMENT} -d 127.0.0.0/8 "
-             "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
+    flt.add(_localnet(Rule("KUBE-FIREWALL")))
     large = sum(len(p.endpoints) for p in ports) > LARGE_CLUSTER_ENDPOINTS
     for svc in ports:
         _service(flt, nat, svc, node, cluster_cidr, large)
-    nat.rule('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this '
-             'must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')
-    flt.rule("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP")
-    flt.rule('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark '
-             f"--mark {mark} -j ACCEPT")
-    flt.rule('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
-             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    nat.add(Rule("KUBE-SERVICES").comment("kubernetes service nodeports; NOTE: this must be the "
+                                          "last rule in this chain")
+            .match("-m addrtype --dst-type LOCAL").jump("KUBE-NODEPORTS"))
+    flt.add(Rule("KUBE-FORWARD").match("-m conntrack --ctstate INVALID").jump("DROP"))
+    flt.add(Rule("KUBE-FORWARD").comment("kubernetes forwarding rules")
+            .match(f"-m mark --mark {mark}").jump("ACCEPT"))
+    flt.add(Rule("KUBE-FORWARD").comment("kubernetes forwarding conntrack rule")
+            .match("-m conntrack --ctstate RELATED,ESTABLISHED").jump("ACCEPT"))
     return "\n".join(["*filter", *flt.chains, *flt.rules, "COMMIT",
                       "*nat", *nat.chains, *nat.rules, "COMMIT", ""])
+
+
+def _localnet(rule: Rule) -> Rule:
+    rule.comment("block incoming localnet connections").dst("127.0.0.0/8")
+    rule.src("127.0.0.0/8", negate=True)
+    rule.match("-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT").jump("DROP")
+    return rule
+
+
+def _reject(target: str) -> tuple[str, str]:
+    return ("", "--reject-with icmp-port-unreachable") if target == "REJECT" else ("", "")
 
 
 def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_cidr: str,
@@ -243,41 +327,50 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
     uses_ext = has_endpoints and svc.externally_accessible
     if not has_endpoints:
         int_target = ext_target = "REJECT"
-        int_comment = ext_comment = f'"{name} has no endpoints"'
+        filter_comment = f"{name} has no endpoints"
     else:
         int_target = "DROP" if not has_internal else ""
         ext_target = "DROP" if not has_external else ""
-        int_comment = ext_comment = f'"{name} has no local endpoints"'
-    match = f"-m {p} -p {p} -d {svc.cluster_ip} --dport {svc.port}"
+        filter_comment = f"{name} has no local endpoints"
+
+    def cluster_ip(chain: str) -> Rule:
+        return Rule(chain).comment(f"{name} cluster IP").proto_port(p, dst=svc.cluster_ip,
+                                                                    dport=svc.port)
+
     if has_internal:
-        nat.rule(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP"', match,
-                 f"-j {internal_chain}")
+        nat.add(cluster_ip("KUBE-SERVICES").jump(internal_chain))
     else:
-        flt.rule(f"-A KUBE-SERVICES -m comment --comment {int_comment}", match, f"-j {int_target}")
+        flt.add(_jumped(Rule("KUBE-SERVICES").comment(filter_comment)
+                        .proto_port(p, dst=svc.cluster_ip, dport=svc.port), int_target,
+                        *_reject(int_target)))
     if svc.node_port is not None:
         if has_endpoints:
-            nat.rule(f"-A KUBE-NODEPORTS -m comment --comment {name} -m {p} -p {p} "
-                     f"--dport {svc.node_port} -j {ext_c}")
+            nat.add(_jumped(Rule("KUBE-NODEPORTS").comment(name, quoted=False)
+                            .proto_port(p, dport=svc.node_port), ext_c))
         if not has_external:
-            flt.rule(f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} -m addrtype "
-                     f"--dst-type LOCAL -m {p} -p {p} --dport {svc.node_port} -j {ext_target}")
+            flt.add(_jumped(Rule("KUBE-EXTERNAL-SERVICES").comment(filter_comment)
+                            .match("-m addrtype --dst-type LOCAL")
+                            .proto_port(p, dport=svc.node_port), ext_target,
+                            *_reject(ext_target)))
     if has_internal:
-        nat.rule(f'-A {internal_chain} -m comment --comment "{name} cluster IP"', match,
-                 f"! -s {cluster_cidr} -j KUBE-MARK-MASQ")
+        nat.add(_jumped(cluster_ip(internal_chain).src(cluster_cidr, negate=True),
+                        "KUBE-MARK-MASQ"))
     if uses_ext:
         nat.chain(ext_c)
         if not svc.external_policy_local:
-            nat.rule(f'-A {ext_c} -m comment --comment "masquerade traffic for {name} external '
-                     'destinations" -j KUBE-MARK-MASQ')
+            nat.add(_jumped(Rule(ext_c).comment(f"masquerade traffic for {name} external "
+                                                "destinations"), "KUBE-MARK-MASQ"))
         else:
-            nat.rule(f'-A {ext_c} -m comment --comment "pod traffic for {name} external '
-                     f'destinations" -s {cluster_cidr} -j {svc_c}')
-            nat.rule(f'-A {ext_c} -m comment --comment "masquerade LOCAL traffic for {name} '
-                     'external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ')
-            nat.rule(f'-A {ext_c} -m comment --comment "route LOCAL traffic for {name} '
-                     f'external destinations" -m addrtype --src-type LOCAL -j {svc_c}')
+            nat.add(_jumped(Rule(ext_c).comment(f"pod traffic for {name} external destinations")
+                            .src(cluster_cidr), svc_c))
+            nat.add(_jumped(Rule(ext_c).comment(f"masquerade LOCAL traffic for {name} external "
+                                                "destinations")
+                            .match("-m addrtype --src-type LOCAL"), "KUBE-MARK-MASQ"))
+            nat.add(_jumped(Rule(ext_c).comment(f"route LOCAL traffic for {name} external "
+                                                "destinations")
+                            .match("-m addrtype --src-type LOCAL"), svc_c))
         if has_external:
-            nat.rule(f"-A {ext_c} -j {external_chain}")
+            nat.add(_jumped(Rule(ext_c), external_chain))
     if cluster_eps and svc.uses_cluster_endpoints:
         nat.chain(svc_c)
         _to_endpoints(nat, svc, svc_c, cluster_eps, large)
@@ -287,10 +380,22 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
         nat.chain(sep)
-        comment = "" if large else f"-m comment --comment {name}"
-        nat.rule(f"-A {sep}", comment, f"-s {ep.ip} -j KUBE-MARK-MASQ")
-        recent = f"-m recent --name {sep} --set" if svc.affinity_seconds is not None else ""
-        nat.rule(f"-A {sep}", comment, recent, f"-m {p} -p {p} -j DNAT --to-destination {ep}")
+        masq = Rule(sep)
+        if not large:
+            masq.comment(name, quoted=False)
+        nat.add(_jumped(masq.src(ep.ip), "KUBE-MARK-MASQ"))
+        dnat = Rule(sep)
+        if not large:
+            dnat.comment(name, quoted=False)
+        if svc.affinity_seconds is not None:
+            dnat.match(f"-m recent --name {sep} --set",
+                       f"-m recent --set --name {sep} --mask 255.255.255.255 --rsource")
+        dnat.proto_port(p)
+        nat.add(_jumped(dnat, "DNAT", f"--to-destination {ep}"))
+
+
+def _jumped(rule: Rule, target: str, written: str = "", saved: str | None = None) -> Rule:
+    return rule.jump(target, written, saved)
 
 
 def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[EndpointInfo],
@@ -299,15 +404,22 @@ def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[Endpo
     if svc.affinity_seconds is not None:
         for ep in eps:
             sep = sep_chain(name, p, str(ep))
-            comment = "" if large else f'-m comment --comment "{name} -> {ep}"'
-            nat.rule(f"-A {chain}", comment, f"-m recent --name {sep} --rcheck --seconds "
-                     f"{svc.affinity_seconds} --reap -j {sep}")
+            rule = Rule(chain)
+            if not large:
+                rule.comment(f"{name} -> {ep}")
+            rule.match(f"-m recent --name {sep} --rcheck --seconds {svc.affinity_seconds} --reap",
+                       f"-m recent --rcheck --seconds {svc.affinity_seconds} --reap --name {sep} "
+                       "--mask 255.255.255.255 --rsource")
+            nat.add(_jumped(rule, sep))
     n = len(eps)
     for i, ep in enumerate(eps):
-        sep = sep_chain(name, p, str(ep))
-        comment = "" if large else f'-m comment --comment "{name} -> {ep}"'
-        stat = f"-m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else ""
-        nat.rule(f"-A {chain}", comment, stat, f"-j {sep}")
+        rule = Rule(chain)
+        if not large:
+            rule.comment(f"{name} -> {ep}")
+        if i < n - 1:
+            rule.match(f"-m statistic --mode random --probability {probability(n - i)}",
+                       f"-m statistic --mode random --probability {_saved_probability(n - i)}")
+        nat.add(_jumped(rule, sep_chain(name, p, str(ep))))
 
 
 def node_payloads(cluster, node: str) -> list[str]:

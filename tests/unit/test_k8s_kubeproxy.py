@@ -120,3 +120,24 @@ def test_the_legacy_generator_shares_the_chain_names():
     assert legacy.svc_chain("kube-system/kube-dns:dns", "udp") == "KUBE-SVC-TCOU7JCQXEZGVUNU"
     assert legacy.sep_chain("a/b:c", "tcp", "1.2.3.4:5") == kubeproxy.sep_chain("a/b:c", "tcp",
                                                                                "1.2.3.4:5")
+
+
+@pytest.mark.parametrize("node", ["node1", "node2"])
+def test_both_spellings_load_into_the_same_tables(node):
+    """The save spelling (used to build Worlds: the restore's fast path) is exactly what
+    iptables-save prints after restoring what kube-proxy writes."""
+    from netlab.model.world import Netns
+
+    c = load_cluster([str(DATA)])
+    ports = kubeproxy.service_ports(c)
+    dumps = []
+    for style in ("kube-proxy", "save"):
+        ns = Netns(node=node, name="root")
+        from netlab.netfilter.restore import apply_restore
+        apply_restore(ns, kubeproxy.sync_payload(ports, node, "10.244.0.0/16", style=style),
+                      noflush=True)
+        dumps.append(iptables_save(ns))
+    assert dumps[0] == dumps[1]
+    saved = kubeproxy.sync_payload(ports, node, "10.244.0.0/16", style="save")
+    rules = [line for line in saved.splitlines() if line.startswith("-A ")]
+    assert rules and all(line in dumps[1].splitlines() for line in rules)
