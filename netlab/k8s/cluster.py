@@ -154,7 +154,7 @@ def make_nodes(spec: ClusterSpec) -> list[Node]:
             raise LabError(f"podCIDR {spec.pod_cidr} has no /24 left for node {n.name}",
                            path=spec.path)
         nodes.append(Node(n.name, n.ip, dict(n.labels), cidr))
-    ranges = sorted((ipaddress.ip_network(n.pod_cidr), n) for n in nodes)
+    ranges = sorted(((ipaddress.ip_network(n.pod_cidr), n) for n in nodes), key=lambda r: r[0])
     for (net_a, a), (net_b, b) in zip(ranges, ranges[1:]):
         if net_a.overlaps(net_b):
             raise LabError(f"the pod ranges of {a.name} ({a.pod_cidr}) and {b.name} "
