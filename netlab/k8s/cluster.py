@@ -378,8 +378,16 @@ def build_cluster(spec: ClusterSpec, manifests: Manifests) -> Cluster:
     slices["default/kubernetes"] = [EndpointSlice("default", "kubernetes", "default/kubernetes",
                                                   [("https", "TCP", APISERVER_PORT)],
                                                   [Endpoint(first.ip, first.name, None)])]
+    ignored = list(manifests.ignored)
+    ignored += [f"{svc.source.path}:{svc.source.line}: Service {svc.key} port {p.port}/SCTP "
+                "(SCTP is not modelled: no rules for it)"
+                for svc in manifests.services for p in svc.ports if p.protocol == "SCTP"]
+    ignored += [f"{pol.source.path}:{pol.source.line}: NetworkPolicy {pol.key}: its SCTP ports "
+                "(SCTP is not modelled: they allow nothing)"
+                for pol in manifests.policies
+                if any(pp.protocol == "SCTP" for r in pol.ingress + pol.egress for pp in r.ports)]
     return Cluster(spec, nodes, namespaces, pods, services, slices, list(manifests.policies),
-                   list(manifests.ignored))
+                   ignored)
 
 
 def load_cluster(paths: list[str]) -> Cluster:

@@ -114,6 +114,8 @@ def service_ports(cluster) -> list[ServicePortInfo]:
         if svc.headless or svc.cluster_ip is None:
             continue
         for port in svc.ports:
+            if port.protocol == "SCTP":         # the model's netfilter has no -m sctp
+                continue
             name = svc.key + (f":{port.name}" if port.name else "")
             eps = sorted({EndpointInfo(ep.ip, n, ep.node, ep.ready)
                           for ep, n in cluster.endpoints(svc, port)}, key=str)

@@ -146,6 +146,10 @@ class _Writer:
         selected = [p for p in self.cluster.pods if p.node == self.node and not p.host_network
                     and selects(policy, p)]
         ports = list(rule.ports) or [None]
+        # SCTP is not modelled (no -m sctp): an SCTP port allows nothing the model can send.
+        ports = [p for p in ports if p is None or p.protocol != "SCTP"]
+        if not ports:
+            return
         for j, peer in enumerate(rule.peers or (None,)):
             if peer is not None and peer.ip_block is not None:
                 self.ip_block(policy, direction, chain, i, j, peer.ip_block, ports, selected,

@@ -156,3 +156,41 @@ def test_dns_names_resolve_to_the_service(shop):
     assert target(cluster, "backend.shop").ip == "10.96.0.11"
     assert target(cluster, "backend.shop.svc.cluster.local:80").port == 80
     assert target(cluster, "kubernetes.default").ip == "10.96.0.1"
+
+
+LOCAL = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: a}}
+spec: {nodeName: node1, containers: [{name: c, image: x, ports: [{containerPort: 9, protocol: SCTP}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: b}}
+spec: {nodeName: node2, containers: [{name: c, image: x, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec: {internalTrafficPolicy: Local, selector: {app: b}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sctp}
+spec: {selector: {app: a}, ports: [{port: 9, protocol: SCTP}]}
+"""
+
+
+def test_internal_traffic_policy_local_drops_where_no_endpoint_is_local(tmp_path):
+    (tmp_path / "cluster.yaml").write_text((DATA / "services" / "cluster.yaml").read_text())
+    (tmp_path / "m.yaml").write_text(LOCAL)
+    cluster = load_cluster([str(tmp_path)])
+    world = build_model(cluster).world
+    far = run(cluster, world, "pod/a", "svc/local:80")
+    assert [(p.verdict, p.outcome) for p in far.paths] == [("dropped", "timeout")]
+    rule = next(h.rule for h in far.paths[0].hops if h.rule and "-j DROP" in h.rule)
+    assert '"default/local has no local endpoints"' in rule
+    near = run(cluster, world, "pod/b", "svc/local:80")
+    assert [(p.verdict, p.delivered_to) for p in near.paths] == [("delivered", "node2/default.b")]
+    # SCTP has no rules in the model; the cluster says so instead of failing.
+    assert any("Service default/sctp port 9/SCTP" in text for text in cluster.ignored)
