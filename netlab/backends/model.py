@@ -28,7 +28,7 @@ def no_device(name: str) -> CommandError:
     return CommandError(f'Cannot find device "{name}"', status=1)
 
 
-MODELLED_KINDS = ("loopback", "veth", "bridge", "dummy")
+MODELLED_KINDS = ("loopback", "veth", "bridge", "dummy", "vxlan")
 
 
 def open_end(link: Link) -> bool:
@@ -176,6 +176,29 @@ class ModelBackend:
         link = self._new_link(ns, op.name, "veth", mtu=op.mtu, mac=op.address)
         link.peer_netns, link.peer_name = peer_ns.key, peer.name
         peer.peer_netns, peer.peer_name = ns.key, link.name
+
+    def _AddVxlan(self, op: O.AddVxlan) -> None:
+        ns = self._ns(op.netns)
+        if op.dev is not None:
+            self._link(ns, op.dev)
+        if not 0 <= op.vni < 1 << 24:
+            raise CommandError(f'Error: argument "{op.vni}" is wrong: invalid id', status=1)
+        for other in ns.links.values():
+            if other.vxlan and other.vxlan["vni"] == op.vni and \
+                    other.vxlan["dstport"] == op.dstport:
+                raise CommandError("RTNETLINK answers: File exists", status=2)
+        link = self._new_link(ns, op.name, "vxlan", mtu=op.mtu, mac=op.address)
+        link.vxlan = {"vni": op.vni, "dstport": op.dstport, "dev": op.dev, "local": op.local,
+                      "remote": op.remote, "learning": op.learning}
+
+    def _AddFdb(self, op: O.AddFdb) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.dev)
+        if link.kind != "vxlan":
+            raise CommandError("RTNETLINK answers: Operation not supported", status=2)
+        entry = {"mac": op.mac.lower(), "dst": op.dst}
+        if entry not in link.fdb:
+            link.fdb.append(entry)
 
     @staticmethod
     def _free_veth_name(ns: Netns) -> str:

@@ -7,6 +7,7 @@ it to a fresh World.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 from netlab import ops as O
@@ -71,6 +72,41 @@ def route_ops(cluster: Cluster) -> list[O.Op]:
     return ops
 
 
+VXLAN_DEV = "flannel.1"
+VXLAN_VNI = 1
+VXLAN_PORT = 8472           # flannel's (the Linux default); IANA's is 4789
+VXLAN_MTU = 1450            # eth0's 1500 less the 50 bytes of outer headers
+
+
+def vtep_mac(node: str) -> str:
+    """flannel.1's MAC on a node (flannel publishes it in the node's annotations)."""
+    digest = hashlib.sha256(f"vtep:{node}".encode()).digest()
+    return "0a:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def vxlan_ops(cluster: Cluster) -> list[O.Op]:
+    """flannel's vxlan backend: a VTEP flannel.1 per node (VNI 1, UDP 8472, the node's
+    address), holding its pod range's network address; for each other node a route to
+    its pod range via its VTEP address (onlink), the VTEP's MAC as a permanent
+    neighbour, and an FDB entry sending that MAC to the node's address."""
+    ops: list[O.Op] = []
+    for n in cluster.nodes:
+        root = ns_key(n.name)
+        net = ipaddress.ip_network(n.pod_cidr)
+        ops += [O.AddVxlan(root, VXLAN_DEV, VXLAN_VNI, VXLAN_PORT, dev=NODE_DEV, local=n.ip,
+                           learning=False, mtu=VXLAN_MTU, address=vtep_mac(n.name)),
+                O.AddAddress(root, VXLAN_DEV, str(net.network_address), 32),
+                O.SetLinkUp(root, VXLAN_DEV, True)]
+        for other in cluster.nodes:
+            if other is n:
+                continue
+            vtep = str(ipaddress.ip_network(other.pod_cidr).network_address)
+            ops += [O.AddRoute(root, other.pod_cidr, dev=VXLAN_DEV, gateway=vtep, onlink=True),
+                    O.AddNeighbour(root, vtep, VXLAN_DEV, vtep_mac(other.name), "PERMANENT"),
+                    O.AddFdb(root, VXLAN_DEV, vtep_mac(other.name), other.ip)]
+    return ops
+
+
 def proxy_ops(cluster: Cluster) -> list[O.Op]:
     """kubelet's and kube-proxy's rules on every node. The rules differ between nodes only
     for Services with a Local traffic policy, so nodes that hold the same local endpoints
@@ -99,11 +135,8 @@ def policy_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def cluster_ops(cluster: Cluster) -> list[O.Op]:
-    if cluster.spec.network == "vxlan":
-        from netlab.errors import LabError
-        raise LabError("network: vxlan is not modelled yet (use host-gw)",
-                       path=cluster.spec.path)
-    return node_ops(cluster) + pod_ops(cluster) + route_ops(cluster) + proxy_ops(cluster) \
+    network = vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
+    return node_ops(cluster) + pod_ops(cluster) + network + proxy_ops(cluster) \
         + policy_ops(cluster)
 
 
