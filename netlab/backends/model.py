@@ -190,6 +190,8 @@ class ModelBackend:
         link = self._new_link(ns, op.name, "vxlan", mtu=op.mtu, mac=op.address)
         link.vxlan = {"vni": op.vni, "dstport": op.dstport, "dev": op.dev, "local": op.local,
                       "remote": op.remote, "learning": op.learning}
+        if op.remote is not None:       # the kernel's default destination: an all-zeros entry
+            link.fdb.append({"mac": "00:00:00:00:00:00", "dst": op.remote})
 
     def _AddFdb(self, op: O.AddFdb) -> None:
         ns = self._ns(op.netns)

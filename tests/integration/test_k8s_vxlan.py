@@ -118,3 +118,27 @@ def test_vxlan_devices_refuse_what_the_kernel_refuses():
         {"mac": "00:00:00:00:00:00", "dst": "10.0.0.2"}]
     again = World.from_json(b.world.to_json())
     assert again.namespaces["n/root"].links["vx0"].vxlan["vni"] == 42
+
+
+def test_ip_link_add_type_vxlan_and_bridge_fdb_append():
+    from netlab.commands.shell import Shell
+
+    b = ModelBackend(World())
+    b.apply(O.AddNode("h"))
+    sh = Shell(b, "h")
+    for cmd in ("ip link add eth0 type dummy",
+                "ip link add vxlan0 type vxlan id 42 remote 192.168.1.12 dstport 4789 dev eth0",
+                "bridge fdb append 0a:00:00:00:00:09 dev vxlan0 dst 192.168.1.13"):
+        [r] = sh.run_script(cmd)
+        assert r.ok, (cmd, r.error)
+    vx = b.world.namespaces["h/root"].links["vxlan0"]
+    assert vx.vxlan["vni"] == 42 and vx.vxlan["dstport"] == 4789 and vx.mtu == 1450
+    # `remote` is the kernel's default destination: an all-zeros FDB entry.
+    [r] = sh.run_script("bridge fdb show dev vxlan0")
+    assert r.output == ("00:00:00:00:00:00 dst 192.168.1.12 self permanent\n"
+                        "0a:00:00:00:00:09 dst 192.168.1.13 self permanent\n")
+    for cmd, error in [("ip link add vx1 type vxlan dstport 4789", "missing virtual network"),
+                       ("ip link add vx2 type vxlan id 7 dev eth9", 'Cannot find device "eth9"'),
+                       ("ip link add vx3 type vxlan id 99999999", "invalid id")]:
+        [r] = sh.run_script(cmd)
+        assert not r.ok and error in r.error, (cmd, r.error)
