@@ -136,8 +136,8 @@ class ClusterTrace:
     (name, answer) and the trace of the query packet to the kube-dns Service."""
     world: object
     trace: object
-    dns_queries: list = None
-    dns_trace: object = None
+    dns_queries: list | None = None
+    dns_trace: object | None = None
     switches: tuple = ()
 
 

@@ -68,6 +68,11 @@ FLOWS = [
     Flow("clusterip-by-port-number", "pod/client", "svc/web:80", None, None,
          {"node1/default.web-a": "10.244.1.3", "node2/default.web-b": "10.244.1.3",
           "node2/default.web-c": "10.244.1.3"}),
+    # A pod reaching itself through its Service: KUBE-SEP's "-s <endpoint>" rule marks it,
+    # and it comes back masqueraded as the bridge's address (hairpin).
+    Flow("pod-to-its-own-service-hairpin", "pod/web-a", "svc/web:http", None, None,
+         {"node1/default.web-a": "10.244.1.1", "node2/default.web-b": "10.244.1.2",
+          "node2/default.web-c": "10.244.1.2"}),
     # From another node's root: the source is not in the pod range, so KUBE-SVC marks it
     # for masquerade, and it leaves node2 as node2's own address anyway.
     Flow("node-to-clusterip", "node/node2", "svc/default/web:http", None, None,
