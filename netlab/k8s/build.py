@@ -40,6 +40,11 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
                 O.AddAddress(ns_key(n.name), NODE_DEV, n.ip, subnet.prefixlen),
                 O.AddListener(ns_key(n.name), "tcp", KUBELET_PORT)]
     ops.append(O.AddListener(ns_key(cluster.nodes[0].name), "tcp", APISERVER_PORT))
+    # kube-proxy's health check server, on every node, for each LoadBalancer Service with
+    # externalTrafficPolicy Local.
+    for port in sorted({s.health_check_node_port for s in cluster.services
+                        if s.health_check_node_port}):
+        ops += [O.AddListener(ns_key(n.name), "tcp", port) for n in cluster.nodes]
     # A node has a default route, as every machine on a LAN does: via the LAN's first
     # address (its router, not modelled), so ClusterIPs are routable from the node too.
     gateway = str(subnet.network_address + 1)

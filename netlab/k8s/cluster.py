@@ -258,6 +258,8 @@ def assign_service_ips(spec: ClusterSpec, services: list[Service]) -> None:
             used[svc.cluster_ip] = svc
     taken: dict[int, Service] = {}
     for svc in services:
+        if svc.health_check_node_port is not None:
+            taken[svc.health_check_node_port] = svc
         for p in svc.ports:
             if p.node_port is not None:
                 if p.node_port in taken:
@@ -277,6 +279,12 @@ def assign_service_ips(spec: ClusterSpec, services: list[Service]) -> None:
                 taken[nxt] = svc
             ports.append(p)
         svc.ports = ports
+        if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" \
+                and svc.health_check_node_port is None:
+            while nxt in taken:
+                nxt += 1
+            svc.health_check_node_port = nxt      # the API server allocates one
+            taken[nxt] = svc
 
 
 def find_port(pod: Pod, port: ServicePort) -> int | None:

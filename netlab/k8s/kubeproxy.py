@@ -89,6 +89,7 @@ class ServicePortInfo:
     affinity_seconds: int | None = None  # ClientIP session affinity
     external_local: bool = False         # externalTrafficPolicy: Local
     internal_local: bool = False         # internalTrafficPolicy: Local
+    health_check_node_port: int | None = None
 
     @property
     def externally_accessible(self) -> bool:
@@ -125,7 +126,8 @@ def service_ports(cluster) -> list[ServicePortInfo]:
                 affinity_seconds=svc.affinity_timeout if svc.session_affinity == "ClientIP"
                 else None,
                 external_local=svc.external_traffic_policy == "Local",
-                internal_local=svc.internal_traffic_policy == "Local"))
+                internal_local=svc.internal_traffic_policy == "Local",
+                health_check_node_port=svc.health_check_node_port))
     return sorted(out, key=lambda s: s.name)
 
 
@@ -354,6 +356,10 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
                             .match("-m addrtype --dst-type LOCAL")
                             .proto_port(p, dport=svc.node_port), ext_target,
                             *_reject(ext_target)))
+    if svc.health_check_node_port is not None:
+        # Whether or not this node has local endpoints, its health check port is open.
+        flt.add(_jumped(Rule("KUBE-NODEPORTS").comment(f"{name} health check node port")
+                        .proto_port("tcp", dport=svc.health_check_node_port), "ACCEPT"))
     if has_internal:
         nat.add(_jumped(cluster_ip(internal_chain).src(cluster_cidr, negate=True),
                         "KUBE-MARK-MASQ"))

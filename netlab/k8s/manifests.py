@@ -548,8 +548,16 @@ def service(f: Fields, spec: PosDict, namespace: str, name: str, src: Source) ->
     if itp not in ("Cluster", "Local"):
         raise f.fail("spec.internalTrafficPolicy", f"unsupported value {_show(itp)}: expected "
                      "Cluster or Local", spec.line_of("internalTrafficPolicy"))
+    health = spec.get("healthCheckNodePort")
+    if health is not None:
+        if stype != "LoadBalancer" or etp != "Local":
+            raise f.fail("spec.healthCheckNodePort", "may only be set when `type` is "
+                         "'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+                         spec.line_of("healthCheckNodePort"))
+        health = f.integer(health, "spec.healthCheckNodePort", spec.line_of("healthCheckNodePort"),
+                           30000, 32767)
     return Service(namespace, name, stype, selector, ports, cluster_ip, affinity, timeout,
-                   etp, itp, src)
+                   etp, itp, src, health)
 
 
 def network_policy(f: Fields, spec: PosDict, namespace: str, name: str,

@@ -101,6 +101,7 @@ class Service:
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"
     source: Source | None = None
+    health_check_node_port: int | None = None     # LoadBalancer with externalTrafficPolicy Local
 
     @property
     def key(self) -> str:

@@ -141,3 +141,20 @@ def test_both_spellings_load_into_the_same_tables(node):
     saved = kubeproxy.sync_payload(ports, node, "10.244.0.0/16", style="save")
     rules = [line for line in saved.splitlines() if line.startswith("-A ")]
     assert rules and all(line in dumps[1].splitlines() for line in rules)
+
+
+def test_a_local_load_balancer_gets_a_health_check_node_port_open_on_every_node(tmp_path):
+    (tmp_path / "cluster.yaml").write_text((DATA / "cluster.yaml").read_text())
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: lb}\nspec:\n  type: LoadBalancer\n"
+        "  externalTrafficPolicy: Local\n  selector: {app: x}\n"
+        "  ports: [{name: http, port: 80, nodePort: 30080}]\n")
+    c = load_cluster([str(tmp_path)])
+    lb = c.service("default/lb")
+    assert lb.health_check_node_port == 30000
+    world = build_model(c).world
+    for node in ("node1", "node2"):
+        ns = world.namespaces[f"{node}/root"]
+        assert ('-A KUBE-NODEPORTS -p tcp -m comment --comment "default/lb:http health check node '
+                'port" -m tcp --dport 30000 -j ACCEPT') in iptables_save(ns, "filter")
+        assert any(l.port == 30000 and l.proto == "tcp" for l in ns.listeners)
