@@ -247,3 +247,35 @@ def test_the_reply_of_an_allowed_connection_is_not_new_egress(tmp_path):
     # y/a → x/a connects: x/a's SYN-ACK goes out although x/a may send nothing new.
     cells = matrix(cluster, world, "tcp", 80)
     assert cells["y/a"]["x/a"] is True and cells["x/a"]["y/a"] is False
+
+
+def test_policies_see_the_pod_behind_a_service_after_kube_proxys_dnat(tmp_path):
+    services = """\
+apiVersion: v1
+kind: Service
+metadata: {name: to-b, namespace: y}
+spec: {selector: {pod: b}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: to-c, namespace: y}
+spec: {selector: {pod: c}, ports: [{port: 80}]}
+---
+"""
+    egress = policy("x", "a-to-yb", """\
+        podSelector: {matchLabels: {pod: a}}
+        policyTypes: [Egress]
+        egress:
+          - to: [{namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: b}}}]
+        """)
+    cluster, world = build(tmp_path, services + egress)
+    from netlab.dataplane.engine import trace
+    from netlab.k8s.kubelet import pod_netns_key
+
+    src = pod_netns_key(cluster.pod("x/a"))
+    ok = trace(world, src, cluster.service("y/to-b").cluster_ip, proto="tcp", dport=80)
+    no = trace(world, src, cluster.service("y/to-c").cluster_ip, proto="tcp", dport=80)
+    assert [p.outcome for p in ok.paths] == ["success"]
+    assert [(p.verdict, p.outcome) for p in no.paths] == [("dropped", "timeout")]
+    drop = next(h for h in no.paths[0].hops if h.rule and "-j DROP" in h.rule)
+    assert "x/a: no NetworkPolicy allows this egress" in drop.rule
