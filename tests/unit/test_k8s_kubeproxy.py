@@ -1,8 +1,12 @@
-"""kube-proxy's iptables rules, chain by chain, against dumps written from what
-kube-proxy (pkg/proxy/iptables/proxier.go, v1.33) writes for the Services of
-tests/data/k8s/services/services.yaml: a ClusterIP with three endpoints and a named
-targetPort, a NodePort with externalTrafficPolicy Local, a NodePort with ClientIP
-affinity, and a Service without endpoints."""
+"""kube-proxy's iptables rules, chain by chain, against the expected dumps
+tests/data/k8s/services/node{1,2}.iptables-save: what iptables-save prints on each
+node after kube-proxy (pkg/proxy/iptables/proxier.go, v1.33: syncProxyRules and
+writeServiceToEndpointRules) has written the rules for the Services of
+services.yaml — a ClusterIP with three endpoints and a named targetPort, a NodePort
+with externalTrafficPolicy Local (node2 has two local endpoints, node1 one), a
+NodePort with ClientIP affinity, and a Service without endpoints. The dumps were
+checked line by line against the proxier's code; the chain names are also checked
+against names seen on real clusters and against an independent hash here."""
 
 from __future__ import annotations
 
