@@ -46,6 +46,33 @@ class AddLink(Op):
 
 
 @dataclass(frozen=True)
+class AddVxlan(Op):
+    """``ip link add NAME type vxlan id VNI [local IP] [remote IP] dstport PORT dev DEV
+    [nolearning]``: a VXLAN device; frames out of it travel in UDP to the FDB's
+    destination (or ``remote``) and arrive on the peer's device with the same VNI/port."""
+    netns: str
+    name: str
+    vni: int
+    dstport: int
+    dev: str | None = None          # the underlay device
+    local: str | None = None
+    remote: str | None = None
+    learning: bool = True
+    mtu: int | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class AddFdb(Op):
+    """``bridge fdb append MAC dev VXLAN dst IP``: where frames for MAC are sent
+    (00:00:00:00:00:00: every unknown destination)."""
+    netns: str
+    dev: str
+    mac: str
+    dst: str
+
+
+@dataclass(frozen=True)
 class DelLink(Op):
     netns: str
     name: str

@@ -28,7 +28,7 @@ def no_device(name: str) -> CommandError:
     return CommandError(f'Cannot find device "{name}"', status=1)
 
 
-MODELLED_KINDS = ("loopback", "veth", "bridge", "dummy")
+MODELLED_KINDS = ("loopback", "veth", "bridge", "dummy", "vxlan")
 
 
 def open_end(link: Link) -> bool:
@@ -176,6 +176,31 @@ class ModelBackend:
         link = self._new_link(ns, op.name, "veth", mtu=op.mtu, mac=op.address)
         link.peer_netns, link.peer_name = peer_ns.key, peer.name
         peer.peer_netns, peer.peer_name = ns.key, link.name
+
+    def _AddVxlan(self, op: O.AddVxlan) -> None:
+        ns = self._ns(op.netns)
+        if op.dev is not None:
+            self._link(ns, op.dev)
+        if not 0 <= op.vni < 1 << 24:
+            raise CommandError(f'Error: argument "{op.vni}" is wrong: invalid id', status=1)
+        for other in ns.links.values():
+            if other.vxlan and other.vxlan["vni"] == op.vni and \
+                    other.vxlan["dstport"] == op.dstport:
+                raise CommandError("RTNETLINK answers: File exists", status=2)
+        link = self._new_link(ns, op.name, "vxlan", mtu=op.mtu, mac=op.address)
+        link.vxlan = {"vni": op.vni, "dstport": op.dstport, "dev": op.dev, "local": op.local,
+                      "remote": op.remote, "learning": op.learning}
+        if op.remote is not None:       # the kernel's default destination: an all-zeros entry
+            link.fdb.append({"mac": "00:00:00:00:00:00", "dst": op.remote})
+
+    def _AddFdb(self, op: O.AddFdb) -> None:
+        ns = self._ns(op.netns)
+        link = self._link(ns, op.dev)
+        if link.kind != "vxlan":
+            raise CommandError("RTNETLINK answers: Operation not supported", status=2)
+        entry = {"mac": op.mac.lower(), "dst": op.dst}
+        if entry not in link.fdb:
+            link.fdb.append(entry)
 
     @staticmethod
     def _free_veth_name(ns: Netns) -> str:
@@ -552,9 +577,28 @@ class ModelBackend:
 
     # --- netfilter: iptables-restore payloads, ipset, conntrack (netlab.netfilter) ----------
     def _IptablesRestore(self, op: O.IptablesRestore) -> None:
-        """Every iptables change: checked whole, then swapped in (nothing changes on error)."""
+        """Every iptables change: checked whole, then swapped in (nothing changes on error).
+
+        A restore is a function of the tables before and the payload, and it never changes
+        a table in place (it copies on write): so when the same payload meets the same
+        tables again — the same kube-proxy rules on the next node of a cluster — the
+        tables it made last time are taken as they are (shared, like any unchanged table).
+        """
         from netlab.netfilter.restore import apply_restore
-        apply_restore(self._ns(op.netns), op.payload, op.noflush, op.command)
+        ns = self._ns(op.netns)
+        memo = self.__dict__.setdefault("_restore_memo", {})
+        before = tuple(ns.tables.items())
+        key = (op.payload, op.noflush, op.command, tuple((n, id(t)) for n, t in before))
+        cacheable = not ns.ipsets and "--match-set" not in op.payload
+        hit = memo.get(key) if cacheable else None
+        if hit is not None:
+            ns.tables = dict(hit[1])
+            return
+        apply_restore(ns, op.payload, op.noflush, op.command)
+        if cacheable:
+            if len(memo) >= 8:
+                memo.pop(next(iter(memo)))
+            memo[key] = (before, tuple(ns.tables.items()))    # `before` keeps the ids alive
 
     def _Ipset(self, op: O.Ipset) -> None:
         from netlab.netfilter.ipset import apply_ipset

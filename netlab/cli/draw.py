@@ -36,13 +36,16 @@ def write_output(path: str, data: str | bytes) -> None:
         fail(f"{path}: cannot write: {err.strerror or err}")
 
 
-def print_trace(trace, world, *, no_color: bool = False) -> None:
-    """The trace as a tree: coloured on a terminal, plain text otherwise."""
+def print_trace(trace, world, *, no_color: bool = False, switches=None) -> None:
+    """The trace as a tree: coloured on a terminal, plain text otherwise. ``switches``:
+    the names of the LAN switches (default: the World's)."""
     import os
 
     from netlab.viz.text import ansi, plain, trace_lines
 
-    lines = trace_lines(trace, switches=[lan.name for lan in world.lans])
+    if switches is None:
+        switches = [lan.name for lan in world.lans]
+    lines = trace_lines(trace, switches=switches)
     colour = not no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR") \
         and os.environ.get("TERM") != "dumb"
     sys.stdout.write(ansi(lines) if colour else plain(lines))

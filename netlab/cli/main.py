@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from netlab import __version__
-from netlab.cli import draw, iptables, lab, real, show, snapshot, trace
+from netlab.cli import cluster, draw, iptables, lab, real, show, snapshot, trace
 from netlab.cli.common import examples
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(lab.app, name="lab")
 app.add_typer(real.app, name="real")
+app.add_typer(cluster.app, name="cluster")
 trace.register(app)
 show.register(app)
 iptables.register(app)

@@ -14,6 +14,7 @@ EPILOG = examples(
     "netlab trace 04 --from red --to 192.168.1.3 --after-step 3",
     "netlab trace my-lab.yaml --from node1/pod-a --to 10.96.0.10:80 --proto tcp --json",
     "netlab trace 05 --from red --to 192.168.1.3 --html trace.html --pcap trace.pcap",
+    "netlab trace -f cluster.yaml -f manifests/ --from pod/shop/web --to svc/shop/backend:80",
 )
 
 
@@ -67,6 +68,10 @@ def trace_command(
                              help="Also write a web page that steps through the hops."),
     pcap: str = typer.Option(None, "--pcap", metavar="FILE",
                              help="Also write the packets as each device sees them (pcapng)."),
+    files: list[str] = typer.Option(None, "-f", "--file", metavar="PATH",
+                                    help="A cluster file and manifests instead of a LAB: --from "
+                                         "pod/NS/NAME or node/NAME, --to those, svc/NS/NAME:PORT "
+                                         "or a DNS name."),
 ) -> None:
     """Trace one packet through a lab, hop by hop, and its reply.
 
@@ -78,6 +83,10 @@ def trace_command(
     from netlab.cli.draw import load_world
     from netlab.dataplane.engine import trace
 
+    if files:
+        if lab is not None or world_file is not None:
+            fail("-f (a cluster) replaces LAB and --world: give one of them")
+        return _cluster_trace(files, source, to, proto, sport, pick, as_json, no_color, html, pcap)
     ip, port, proto = parse_target(to, proto)
     if sport is not None and proto == "icmp":
         fail("--sport needs --proto tcp or udp")
@@ -103,3 +112,41 @@ def trace_command(
     from netlab.cli.draw import print_trace
 
     print_trace(traced, world, no_color=no_color)
+
+
+def _cluster_trace(files, source, to, proto, sport, pick, as_json, no_color, html, pcap) -> None:
+    from netlab.cli.draw import print_trace
+    from netlab.k8s.endpoints import cluster_trace
+
+    ct = cluster_trace(files, source, to, proto, sport)
+    traced = ct.trace
+    if pick is not None:
+        if pick > len(traced.paths):
+            fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
+        traced.paths = [traced.paths[pick - 1]]
+    title = f"{traced.packet.describe()} from {traced.source}"
+    if html is not None:
+        from netlab.cli.draw import write_html
+
+        pages = [(title, traced)]
+        if ct.dns_trace is not None:
+            pages.insert(0, (f"DNS query: {ct.dns_trace.packet.describe()}", ct.dns_trace))
+        write_html(html, ct.world, pages, title=title)
+    if pcap is not None:
+        from netlab.cli.draw import write_pcap
+
+        write_pcap(pcap, traced, ct.world)
+    if as_json:
+        out = traced.to_json()
+        if ct.dns_queries is not None:
+            out["dns"] = {"queries": [{"name": q, "answer": a} for q, a in ct.dns_queries],
+                          "trace": ct.dns_trace.to_json()}
+        print_json(out)
+        return
+    if ct.dns_queries is not None:
+        for name, answer in ct.dns_queries:
+            typer.echo(f"DNS A? {name} -> {', '.join(answer) if answer else 'NXDOMAIN'}")
+        typer.echo("DNS query packet to the kube-dns Service:")
+        print_trace(ct.dns_trace, ct.world, no_color=no_color, switches=ct.switches)
+        typer.echo("The connection:")
+    print_trace(traced, ct.world, no_color=no_color, switches=ct.switches)

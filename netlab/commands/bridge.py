@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netlab import ops as O
+
 from netlab.commands import show
 from netlab.commands.base import Args, Command, Ctx, Output, unsupported, unsupported_feature
 from netlab.commands.ip_common import device_must_exist_for_show
@@ -74,6 +76,8 @@ def _link(args: Args, ctx: Ctx) -> Command:
 def _fdb(args: Args, ctx: Ctx) -> Command:
     if args:
         verb = args.take()
+        if verb in ("add", "append"):
+            return _fdb_add(args, ctx, verb)
         if matches(verb, "add") or matches(verb, "append") or matches(verb, "replace") \
                 or matches(verb, "delete") or matches(verb, "get") or matches(verb, "flush"):
             raise unsupported(f"bridge fdb {verb}")
@@ -107,3 +111,24 @@ def _fdb(args: Args, ctx: Ctx) -> Command:
                                    else f'Cannot find device "{name}"', status=1)
         return Output(show.render_fdb(world, ns, br=br, dev=dev))
     return ctx.command(query=query, kind="show")
+
+
+def _fdb_add(args: Args, ctx: Ctx, verb: str) -> Command:
+    """``bridge fdb add|append MAC dev VXLAN dst IP [self] [permanent]`` (VXLAN devices)."""
+    mac = args.next()
+    dev = dst = None
+    while args:
+        word = args.take()
+        if word == "dev":
+            dev = args.next()
+        elif word == "dst":
+            dst = args.next()
+        elif word in ("self", "permanent", "static"):
+            continue
+        else:
+            raise unsupported_feature(f"`bridge fdb {verb} … {word}`")
+    if dev is None:
+        raise CommandError("Device and address are required arguments.", status=255)
+    if dst is None:
+        raise unsupported_feature(f"`bridge fdb {verb}` without dst (a bridge port's entries)")
+    return ctx.command(ops=[O.AddFdb(ctx.key, dev, mac, dst)])

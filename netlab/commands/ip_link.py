@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -226,6 +228,55 @@ def _master_check(key: str, master: str) -> Callable[[World], None]:
     return check
 
 
+def _vxlan_add(spec, ctx: Ctx, where: str, name: str | None,
+               checks: list[Callable[[World], None]]) -> Command:
+    """``type vxlan id VNI [remote IP] [local IP] [dstport PORT] [dev DEV] [nolearning]``."""
+    if name is None:
+        raise unsupported_feature("a vxlan device without a name")
+    opts: dict = {"learning": True}
+    words = list(spec.type_args)
+    while words:
+        word = words.pop(0)
+        if word == "nolearning":
+            opts["learning"] = False
+            continue
+        if word == "learning":
+            continue
+        if not words:
+            raise CommandError(f'Command line is not complete. Try option "help"', status=1)
+        value = words.pop(0)
+        if word in ("id", "vni"):
+            if not value.isdigit() or int(value) >= 1 << 24:
+                raise CommandError(f'Error: argument "{value}" is wrong: invalid id', status=1)
+            opts["vni"] = int(value)
+        elif word in ("remote", "local"):
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise CommandError(f'Error: inet address is expected rather than "{value}".',
+                                   status=1) from None
+            opts[word] = value
+        elif word == "dstport":
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise CommandError(f'Error: argument "{value}" is wrong: dstport', status=1)
+            opts["dstport"] = int(value)
+        elif word == "dev":
+            opts["dev"] = value
+        elif word in ("ttl", "tos", "ageing"):
+            continue
+        else:
+            raise unsupported_feature(f"vxlan option {word}")
+    if "vni" not in opts:
+        raise CommandError("vxlan: missing virtual network identifier", status=1)
+    op = O.AddVxlan(where, name, opts["vni"], opts.get("dstport", 8472), dev=opts.get("dev"),
+                    local=opts.get("local"), remote=opts.get("remote"),
+                    learning=opts["learning"], mtu=spec.mtu or 1450, address=spec.address)
+    ops: list[O.Op] = [op]
+    if spec.up:
+        ops.append(O.SetLinkUp(where, name, True))
+    return ctx.command(ops=ops, checks=checks)
+
+
 def _link_add(args: Args, ctx: Ctx) -> Command:
     spec = iplink_parse(args, ctx)
     checks: list[Callable[[World], None]] = []
@@ -241,6 +292,8 @@ def _link_add(args: Args, ctx: Ctx) -> Command:
         raise CommandError('Not enough information: "type" argument is required', status=1,
                            hint=_abbrev_hint(spec))
     kind = spec.kind
+    if kind == "vxlan":
+        return _vxlan_add(spec, ctx, where, name, checks)
     if kind not in MODELLED_KINDS:
         if kind in KERNEL_KINDS:
             raise unsupported_feature(f"links of type {kind} (netlab models veth, bridge, "

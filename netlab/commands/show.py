@@ -558,6 +558,10 @@ def render_fdb(world: World, ns: Netns, br: str | None = None, dev: str | None =
     for link in sorted_links(ns):
         if dev is not None and link.name != dev:
             continue
+        if link.kind == "vxlan" and br is None:
+            for entry in link.fdb:
+                line(entry["mac"], link, f"dst {entry['dst']} self permanent")
+            continue
         if link.kind == "bridge":
             if br is not None and link.name != br:
                 continue

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import weakref
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -191,6 +192,8 @@ class _Skb:
     state: str | None = None       # ctstate in the namespace ct_ns
     ct_ns: Netns | None = None     # the namespace whose table holds conn
     untracked: bool = False
+    inner: "_Skb | None" = None    # a VXLAN packet: the frame it carries, and its VNI
+    vni: int | None = None
 
     def crossed(self, *, netns_changed: bool) -> None:
         """A veth hands the packet over: skb_scrub_packet drops the conntrack reference
@@ -299,6 +302,8 @@ class _Walk:
         if decided is not None:
             return self._decided(ns, skb, decided)
         link = ns.links[dev]
+        if link.kind == "vxlan":
+            return self._vxlan_xmit(ns, link, nexthop, skb)
         start = (ns.key, dev)
         owner = None
         if self._carrier(ns, link):
@@ -323,6 +328,54 @@ class _Walk:
                                  f"({peer_ns.label} {peer_link.name})", dev=dev,
                                  ip=nexthop, mac=peer_link.mac, src_mac=link.mac))
         return self._frame(l2.frame_path(self.seg, start, owner), skb)
+
+    def _vxlan_xmit(self, ns: Netns, link: Link, nexthop: str, skb: _Skb) -> Path:
+        """vxlan_xmit: the next hop's MAC from the neighbour table, that MAC's VTEP from the
+        device's FDB (else the all-zeros entry, else ``remote``), and the frame inside a UDP
+        datagram to it, sent by the namespace's own stack (so its routes and hooks apply)."""
+        vx = link.vxlan or {}
+        if not self._carrier(ns, link):
+            skb.hops.append(self.hop(ns, "drop", f"{link.name} is down", dev=link.name))
+            return self.end(LINK_DOWN, TIMEOUT, skb.hops, skb.pkt,
+                            diagnosis=f"{link.name} of {ns.label} is down")
+        neigh = next((n for n in ns.neighbours if n.ip == nexthop and n.dev == link.name
+                      and n.mac), None)
+        if neigh is None:
+            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {link.name}: no "
+                                     "neighbour entry (an overlay writes them: ip neigh add … "
+                                     "nud permanent)", dev=link.name, ip=nexthop, mac=None))
+            return self._arp_failed(ns, skb, nexthop, link.name)
+        zero = "00:00:00:00:00:00"
+        entry = next((e for e in link.fdb if e["mac"] == neigh.mac), None) or \
+            next((e for e in link.fdb if e["mac"] == zero), None)
+        remote = entry["dst"] if entry else vx.get("remote")
+        if remote is None:
+            skb.hops.append(self.hop(ns, "drop", f"{link.name}: no FDB entry for {neigh.mac} "
+                                     "and no remote: the frame is dropped", dev=link.name))
+            return self.end(DROPPED, TIMEOUT, skb.hops, skb.pkt,
+                            diagnosis=f"{link.name} of {ns.label} does not know where "
+                                      f"{neigh.mac} is — bridge fdb append {neigh.mac} dev "
+                                      f"{link.name} dst VTEP")
+        inner = skb.pkt
+        flow = f"{inner.proto} {inner.src} {inner.sport} {inner.dst} {inner.dport}".encode()
+        sport = 32768 + zlib.crc32(flow) % (60999 - 32768 + 1)   # udp_flow_src_port
+        outer_pkt = Packet("udp", src=vx.get("local"), dst=remote, sport=sport,
+                           dport=vx["dstport"])
+        shown = outer_pkt.with_(src=vx.get("local") or "(source of the route)")
+        skb.hops.append(self.hop(
+            ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {neigh.mac} dst "
+            f"{remote}): outer {shown.describe()}, inner {inner.describe()}", dev=link.name,
+            vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json()))
+        outer = _Skb(outer_pkt, hops=skb.hops, inner=skb, vni=vx["vni"])
+        return self.send(ns, outer, oif=vx.get("dev"))
+
+    def _vxlan_rcv(self, ns: Netns, skb: _Skb) -> Link | None:
+        """The VXLAN device a datagram is for: its port and VNI."""
+        if skb.inner is None or skb.pkt.proto != "udp":
+            return None
+        return next((l for l in ns.links.values() if l.kind == "vxlan" and l.vxlan
+                     and l.vxlan["dstport"] == skb.pkt.dport and l.vxlan["vni"] == skb.vni
+                     and l.up), None)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
         return oper_up(self.world, ns, link)
@@ -508,6 +561,14 @@ class _Walk:
             return self._decided(ns, skb, decided)
         pkt, hops = skb.pkt, skb.hops
         label = ns.label
+        vxlan = self._vxlan_rcv(ns, skb)
+        if vxlan is not None:
+            inner = skb.inner
+            hops.append(self.hop(ns, "vxlan", f"{vxlan.name} decapsulates (udp port {pkt.dport}, "
+                                 f"VNI {skb.vni}): inner {inner.pkt.describe()} arrives on "
+                                 f"{vxlan.name}", dev=vxlan.name, vni=skb.vni))
+            inner.crossed(netns_changed=True)
+            return self.receive(ns, vxlan, inner)
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
             hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)

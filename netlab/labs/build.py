@@ -11,6 +11,9 @@ from netlab.model import World, ns_key
 
 
 def topology_ops(lab: Lab) -> list[O.Op]:
+    if lab.cluster is not None:
+        from netlab.k8s.build import cluster_ops
+        return cluster_ops(lab.cluster)
     ops: list[O.Op] = [O.AddNode(node) for node in lab.nodes]
     for lan in lab.lans:
         ops.append(O.AddSwitch(lan.name, lan.subnet))

@@ -47,7 +47,8 @@ from netlab.labs.yamlpos import PosDict, PosList, load as load_yaml, scalar_line
 from netlab.trace import OUTCOMES, VERDICTS
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("netlab", "name", "title", "description", "nodes", "lan", "lans", "steps")
+TOP_KEYS = ("netlab", "name", "title", "description", "nodes", "lan", "lans", "steps",
+            "cluster")
 LAN_KEYS = ("name", "nodes", "subnet")
 STEP_KEYS = ("title", "explain", "node", "run", "expect", "on_error")
 EXPECT_KINDS = ("reach", "trace", "output")
@@ -206,12 +207,22 @@ class _LabReader:
         name = self.string(data, "name", "the lab")
         title = self.string(data, "title", "the lab")
         description = self.string(data, "description", "the lab", default="", empty_ok=True)
-        lan_items = self.lan_items(data)
-        nodes = self.nodes(data, lan_items)
-        lans = self.lans(lan_items, nodes)
+        cluster = None
+        if "cluster" in data:                # the machines are a Kubernetes cluster
+            from netlab.k8s.lab import parse_lab_cluster
+            for key in ("nodes", "lan", "lans"):
+                if key in data:
+                    raise self.fail(f"'{key}' and 'cluster' exclude each other: a cluster "
+                                    "names its nodes", data.line_of(key))
+            cluster = parse_lab_cluster(data["cluster"], self.path, data.line_of("cluster"))
+            nodes, lans = [n.name for n in cluster.nodes], []
+        else:
+            lan_items = self.lan_items(data)
+            nodes = self.nodes(data, lan_items)
+            lans = self.lans(lan_items, nodes)
         steps = self.steps(data, nodes)
         return Lab(path=self.path, name=name, title=title, description=description or "",
-                   nodes=nodes, lans=lans, steps=steps)
+                   nodes=nodes, lans=lans, steps=steps, cluster=cluster)
 
     def version(self, data: PosDict) -> None:
         if "netlab" not in data:

@@ -96,6 +96,7 @@ class Lab:
     nodes: list[str]
     lans: list[LanSpec]
     steps: list[Step] = field(default_factory=list)
+    cluster: object | None = None    # a netlab.k8s Cluster when the lab has `cluster:`
 
     def where(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else self.path

@@ -54,6 +54,8 @@ class Link:
     peer_name: str | None = None   # veth: the peer's name there
     addresses: list[Address] = field(default_factory=list)
     conf: dict[str, str] = field(default_factory=dict)  # net.ipv4.conf.<name>.<key>
+    vxlan: dict | None = None      # vxlan: {"vni", "dstport", "dev", "local", "remote", "learning"}
+    fdb: list[dict] = field(default_factory=list)       # vxlan: [{"mac", "dst"}]
 
 
 @dataclass

@@ -6,7 +6,8 @@
 Chain names are kube-proxy's (``KUBE-SVC-`` + the first 16 characters of the
 base32 SHA-256 of "namespace/name:port" + protocol, so kube-dns's is
 ``KUBE-SVC-TCOU7JCQXEZGVUNU``); the rules are the ones kube-proxy 1.28 writes
-for ClusterIP Services, NodePorts and ClientIP session affinity. With
+for ClusterIP Services, NodePorts and ClientIP session affinity (synthetic Services for the
+netfilter tests and benchmarks; a cluster's own rules come from netlab.k8s.kubeproxy). With
 ``style="save"`` the text is what ``iptables-save`` prints after kube-proxy's
 ``iptables-restore`` (tests/data/iptables/kube-proxy-*.txt pin that against the
 real tool).
@@ -14,27 +15,12 @@ real tool).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 
+# One implementation of kube-proxy's chain names: netlab.k8s.kubeproxy.
+from netlab.k8s.kubeproxy import ext_chain, sep_chain, svc_chain  # noqa: F401
+
 CLUSTER_CIDR = "10.244.0.0/16"
-
-
-def _hash(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
-
-
-def svc_chain(port_name: str, proto: str) -> str:
-    return "KUBE-SVC-" + _hash(port_name + proto)
-
-
-def ext_chain(port_name: str, proto: str) -> str:
-    return "KUBE-EXT-" + _hash(port_name + proto)
-
-
-def sep_chain(port_name: str, proto: str, endpoint: str) -> str:
-    return "KUBE-SEP-" + _hash(port_name + proto + endpoint)
 
 
 @dataclass(frozen=True)

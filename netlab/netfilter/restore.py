@@ -644,6 +644,7 @@ class _Restore:
         else:
             edges = {}
             new_lines = {c: n for c, _h, n in section.restricted}
+            first_jump = min((n for _c, _t, n in section.jump_list), default=0)
             restricted = {}
             for chain_name, chain in table.chains.items():
                 for body in chain.rules:
@@ -651,8 +652,7 @@ class _Restore:
                     if meta.jump is not None:
                         edges.setdefault(chain_name, set()).add(meta.jump)
                     if meta.hooks is not None:
-                        line = new_lines.get(chain_name, min((n for _c, _t, n in section.jump_list),
-                                                             default=0))
+                        line = new_lines.get(chain_name, first_jump)
                         restricted.setdefault(chain_name, []).append((meta.hooks, line))
         if not restricted:
             return

@@ -259,6 +259,6 @@ def test_a_is_address_in_link_add():
 
 def test_unsupported_features_say_so():
     with pytest.raises(UnsupportedCommand):
-        parse("ip link add vx0 type vxlan id 42", node="host")
+        parse("ip link add mv0 type macvlan mode bridge", node="host")
     with pytest.raises(UnsupportedCommand):
         parse("ip rule add from 10.0.0.0/8 table 100", node="host")

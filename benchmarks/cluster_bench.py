@@ -1,0 +1,149 @@
+"""Cluster figures: build a cluster, then trace pod → Service → pod across nodes.
+
+Sizes (issue 6): ``small`` 100 nodes / 3,000 pods / 1,000 Services; ``large`` 5,000
+nodes / 150,000 pods / 10,000 Services (targets: builds in ≤ 10 s and ≤ 4 GiB, a
+cross-node Service trace ≤ 1 ms median). Each size runs in a process of its own, so
+its peak memory is its own; a size that does not finish within ``--budget`` seconds
+is reported with ``"value": null`` and why.
+
+The cluster: one Deployment and one ClusterIP Service per Service, the pods spread
+round robin over the nodes, host-gw routes, kube-proxy's rules on every node,
+kube-dns and CoreDNS as kubeadm has them. The baseline of the trace is a trace from
+the same pod to a pod on its own node's bridge (no Service, no LAN), in the same
+process.
+
+    python benchmarks/cluster_bench.py [--size small|large|all] [--budget 600] [--runs 200]
+
+Prints one JSON object per figure (DESIGN.md, "Benchmarks").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = {"small": (100, 3000, 1000), "large": (5000, 150000, 10000)}
+TARGETS = {"build_s": {"large": 10.0}, "peak_mib": {"large": 4096.0}, "trace_us": {"large": 1000.0}}
+
+
+def synthetic(nodes: int, pods: int, services: int):
+    from netlab.k8s.cluster import build_cluster
+    from netlab.k8s.objects import (
+        ClusterSpec, ContainerPort, LabelSelector, Manifests, NodeSpec, Pod, Service, ServicePort,
+        Workload,
+    )
+
+    spec = ClusterSpec(
+        name="bench", path="<bench>",
+        nodes=[NodeSpec(f"node{i + 1}", f"10.{(i + 1) // 65536}.{(i + 1) // 256 % 256}.{(i + 1) % 256}")
+               for i in range(nodes)],
+        pod_cidr="10.128.0.0/9", service_cidr="172.16.0.0/12", lan_subnet="10.0.0.0/16")
+    m = Manifests()
+    per = max(1, pods // services)
+    for s in range(services):
+        labels = {"app": f"app{s}"}
+        template = Pod("default", "", labels, [ContainerPort(8080, "TCP", "http")])
+        m.workloads.append(Workload("Deployment", "default", f"app{s}", per,
+                                    LabelSelector((("app", f"app{s}"),)), template))
+        m.services.append(Service("default", f"svc{s}", "ClusterIP", labels,
+                                  [ServicePort("http", "TCP", 80, "http")]))
+    return build_cluster(spec, m)
+
+
+def one_size(name: str, runs: int) -> list[dict]:
+    from netlab.dataplane import trace
+    from netlab.k8s.build import build_model
+    from netlab.k8s.kubelet import pod_netns_key
+
+    nodes, pods, services = SIZES[name]
+    start = time.perf_counter()
+    cluster = synthetic(nodes, pods, services)
+    control = time.perf_counter() - start
+    world = build_model(cluster).world
+    build = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # A client pod, a Service whose endpoints are all on other nodes, a same-node peer.
+    client = next(p for p in cluster.pods if p.namespace == "default")
+    svc = next(s for s in cluster.services if s.name.startswith("svc") and all(
+        ep.node != client.node for sl in cluster.slices[s.key] for ep in sl.endpoints))
+    peer = next(p for p in cluster.pods if p.node == client.node and p is not client
+                and p.namespace == "default")
+    src = pod_netns_key(client)
+
+    def median_us(dst: str, port: int) -> tuple[float, object]:
+        first = trace(world, src, dst, proto="tcp", dport=port, record=False)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            trace(world, src, dst, proto="tcp", dport=port, record=False)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e6, first
+
+    service_us, traced = median_us(svc.cluster_ip, 80)
+    assert all(p.outcome == "success" and p.delivered_to.split("/")[0] != client.node
+               for p in traced.paths), "the Service trace did not reach another node"
+    local_us, _ = median_us(peer.ip, 8080)
+    size = f"{nodes} nodes, {len(cluster.pods)} pods, {len(cluster.services)} Services"
+    out = [
+        figure(f"cluster_build_{name}_s", build, "s", TARGETS["build_s"].get(name),
+               f"{size}; of which control plane (objects, placement, IPs, slices) "
+               f"{control:.2f} s"),
+        figure(f"cluster_peak_rss_{name}_mib", peak_mib, "MiB", TARGETS["peak_mib"].get(name),
+               f"{size}; peak RSS of the process"),
+        figure(f"cluster_service_trace_p50_{name}_us", service_us, "us",
+               TARGETS["trace_us"].get(name),
+               f"pod → svc → pod on another node ({len(traced.paths)} paths); baseline "
+               f"pod → pod on the same bridge {local_us:.0f} us", baseline_value=local_us),
+    ]
+    return out
+
+
+def figure(name: str, value: float | None, unit: str, target: float | None, baseline: str,
+           baseline_value: float | None = None, note: str | None = None) -> dict:
+    out = {"figure": name, "value": round(value, 3) if value is not None else None,
+           "unit": unit, "target": target, "baseline": baseline,
+           "ratio": round(value / target, 3) if value is not None and target else
+           (round(value / baseline_value, 2) if value is not None and baseline_value else None)}
+    if note:
+        out["note"] = note
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=["small", "large", "all"], default="all")
+    parser.add_argument("--budget", type=float, default=600.0,
+                        help="seconds a size may take before it is reported as not finished")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--child", choices=list(SIZES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        for f in one_size(args.child, args.runs):
+            print(json.dumps(f), flush=True)
+        return
+    for name in (list(SIZES) if args.size == "all" else [args.size]):
+        cmd = [sys.executable, __file__, "--child", name, "--runs", str(args.runs)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget)
+        except subprocess.TimeoutExpired:
+            print(json.dumps(figure(f"cluster_build_{name}_s", None, "s",
+                                    TARGETS["build_s"].get(name), f"{SIZES[name]}",
+                                    note=f"did not finish within {args.budget:.0f} s")))
+            continue
+        if done.returncode != 0:
+            raise SystemExit(f"{name}: {done.stderr.strip().splitlines()[-1:]}")
+        sys.stdout.write(done.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""A cluster as Ops: nodes on a LAN, pods attached by the kubelet, routes between
+the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
+
+``cluster_ops`` gives the list (the same for either backend); ``build_model`` applies
+it to a fresh World.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+from netlab import ops as O
+from netlab.k8s import kubelet, kubeproxy
+from netlab.k8s.cluster import APISERVER_PORT, Cluster
+from netlab.model import World, ns_key
+
+LAN = "lan"
+NODE_DEV = "eth0"
+KUBELET_PORT = 10250
+
+
+def lan_subnet(cluster: Cluster) -> ipaddress.IPv4Network:
+    if cluster.spec.lan_subnet:
+        return ipaddress.IPv4Network(cluster.spec.lan_subnet)
+    ips = [ipaddress.IPv4Address(n.ip) for n in cluster.nodes]
+    for prefix in range(24, 7, -1):
+        net = ipaddress.IPv4Network(f"{ips[0]}/{prefix}", strict=False)
+        if all(ip in net for ip in ips):
+            return net
+    return ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def node_ops(cluster: Cluster) -> list[O.Op]:
+    subnet = lan_subnet(cluster)
+    ops: list[O.Op] = [O.AddNode(n.name) for n in cluster.nodes]
+    ops.append(O.AddSwitch(LAN, str(subnet)))
+    for n in cluster.nodes:
+        ops += [O.AttachToSwitch(LAN, n.name, NODE_DEV),
+                O.AddAddress(ns_key(n.name), NODE_DEV, n.ip, subnet.prefixlen),
+                O.AddListener(ns_key(n.name), "tcp", KUBELET_PORT)]
+    ops.append(O.AddListener(ns_key(cluster.nodes[0].name), "tcp", APISERVER_PORT))
+    # kube-proxy's health check server, on every node, for each LoadBalancer Service with
+    # externalTrafficPolicy Local.
+    for port in sorted({s.health_check_node_port for s in cluster.services
+                        if s.health_check_node_port}):
+        ops += [O.AddListener(ns_key(n.name), "tcp", port) for n in cluster.nodes]
+    # A node has a default route, as every machine on a LAN does: via the LAN's first
+    # address (its router, not modelled), so ClusterIPs are routable from the node too.
+    gateway = str(subnet.network_address + 1)
+    if subnet.prefixlen < 31 and all(n.ip != gateway for n in cluster.nodes):
+        ops += [O.AddRoute(ns_key(n.name), "default", gateway=gateway) for n in cluster.nodes]
+    return ops
+
+
+def pod_ops(cluster: Cluster) -> list[O.Op]:
+    ops: list[O.Op] = []
+    bridged: set[str] = set()
+    for pod in cluster.pods:
+        node = cluster.node(pod.node)
+        first = not pod.host_network and node.name not in bridged
+        if first:
+            bridged.add(node.name)
+        ops += kubelet.attach_pod(node, pod, first)
+    return ops
+
+
+def route_ops(cluster: Cluster) -> list[O.Op]:
+    """host-gw: on each node, a route to every other node's pod range via that node."""
+    ops: list[O.Op] = []
+    if cluster.spec.network != "host-gw":
+        return ops
+    for n in cluster.nodes:
+        for other in cluster.nodes:
+            if other is not n:
+                ops.append(O.AddRoute(ns_key(n.name), other.pod_cidr, gateway=other.ip))
+    return ops
+
+
+VXLAN_DEV = "flannel.1"
+VXLAN_VNI = 1
+VXLAN_PORT = 8472           # flannel's (the Linux default); IANA's is 4789
+VXLAN_MTU = 1450            # eth0's 1500 less the 50 bytes of outer headers
+
+
+def vtep_mac(node: str) -> str:
+    """flannel.1's MAC on a node (flannel publishes it in the node's annotations)."""
+    digest = hashlib.sha256(f"vtep:{node}".encode()).digest()
+    return "0a:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def vxlan_ops(cluster: Cluster) -> list[O.Op]:
+    """flannel's vxlan backend: a VTEP flannel.1 per node (VNI 1, UDP 8472, the node's
+    address), holding its pod range's network address; for each other node a route to
+    its pod range via its VTEP address (onlink), the VTEP's MAC as a permanent
+    neighbour, and an FDB entry sending that MAC to the node's address."""
+    ops: list[O.Op] = []
+    for n in cluster.nodes:
+        root = ns_key(n.name)
+        net = ipaddress.ip_network(n.pod_cidr)
+        ops += [O.AddVxlan(root, VXLAN_DEV, VXLAN_VNI, VXLAN_PORT, dev=NODE_DEV, local=n.ip,
+                           learning=False, mtu=VXLAN_MTU, address=vtep_mac(n.name)),
+                O.AddAddress(root, VXLAN_DEV, str(net.network_address), 32),
+                O.SetLinkUp(root, VXLAN_DEV, True)]
+        for other in cluster.nodes:
+            if other is n:
+                continue
+            vtep = str(ipaddress.ip_network(other.pod_cidr).network_address)
+            ops += [O.AddRoute(root, other.pod_cidr, dev=VXLAN_DEV, gateway=vtep, onlink=True),
+                    O.AddNeighbour(root, vtep, VXLAN_DEV, vtep_mac(other.name), "PERMANENT"),
+                    O.AddFdb(root, VXLAN_DEV, vtep_mac(other.name), other.ip)]
+    return ops
+
+
+def proxy_ops(cluster: Cluster) -> list[O.Op]:
+    """kubelet's and kube-proxy's rules on every node. The rules differ between nodes only
+    for Services with a Local traffic policy, so nodes that hold the same local endpoints
+    of those get the very same payload (and the model shares the tables it makes)."""
+    ports = kubeproxy.service_ports(cluster)
+    local = [p for p in ports if p.uses_local_endpoints]
+    fixed = [kubeproxy.kubelet_payload(), kubeproxy.startup_payload()]
+    made: dict[tuple, str] = {}
+    ops: list[O.Op] = []
+    for n in cluster.nodes:
+        key = tuple(tuple(ep for ep in p.endpoints if ep.node == n.name) for p in local)
+        sync = made.get(key)
+        if sync is None:
+            sync = made[key] = kubeproxy.sync_payload(ports, n.name, cluster.spec.pod_cidr,
+                                                      style="save")
+        ops += [O.IptablesRestore(ns_key(n.name), payload, noflush=True)
+                for payload in (*fixed, sync)]
+    return ops
+
+
+def policy_ops(cluster: Cluster) -> list[O.Op]:
+    from netlab.k8s import netpol
+
+    return [O.IptablesRestore(ns_key(n.name), payload, noflush=True)
+            for n in cluster.nodes if (payload := netpol.node_payload(cluster, n.name))]
+
+
+def cluster_ops(cluster: Cluster) -> list[O.Op]:
+    network = vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
+    return node_ops(cluster) + pod_ops(cluster) + network + proxy_ops(cluster) \
+        + policy_ops(cluster)
+
+
+def build_model(cluster: Cluster):
+    from netlab.backends.model import ModelBackend
+
+    backend = ModelBackend(World(name=cluster.spec.name))
+    for op in cluster_ops(cluster):
+        backend.apply(op)
+    return backend

@@ -1,0 +1,405 @@
+"""A cluster as the control plane would leave it: what the API server, the
+controllers and the scheduler fill in, done deterministically.
+
+- Namespaces: ``default``, ``kube-system``, ``kube-public``, ``kube-node-lease`` and the
+  ones declared; an object in an undeclared namespace is refused, as by the API server.
+- Workloads expand into pods: a Deployment into a ReplicaSet ``NAME-<pod-template-hash>``
+  and its pods ``RS-<5 chars>``, a ReplicaSet into pods, a DaemonSet into one pod per
+  eligible node. The suffixes are derived from the names, so every run gives the same.
+- Placement: ``spec.nodeName``, else ``nodeSelector`` then round robin over the nodes in
+  order (a cursor that moves past each node chosen).
+- Pod IPs: host-local on each node's range (``podCIDR`` split into /24s; the k-th node,
+  counting from 1, gets the k-th /24: node1 10.244.1.0/24, node2 10.244.2.0/24); the
+  gateway .1 is skipped, pods get .2, .3, … in the order they are placed.
+- Service IPs: ``default/kubernetes`` the 1st address of ``serviceCIDR``, ``kube-dns``
+  the 10th, others the address asked for or the next free one after the 10th.
+  NodePorts: the one asked for, or the next free one from 30000.
+- EndpointSlices: one per Service and port mapping, from the Service's selector and the
+  pods' readiness and named ports, as the EndpointSlice controller writes them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field, replace
+
+from netlab.errors import LabError
+from netlab.k8s.objects import (
+    ClusterSpec, ContainerPort, Endpoint, EndpointSlice, LabelSelector, Manifests, Namespace,
+    NetworkPolicy, Pod, Service, ServicePort, Workload,
+)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"     # k8s.io/apimachinery/pkg/util/rand
+NODE_PORT_RANGE = (30000, 32767)
+APISERVER_PORT = 6443
+COREDNS_REPLICAS = 2
+
+
+@dataclass
+class Node:
+    name: str
+    ip: str
+    labels: dict[str, str]
+    pod_cidr: str
+
+    @property
+    def gateway(self) -> str:
+        """The bridge address the CNI bridge plugin gives the node (network + 1)."""
+        return str(ipaddress.ip_network(self.pod_cidr).network_address + 1)
+
+
+@dataclass
+class Cluster:
+    spec: ClusterSpec
+    nodes: list[Node]
+    namespaces: dict[str, Namespace]
+    pods: list[Pod]
+    services: list[Service]
+    slices: dict[str, list[EndpointSlice]]          # service key -> its slices
+    policies: list[NetworkPolicy]
+    ignored: list[str] = field(default_factory=list)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def pod(self, key: str) -> Pod | None:
+        return next((p for p in self.pods if p.key == key), None)
+
+    def service(self, key: str) -> Service | None:
+        return next((s for s in self.services if s.key == key), None)
+
+    @property
+    def dns_ip(self) -> str:
+        return nth_address(self.spec.service_cidr, 10)
+
+    def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[Endpoint, int]]:
+        """The (endpoint, target port) pairs of one Service port, across its slices."""
+        out = []
+        for sl in self.slices.get(svc.key, []):
+            number = next((n for name, proto, n in sl.ports
+                           if name == port.name and proto == port.protocol), None)
+            if number is not None:
+                out += [(ep, number) for ep in sl.endpoints]
+        return out
+
+
+def nth_address(cidr: str, n: int) -> str:
+    return str(ipaddress.ip_network(cidr).network_address + n)
+
+
+def safe_encode(text: str) -> str:
+    """rand.SafeEncodeString: each byte mapped onto the alphabet without vowels."""
+    return "".join(NAME_ALPHABET[ord(c) % len(NAME_ALPHABET)] for c in text)
+
+
+def fnv32a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def suffix(seed: str, length: int = 5) -> str:
+    """A deterministic stand-in for the random 5-character name suffix."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(NAME_ALPHABET[b % len(NAME_ALPHABET)] for b in digest[:length])
+
+
+def template_hash(w: Workload) -> str:
+    t = w.template
+    text = repr((sorted(t.labels.items()), t.ports, t.node_name, sorted(t.node_selector.items()),
+                 t.host_network))
+    return safe_encode(str(fnv32a(text.encode())))
+
+
+# --- the pieces the control plane adds ------------------------------------------------------
+
+def system_objects(spec: ClusterSpec, nodes: list[Node]) -> tuple[list[Workload], list[Service]]:
+    """CoreDNS (kubeadm's Deployment) and the kube-dns and kubernetes Services."""
+    workloads: list[Workload] = []
+    services = [Service("default", "kubernetes", "ClusterIP", None,
+                        [ServicePort("https", "TCP", 443, APISERVER_PORT)],
+                        cluster_ip=nth_address(spec.service_cidr, 1))]
+    if spec.dns:
+        labels = {"k8s-app": "kube-dns"}
+        template = Pod("kube-system", "", dict(labels),
+                       [ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"),
+                        ContainerPort(9153, "TCP", "metrics")])
+        workloads.append(Workload("Deployment", "kube-system", "coredns", COREDNS_REPLICAS,
+                                  LabelSelector((("k8s-app", "kube-dns"),)), template))
+        services.append(Service("kube-system", "kube-dns", "ClusterIP", dict(labels),
+                                [ServicePort("dns", "UDP", 53, 53),
+                                 ServicePort("dns-tcp", "TCP", 53, 53),
+                                 ServicePort("metrics", "TCP", 9153, 9153)],
+                                cluster_ip=nth_address(spec.service_cidr, 10)))
+    return workloads, services
+
+
+def make_nodes(spec: ClusterSpec) -> list[Node]:
+    net = ipaddress.ip_network(spec.pod_cidr)
+    if net.prefixlen > 24:
+        raise LabError(f"podCIDR {spec.pod_cidr} is too small to give each node a /24",
+                       path=spec.path)
+    subnets = list(net.subnets(new_prefix=24)) if net.prefixlen < 24 else [net]
+    nodes = []
+    for k, n in enumerate(spec.nodes, start=1):
+        if n.pod_cidr is not None:
+            cidr = n.pod_cidr
+        elif k < len(subnets):
+            cidr = str(subnets[k])
+        else:
+            raise LabError(f"podCIDR {spec.pod_cidr} has no /24 left for node {n.name}",
+                           path=spec.path)
+        nodes.append(Node(n.name, n.ip, dict(n.labels), cidr))
+    ranges = sorted(((ipaddress.ip_network(n.pod_cidr), n) for n in nodes), key=lambda r: r[0])
+    for (net_a, a), (net_b, b) in zip(ranges, ranges[1:]):
+        if net_a.overlaps(net_b):
+            raise LabError(f"the pod ranges of {a.name} ({a.pod_cidr}) and {b.name} "
+                           f"({b.pod_cidr}) overlap", path=spec.path)
+    return nodes
+
+
+def expand(w: Workload, nodes: list[Node]) -> list[Pod]:
+    base = w.template
+    if w.kind == "DaemonSet":
+        out = []
+        for node in nodes:
+            if all(node.labels.get(k) == v for k, v in base.node_selector.items()):
+                name = f"{w.name}-{suffix(w.namespace + '/' + w.name + '/' + node.name)}"
+                out.append(replace(base, name=name, labels=dict(base.labels),
+                                   node_name=node.name, owner=f"DaemonSet {w.namespace}/{w.name}",
+                                   source=w.source))
+        return out
+    rs = w.name if w.kind == "ReplicaSet" else f"{w.name}-{template_hash(w)}"
+    labels = dict(base.labels)
+    if w.kind == "Deployment":
+        labels["pod-template-hash"] = rs.rsplit("-", 1)[1]
+    owner = f"{w.kind} {w.namespace}/{w.name}"
+    names: list[str] = []
+    for i in range(w.replicas):
+        k = 0
+        while True:
+            name = f"{rs}-{suffix(f'{w.namespace}/{rs}/{i}/{k}')}"
+            if name not in names:
+                break
+            k += 1
+        names.append(name)
+    return [replace(base, name=n, labels=dict(labels), owner=owner, source=w.source)
+            for n in names]
+
+
+def place(pods: list[Pod], nodes: list[Node]) -> None:
+    by_name = {n.name: n for n in nodes}
+    eligible_by: dict[tuple, list[int]] = {}
+    cursor = 0
+    for pod in pods:
+        if pod.node_name is not None:
+            if pod.node_name not in by_name:
+                raise _object_error(pod, "spec.nodeName", f"no node called '{pod.node_name}'",
+                                    hint="nodes: " + ", ".join(by_name))
+            pod.node = pod.node_name
+            continue
+        wanted = tuple(sorted(pod.node_selector.items()))
+        eligible = eligible_by.get(wanted)
+        if eligible is None:
+            eligible = eligible_by[wanted] = [
+                i for i, n in enumerate(nodes) if all(n.labels.get(k) == v for k, v in wanted)]
+        if not eligible:
+            raise _object_error(pod, "spec.nodeSelector", "no node has the labels "
+                                + ", ".join(f"{k}={v}" for k, v in pod.node_selector.items()),
+                                hint="add labels to the nodes in the cluster file")
+        at = bisect.bisect_left(eligible, cursor)
+        i = eligible[at] if at < len(eligible) else eligible[0]
+        pod.node = nodes[i].name
+        cursor = i + 1
+
+
+def assign_pod_ips(pods: list[Pod], nodes: list[Node]) -> None:
+    """host-local: the first free address after the gateway, in order, per node."""
+    by_name = {n.name: n for n in nodes}
+    nxt = {n.name: 2 for n in nodes}
+    for pod in pods:
+        node = by_name[pod.node]
+        if pod.host_network:
+            pod.ip = node.ip
+            continue
+        net = ipaddress.ip_network(node.pod_cidr)
+        if nxt[node.name] >= net.num_addresses - 1:
+            raise _object_error(pod, "", f"no IP addresses left in {node.pod_cidr} on "
+                                f"{node.name}", hint="host-local hands out .2 to .254 of a /24")
+        pod.ip = str(net.network_address + nxt[node.name])
+        nxt[node.name] += 1
+
+
+def assign_service_ips(spec: ClusterSpec, services: list[Service]) -> None:
+    net = ipaddress.ip_network(spec.service_cidr)
+    used: dict[str, Service] = {}
+    for svc in services:
+        if svc.cluster_ip is not None and svc.cluster_ip != "None":
+            ip = ipaddress.ip_address(svc.cluster_ip)
+            if ip not in net or ip in (net.network_address, net.broadcast_address):
+                raise _object_error(svc, "spec.clusterIP", f"{ip} is not in the valid range "
+                                    f"{spec.service_cidr}", hint="serviceCIDR in the cluster file")
+            if svc.cluster_ip in used:
+                raise _object_error(svc, "spec.clusterIP", f"{ip} is already allocated to "
+                                    f"{used[svc.cluster_ip].key}")
+            used[svc.cluster_ip] = svc
+    n = 11
+    for svc in services:
+        if svc.cluster_ip is None:
+            while str(net.network_address + n) in used:
+                n += 1
+            if n >= net.num_addresses - 1:
+                raise _object_error(svc, "spec.clusterIP", f"no addresses left in {net}")
+            svc.cluster_ip = str(net.network_address + n)
+            used[svc.cluster_ip] = svc
+    taken: dict[int, Service] = {}
+    for svc in services:
+        if svc.health_check_node_port is not None:
+            taken[svc.health_check_node_port] = svc
+        for p in svc.ports:
+            if p.node_port is not None:
+                if p.node_port in taken:
+                    raise _object_error(svc, "spec.ports.nodePort", f"{p.node_port}: provided "
+                                        f"port is already allocated ({taken[p.node_port].key})")
+                taken[p.node_port] = svc
+    nxt = NODE_PORT_RANGE[0]
+    for svc in services:
+        if svc.type == "ClusterIP":
+            continue
+        ports = []
+        for p in svc.ports:
+            if p.node_port is None:
+                while nxt in taken:
+                    nxt += 1
+                p = replace(p, node_port=nxt)
+                taken[nxt] = svc
+            ports.append(p)
+        svc.ports = ports
+        if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" \
+                and svc.health_check_node_port is None:
+            while nxt in taken:
+                nxt += 1
+            svc.health_check_node_port = nxt      # the API server allocates one
+            taken[nxt] = svc
+
+
+def find_port(pod: Pod, port: ServicePort) -> int | None:
+    """podutil.FindPort: a number is used as it is; a name must be a container port of
+    the same protocol."""
+    if isinstance(port.target_port, int):
+        return port.target_port
+    for cp in pod.ports:
+        if cp.name == port.target_port and cp.protocol == port.protocol:
+            return cp.port
+    return None
+
+
+class PodIndex:
+    """Pods by namespace and label, so a selector looks at its candidates only."""
+
+    def __init__(self, pods: list[Pod]):
+        self.by_label: dict[tuple[str, str, str], list[Pod]] = {}
+        self.by_namespace: dict[str, list[Pod]] = {}
+        for pod in pods:
+            if pod.ip is None:
+                continue
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+            for k, v in pod.labels.items():
+                self.by_label.setdefault((pod.namespace, k, v), []).append(pod)
+
+    def select(self, namespace: str, selector: dict[str, str]) -> list[Pod]:
+        if not selector:
+            return list(self.by_namespace.get(namespace, []))
+        lists = [self.by_label.get((namespace, k, v), []) for k, v in selector.items()]
+        smallest = min(lists, key=len)
+        return [p for p in smallest if all(p.labels.get(k) == v for k, v in selector.items())]
+
+
+def endpoint_slices(svc: Service, pods: list[Pod] | PodIndex) -> list[EndpointSlice]:
+    if svc.selector is None:
+        return []
+    index = pods if isinstance(pods, PodIndex) else PodIndex(pods)
+    groups: dict[tuple, list[Endpoint]] = {}
+    for pod in index.select(svc.namespace, svc.selector):
+        key = tuple((p.name, p.protocol, n) for p in svc.ports
+                    if (n := find_port(pod, p)) is not None)
+        groups.setdefault(key, []).append(Endpoint(pod.ip, pod.node, pod.key, pod.ready))
+    return [EndpointSlice(svc.namespace, f"{svc.name}-{suffix(svc.key + repr(k))}", svc.key,
+                          list(k), eps) for k, eps in groups.items()]
+
+
+def _object_error(obj, field: str, message: str, hint: str | None = None) -> LabError:
+    src = obj.source
+    if src is None:
+        return LabError(f"{type(obj).__name__} {obj.key}: {message}", hint=hint)
+    where = f"{field}: " if field else ""
+    return LabError(f"{src.what}: {where}{message}", path=src.path, line=src.line, hint=hint)
+
+
+def check_namespaces(namespaces: dict[str, Namespace], objects) -> None:
+    for obj in objects:
+        if obj.namespace not in namespaces:
+            raise _object_error(obj, "metadata.namespace",
+                                f'namespaces "{obj.namespace}" not found',
+                                hint=f"add a Namespace manifest: kind: Namespace, "
+                                     f"metadata: {{name: {obj.namespace}}}")
+
+
+def build_cluster(spec: ClusterSpec, manifests: Manifests) -> Cluster:
+    nodes = make_nodes(spec)
+    namespaces = {n: Namespace(n, {"kubernetes.io/metadata.name": n}) for n in SYSTEM_NAMESPACES}
+    for ns in manifests.namespaces:
+        namespaces[ns.name] = ns
+    sys_workloads, sys_services = system_objects(spec, nodes)
+    check_namespaces(namespaces, manifests.pods + manifests.services + manifests.policies
+                     + manifests.workloads)
+    seen: dict[tuple[str, str], object] = {}
+    for obj in sys_services + manifests.services + manifests.pods + manifests.policies \
+            + manifests.workloads:
+        key = (obj.kind if isinstance(obj, Workload) else type(obj).__name__, obj.key)
+        if key in seen:
+            raise _object_error(obj, "metadata.name", f"{key[0]} {key[1]} is defined twice")
+        seen[key] = obj
+    pods: list[Pod] = []
+    for w in sys_workloads:
+        pods += expand(w, nodes)
+    pending = list(manifests.pods)
+    for w in manifests.workloads:
+        pending += expand(w, nodes)
+    names = {p.key for p in pods}
+    for pod in pending:
+        if pod.key in names:
+            raise _object_error(pod, "metadata.name", f"pod {pod.key} is defined twice")
+        names.add(pod.key)
+        pods.append(pod)
+    place(pods, nodes)
+    assign_pod_ips(pods, nodes)
+    services = sys_services + manifests.services
+    assign_service_ips(spec, services)
+    index = PodIndex(pods)
+    slices = {svc.key: endpoint_slices(svc, index) for svc in services}
+    first = nodes[0]
+    slices["default/kubernetes"] = [EndpointSlice("default", "kubernetes", "default/kubernetes",
+                                                  [("https", "TCP", APISERVER_PORT)],
+                                                  [Endpoint(first.ip, first.name, None)])]
+    ignored = list(manifests.ignored)
+    ignored += [f"{svc.source.path}:{svc.source.line}: Service {svc.key} port {p.port}/SCTP "
+                "(SCTP is not modelled: no rules for it)"
+                for svc in manifests.services for p in svc.ports if p.protocol == "SCTP"]
+    ignored += [f"{pol.source.path}:{pol.source.line}: NetworkPolicy {pol.key}: its SCTP ports "
+                "(SCTP is not modelled: they allow nothing)"
+                for pol in manifests.policies
+                if any(pp.protocol == "SCTP" for r in pol.ingress + pol.egress for pp in r.ports)]
+    return Cluster(spec, nodes, namespaces, pods, services, slices, list(manifests.policies),
+                   ignored)
+
+
+def load_cluster(paths: list[str]) -> Cluster:
+    from netlab.k8s.manifests import load
+
+    spec, manifests = load(paths)
+    return build_cluster(spec, manifests)
