@@ -1,0 +1,194 @@
+"""host-local's reservations: the reference's on-disk format, and an in-memory twin.
+
+``<dataDir>/<network>/`` holds one file per reserved IP (named by the IP's
+text form, content ``<containerID>\\r\\n<ifname>``), ``last_reserved_ip.<N>``
+per range set, and an empty ``lock`` taken with flock around every change —
+the same files and lock as containernetworking/plugins 1.1.1, so either
+plugin reads a directory the other wrote.
+
+Differences, all invisible to a reader of the format:
+- a reservation is written to a temporary file and hard-linked into place,
+  so a plugin killed mid-write never leaves an empty IP file (the temporary
+  file has the reservation's content, so any DEL removes a leftover);
+- ``last_reserved_ip`` is replaced by rename, never seen half-written;
+- nothing is opened through a symlink (O_NOFOLLOW, names relative to the
+  directory's descriptor).
+
+``MemoryStore`` keeps the same files in a dict ({filename: content}), for
+netlab's virtual namespaces and the in-process API.
+"""
+
+from __future__ import annotations
+
+import os
+
+LINE_BREAK = "\r\n"
+LAST_PREFIX = "last_reserved_ip."
+TMP_PREFIX = ".reserving-"
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+
+
+class Store:
+    """The primitives; subclasses keep the files somewhere."""
+
+    def read(self, name: str) -> str | None: ...
+    def create(self, name: str, content: str) -> bool: ...   # exclusive; False if taken
+    def write(self, name: str, content: str) -> None: ...
+    def remove(self, name: str) -> None: ...
+    def names(self) -> list[str]: ...
+
+    def lock(self) -> None: ...
+    def close(self) -> None: ...
+
+    # --- what host-local does with them ------------------------------------------------
+    def reserve(self, container_id: str, ifname: str, ip: str, range_id: int) -> bool:
+        if not self.create(ip, container_id.strip() + LINE_BREAK + ifname):
+            return False
+        self.write(LAST_PREFIX + str(range_id), ip)
+        return True
+
+    def last_reserved(self, range_id: int) -> str | None:
+        return self.read(LAST_PREFIX + str(range_id))
+
+    def _matching(self, key: str) -> list[str]:
+        found = []
+        for name in self.names():
+            content = self.read(name)
+            if content is not None and content.strip() == key:
+                found.append(name)
+        return found
+
+    def get_by_id(self, container_id: str, ifname: str) -> list[str]:
+        """Names of the IP files held by (id, ifname), or in the legacy format by id alone."""
+        from netlab.cni.ip import parse_ip
+        cid = container_id.strip()
+        names = set(self._matching(cid + LINE_BREAK + ifname)) | set(self._matching(cid))
+        return [n for n in sorted(names) if parse_ip(n) is not None]
+
+    def find_by_id(self, container_id: str, ifname: str) -> bool:
+        cid = container_id.strip()
+        return bool(self._matching(cid + LINE_BREAK + ifname) or self._matching(cid))
+
+    def release_by_id(self, container_id: str, ifname: str) -> list[str]:
+        cid = container_id.strip()
+        names = self._matching(cid + LINE_BREAK + ifname) or self._matching(cid)
+        for name in names:
+            self.remove(name)
+        return names
+
+    def reservations(self) -> dict[str, str]:
+        """Every IP file (and leftover temporary file) with its content."""
+        from netlab.cni.ip import parse_ip
+        out = {}
+        for name in self.names():
+            if parse_ip(name) is not None or name.startswith(TMP_PREFIX):
+                content = self.read(name)
+                if content is not None:
+                    out[name] = content
+        return out
+
+
+class DirStore(Store):
+    def __init__(self, data_dir: str, network: str):
+        path = os.path.join(data_dir or DEFAULT_DATA_DIR, network)
+        os.makedirs(path, 0o755, exist_ok=True)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.lock_fd = -1
+
+    def _open(self, name: str, flags: int, mode: int = 0o644) -> int:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
+
+    def lock(self) -> None:
+        import fcntl
+        if self.lock_fd < 0:
+            self.lock_fd = self._open("lock", os.O_RDONLY | os.O_CREAT, 0o750)
+        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)      # releases the flock
+            self.lock_fd = -1
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def read(self, name: str) -> str | None:
+        try:
+            fd = self._open(name, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            import stat
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return os.read(fd, 1 << 16).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+
+    def _tmp(self, content: str) -> str:
+        tmp = f"{TMP_PREFIX}{os.getpid()}"
+        try:
+            os.unlink(tmp, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, content.encode())
+        finally:
+            os.close(fd)
+        return tmp
+
+    def create(self, name: str, content: str) -> bool:
+        tmp = self._tmp(content)
+        try:
+            os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp, dir_fd=self.fd)
+
+    def write(self, name: str, content: str) -> None:
+        tmp = self._tmp(content)
+        os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+
+    def names(self) -> list[str]:
+        return sorted(os.listdir(self.fd))
+
+
+class MemoryStore(Store):
+    """The same files in a dict: ``files`` is ``{filename: content}`` of one network."""
+
+    def __init__(self, files: dict[str, str]):
+        self.files = files
+
+    def lock(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, name: str) -> str | None:
+        return self.files.get(name)
+
+    def create(self, name: str, content: str) -> bool:
+        if name in self.files:
+            return False
+        self.files[name] = content
+        return True
+
+    def write(self, name: str, content: str) -> None:
+        self.files[name] = content
+
+    def remove(self, name: str) -> None:
+        self.files.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
