@@ -148,10 +148,13 @@ def load_config(conf: dict, cni_args: str) -> IpamConfig:
         raise internal("IPAM config missing 'ipam' key")
     requested: list[IP] = []
     env = parse_cni_args(cni_args, ("IP",))
-    for item in (env.get("IP") or "").split(",") if env.get("IP") else []:
-        ip = parse_ip(item.strip())
+    if env.get("IP"):
+        text = env["IP"]
+        ip = parse_ip(text)
+        if ip is None and parse_cidr(text) is not None:
+            ip = parse_cidr(text).ip
         if ip is None:
-            raise internal(f'invalid IP "{item.strip()}"')
+            raise internal(f'ARGS: error parsing value of pair "IP={text}": invalid IP address {text}')
         requested.append(ip)
     args_ips = ((conf.get("args") or {}).get("cni") or {}).get("ips") or []
     runtime = conf.get("runtimeConfig") or {}
@@ -298,8 +301,9 @@ def cmd_add(conf: IpamConfig, store: Store, container_id: str, ifname: str) -> d
                 raise internal("failed to allocate all requested IPs: " + " ".join(requested))
             done = True
         finally:
-            if not done:
-                store.release_by_id(container_id, ifname)
+            if not done:            # release only what this call reserved
+                for ipc in result["ips"]:
+                    store.remove(ipc["address"].split("/")[0])
                 for i, text in saved.items():
                     if text is None:
                         store.remove(LAST_PREFIX + str(i))
