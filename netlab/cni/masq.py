@@ -79,6 +79,18 @@ def teardown_payload(save: str, nets: list[Net], chain: str, note: str, whole: b
     out = ["-D" + line[2:] for line in doomed]
     if chain in chains and len(doomed) == len(jumps):
         out += [f"-F {chain}", f"-X {chain}"]
+    elif chain in chains:
+        # the chain stays for another interface: drop only the ACCEPT of a subnet
+        # no remaining address is in
+        from netlab.cni.ip import parse_cidr
+        left = [parse_cidr(line.split(" -s ", 1)[1].split(" ", 1)[0])
+                for line in jumps if line not in doomed and " -s " in line]
+        have = set(lines)
+        for net in nets:
+            if not any(s is not None and net.contains(s.ip) for s in left):
+                accept = f"-A {chain} -d {net.network}/{net.prefixlen} {c} -j ACCEPT"
+                if accept in have:
+                    out.append("-D" + accept[2:])
     return "*nat\n" + "\n".join(out) + "\nCOMMIT\n" if out else None
 
 
