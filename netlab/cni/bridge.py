@@ -160,9 +160,8 @@ def _add(host, args, ipam, n: NetConf, undo: Undo) -> dict:
                                    {"name": args.ifname, "sandbox": args.netns}],
                     "ips": [], "routes": [], "dns": {}}
     if n.ipam_type:
-        before = ipam.snapshot()
-        raw = ipam.run("ADD")
-        undo.push(ipam.rollback, before, raw)
+        raw = ipam.add()
+        undo.push(ipam.rollback)
         got = from_any(raw, args.version)
         result["ips"], result["routes"] = got["ips"], got["routes"]
         if not result["ips"]:

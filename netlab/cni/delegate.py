@@ -10,7 +10,6 @@ the same code on the same files, minus a second interpreter start-up
 
 from __future__ import annotations
 
-import json
 import os
 
 from netlab.cni.errors import CniError, internal
@@ -45,6 +44,24 @@ class Ipam:
         self.plugin = plugin
         self.memory = memory
         self.in_process_only = in_process_only
+        self.before: dict | None = None     # host-local's last_reserved_ip.N before our ADD
+        self.raw: dict | None = None        # what our ADD got
+
+    def add(self) -> dict:
+        """IPAM ADD, remembering what is needed to undo it completely (see rollback)."""
+        if not self._runs_in_process():
+            self.before = self.snapshot()
+        self.raw = self.run("ADD")
+        return self.raw
+
+    def _runs_in_process(self) -> bool:
+        if self.in_process_only:
+            return True
+        try:
+            path = find_in_path(self.plugin, self.args.path)
+        except CniError:
+            return False
+        return self.plugin == "host-local" and is_ours(path) and not self.args.env.get("NETLAB_CNI_EXEC")
 
     def run(self, command: str) -> dict | None:
         if not self.plugin:
@@ -62,26 +79,29 @@ class Ipam:
         from netlab.cni import hostlocal, skel
         sub = skel.Args(command, self.args.container_id, self.args.netns, self.args.ifname,
                         self.args.args, self.args.path, self.args.stdin, env=self.args.env)
-        return skel.dispatch(sub, hostlocal.handlers(self.memory))
+        saved: dict = {}
+        out = skel.dispatch(sub, hostlocal.handlers(self.memory, saved))
+        if command == "ADD":
+            self.before = saved
+        return out
 
     def _exec(self, path: str, command: str) -> dict | None:
-        import subprocess
+        from netlab.cni import fastjson, proc
         env = dict(self.args.env)
         env["CNI_COMMAND"] = command
-        proc = subprocess.run([path], input=self.args.stdin, env=env, stdout=subprocess.PIPE)
-        out = proc.stdout
-        if proc.returncode != 0:
+        rc, out, _ = proc.run([path], self.args.stdin, env, stderr_to_parent=True)
+        if rc != 0:
             if not out:
-                raise internal(f"netplugin failed with no error message: exit status {proc.returncode}")
+                raise internal(f"netplugin failed with no error message: exit status {rc}")
             try:
-                err = json.loads(out)
+                err = fastjson.loads(out)
                 raise CniError(int(err.get("code", 999)), str(err.get("msg", "")), str(err.get("details") or ""))
             except (ValueError, AttributeError):
                 raise internal(f"netplugin failed but error parsing its diagnostic message {out!r}") from None
         if command != "ADD":
             return None
         try:
-            return json.loads(out)
+            return fastjson.loads(out)
         except ValueError as exc:
             raise internal(f"failed to parse result: {exc}") from None
 
@@ -115,9 +135,10 @@ class Ipam:
         finally:
             store.close()
 
-    def rollback(self, before: dict | None, raw: dict | None) -> None:
+    def rollback(self) -> None:
         """IPAM DEL; then, for host-local, each ``last_reserved_ip.N`` that still names an
         address this ADD got goes back to what it was (another ADD since then keeps its own)."""
+        before, raw = self.before, self.raw
         self.run("DEL")
         store = self._open()
         if store is None or before is None or raw is None:

@@ -279,14 +279,18 @@ def open_store(conf: IpamConfig, memory: dict | None = None) -> Store:
     return DirStore(conf.data_dir, conf.name)
 
 
-def cmd_add(conf: IpamConfig, store: Store, container_id: str, ifname: str) -> dict:
-    """Allocate one address per range set; on failure undo everything this call did."""
+def cmd_add(conf: IpamConfig, store: Store, container_id: str, ifname: str,
+            saved_out: dict | None = None) -> dict:
+    """Allocate one address per range set; on failure undo everything this call did.
+    ``saved_out`` receives ``last_reserved_ip.N`` as they were (for a caller's undo)."""
     result: dict = {"ips": [], "routes": conf.routes, "dns": {}}
     if conf.ipam.get("resolvConf"):
         result["dns"] = parse_resolv_conf(conf.ipam["resolvConf"])
     store.lock()
     try:
         saved = {i: store.last_reserved(i) for i in range(len(conf.ranges))}
+        if saved_out is not None:
+            saved_out.update({LAST_PREFIX + str(i): v for i, v in saved.items() if v is not None})
         requested = {str(ip): ip for ip in conf.requested}
         done = False
         try:
@@ -369,11 +373,12 @@ def cmd_status(conf: IpamConfig, store: Store) -> None:
         store.close()
 
 
-def handlers(memory: dict | None = None) -> dict:
-    """The skel handlers of host-local; ``memory`` keeps the files in a dict instead of dataDir."""
+def handlers(memory: dict | None = None, saved_out: dict | None = None) -> dict:
+    """The skel handlers of host-local; ``memory`` keeps the files in a dict instead of
+    dataDir; ``saved_out`` receives last_reserved_ip as it was before an ADD."""
     def add(args):
         conf = load_config(args.conf, args.args)
-        return cmd_add(conf, open_store(conf, memory), args.container_id, args.ifname)
+        return cmd_add(conf, open_store(conf, memory), args.container_id, args.ifname, saved_out)
 
     def delete(args):
         conf = load_config(args.conf, args.args)

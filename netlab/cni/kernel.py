@@ -169,15 +169,19 @@ class KernelHost:
         return self.ctr.link(ifname).mac
 
     def wait_port_up(self, name: str) -> None:
-        for i, ms in enumerate(PORT_RETRIES_MS):
-            if ms:
-                time.sleep(ms / 1000)
+        """The host veth's operstate must reach UP. The reference looks after 0, 50,
+        500, 1000 and 1000 ms; polling every 2 ms within the same 2.55 s answers the
+        same question without sleeping 50 ms when the kernel is a millisecond late."""
+        deadline = time.monotonic() + sum(PORT_RETRIES_MS) / 1000
+        while True:
             link = self.host.link(name)
             if link is None:
                 raise internal(f"Link not found: {name}")
             if link.oper_up:
                 return
-        raise internal("bridge port in error state: down")
+            if time.monotonic() > deadline:
+                raise internal("bridge port in error state: down")
+            time.sleep(0.002)
 
     # --- addresses and routes ------------------------------------------------------------
     def configure_container(self, ifname: str, result: dict, enabledad: bool) -> None:

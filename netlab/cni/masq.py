@@ -16,8 +16,14 @@ from netlab.cni.ip import Net
 
 
 def chain_name(network: str, container_id: str) -> str:
-    import hashlib
-    return "CNI-" + hashlib.sha512((network + container_id).encode()).hexdigest()[:24]
+    try:                           # the C module alone; hashlib's import costs milliseconds
+        from _sha512 import sha512
+    except ImportError:
+        try:
+            from _sha2 import sha512
+        except ImportError:
+            from hashlib import sha512
+    return "CNI-" + sha512((network + container_id).encode()).hexdigest()[:24]
 
 
 def comment(network: str, container_id: str) -> str:
@@ -98,13 +104,13 @@ class KernelIptables:
     """Runs iptables-save / iptables-restore (or the ip6tables pair) in the current netns."""
 
     def _run(self, argv: list[str], stdin: str | None = None) -> str:
-        import subprocess
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True)
-        if proc.returncode != 0 and stdin is not None:
+        from netlab.cni.proc import run
+        rc, out, err = run(argv, (stdin or "").encode())
+        if rc != 0 and stdin is not None:
             from netlab.cni.errors import internal
-            raise internal(f"running [{' '.join(argv)}]: exit status {proc.returncode}: "
-                           f"{proc.stderr.strip()}")
-        return proc.stdout if proc.returncode == 0 else ""
+            raise internal(f"running [{' '.join(argv)}]: exit status {rc}: "
+                           f"{err.decode(errors='replace').strip()}")
+        return out.decode(errors="replace") if rc == 0 else ""
 
     def save(self, bits: int) -> str:
         return self._run(["iptables-save" if bits == 32 else "ip6tables-save", "-t", "nat"])

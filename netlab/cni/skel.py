@@ -16,7 +16,6 @@ Only stdlib imports: this is on every plugin's start-up path.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ from netlab.cni.errors import (
     DECODING_FAILURE, INCOMPATIBLE_VERSION, INVALID_ENV, INVALID_NETWORK_CONFIG,
     UNKNOWN_CONTAINER, CniError, internal,
 )
+from netlab.cni import fastjson
 from netlab.cni.types import SUPPORTED_VERSIONS, at_least, check_supported, go_compact, go_json
 
 REQUIRED = {   # env var -> commands that need it (libcni's table, plus GC and STATUS)
@@ -82,7 +82,7 @@ def go_type_error(field_name: str, value, want: str = "string") -> str:
     return f"json: cannot unmarshal {kind} into Go struct field .{field_name} of type {want}"
 
 
-def go_decode_error(text: str, exc: json.JSONDecodeError) -> str:
+def go_decode_error(text: str, exc) -> str:
     """Word a JSON syntax error the way Go's encoding/json does."""
     if not text.strip() or exc.pos >= len(text):
         return "unexpected end of JSON input"
@@ -100,8 +100,8 @@ def go_decode_error(text: str, exc: json.JSONDecodeError) -> str:
 def decode_config(stdin: bytes) -> dict:
     text = stdin.decode("utf-8", "replace")
     try:
-        conf = json.loads(text)
-    except json.JSONDecodeError as exc:
+        conf = fastjson.loads(text)
+    except ValueError as exc:
         raise CniError(DECODING_FAILURE, "error unmarshall network config: " + go_decode_error(text, exc))
     if not isinstance(conf, dict):
         kind = _GO_KIND.get(type(conf), "value")
@@ -203,7 +203,7 @@ def version_info(stdin: bytes) -> dict:
     """VERSION: the spec's answer; cniVersion echoes the config's when it is one we know."""
     version = "1.0.0"
     try:
-        conf = json.loads(stdin or b"{}")
+        conf = fastjson.loads(stdin or b"{}")
         if isinstance(conf, dict) and conf.get("cniVersion") in SUPPORTED_VERSIONS:
             version = conf["cniVersion"]
     except ValueError:

@@ -10,8 +10,6 @@ Output is formatted like Go's ``json.MarshalIndent`` with four spaces.
 
 from __future__ import annotations
 
-import json
-
 from netlab.cni.errors import INCOMPATIBLE_VERSION, CniError, internal
 
 REFERENCE_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
@@ -51,14 +49,13 @@ def check_supported(version: str, supported=SUPPORTED_VERSIONS) -> None:
 
 def go_json(obj) -> str:
     """Go's json.MarshalIndent(obj, "", "    "): also escapes <, > and & as Go does."""
-    text = json.dumps(obj, indent=4, ensure_ascii=False)
-    if "<" in text or ">" in text or "&" in text:
-        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return text
+    from netlab.cni.fastjson import dumps_go
+    return dumps_go(obj)
 
 
 def go_compact(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    from netlab.cni.fastjson import dumps_compact
+    return dumps_compact(obj)
 
 
 def _family(cidr_or_ip: str) -> str:
