@@ -17,7 +17,8 @@ Better than the reference (each has a test, and README lists them):
   IPAM reservation (and host-local's ``last_reserved_ip``), masquerade rules;
 - DEL after the netns is gone still removes the masquerade chain;
 - DEL of one interface keeps the chain while another interface of the same
-  container still jumps to it;
+  container still jumps to it; DEL after the interface itself is gone still
+  removes the jumps of addresses no interface holds;
 - CHECK accepts a route without ``gw`` (ADD gave it the family's gateway);
   CHECK of an L2-only attachment (no IPAM) succeeds.
 """
@@ -228,6 +229,8 @@ def cmd_del(host, args, ipam) -> None:
                                  if i.get("interface") in (None, 2)]
                 if addrs:
                     host.masq_teardown(addrs, chain, note, False)
+                else:           # the link was already gone: drop what no interface holds
+                    host.masq_teardown_stale(chain, note)
     finally:
         host.close()
 

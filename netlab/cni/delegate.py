@@ -109,16 +109,14 @@ class Ipam:
     def _open(self, create: bool = True):
         if self.plugin != "host-local":
             return None
-        from netlab.cni.store import DirStore, MemoryStore
-        if self.memory is not None:
-            return MemoryStore(self.memory.setdefault(self.args.conf["name"], {}))
+        from netlab.cni.store import DEFAULT_DATA_DIR, store_for
         ipam = self.args.conf.get("ipam") or {}
-        from netlab.cni.store import DEFAULT_DATA_DIR
-        if not create and not os.path.isdir(os.path.join(ipam.get("dataDir") or DEFAULT_DATA_DIR,
-                                                         self.args.conf["name"])):
+        data_dir = ipam.get("dataDir") or ""
+        if self.memory is None and not create and not os.path.isdir(
+                os.path.join(data_dir or DEFAULT_DATA_DIR, self.args.conf["name"])):
             return None
         try:
-            return DirStore(ipam.get("dataDir") or "", self.args.conf["name"])
+            return store_for(self.memory, data_dir, self.args.conf["name"])
         except OSError:
             return None
 

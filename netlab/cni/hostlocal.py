@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from netlab.cni.errors import NOT_AVAILABLE, CniError, internal
 from netlab.cni.ip import IP, Net, parse_cidr, parse_ip
-from netlab.cni.store import LAST_PREFIX, LINE_BREAK, TMP_PREFIX, DirStore, MemoryStore, Store
+from netlab.cni.store import LAST_PREFIX, LINE_BREAK, TMP_PREFIX, MemoryStore, Store
 
 
 class Range:
@@ -273,10 +273,9 @@ def allocate(store: Store, rs: RangeSet, range_id: int, container_id: str, ifnam
 
 
 def open_store(conf: IpamConfig, memory: dict | None = None) -> Store:
-    """The reservations of this network: a directory, or ``memory[name]`` (a dict of files)."""
-    if memory is not None:
-        return MemoryStore(memory.setdefault(conf.name, {}))
-    return DirStore(conf.data_dir, conf.name)
+    """The reservations of this network: see store.store_for."""
+    from netlab.cni.store import store_for
+    return store_for(memory, conf.data_dir, conf.name)
 
 
 def cmd_add(conf: IpamConfig, store: Store, container_id: str, ifname: str,

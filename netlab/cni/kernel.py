@@ -277,3 +277,8 @@ class KernelHost:
     def masq_gc(self, network: str, keep: set[str]) -> None:
         from netlab.cni.masq import gc
         gc(self._iptables(), network, keep)
+
+    def masq_teardown_stale(self, chain: str, note: str) -> None:
+        from netlab.cni.masq import teardown_stale
+        live = {ip for link in self.ctr.links() for ip, _, _ in self.ctr.addrs(link.index)}
+        teardown_stale(self._iptables(), live, chain, note)

@@ -100,6 +100,19 @@ def teardown_payload(save: str, nets: list[Net], chain: str, note: str, whole: b
     return "*nat\n" + "\n".join(out) + "\nCOMMIT\n" if out else None
 
 
+def stale_nets(save: str, chain: str, live: set[str]) -> list[Net]:
+    """The sources of this chain's POSTROUTING jumps that no interface holds any more."""
+    from netlab.cni.ip import parse_cidr
+    _, lines = parse_save(save)
+    out = []
+    for line in lines:
+        if line.startswith("-A POSTROUTING -s ") and line.endswith(f" -j {chain}"):
+            net = parse_cidr(line.split(" -s ", 1)[1].split(" ", 1)[0])
+            if net is not None and str(net.ip) not in live:
+                out.append(net)
+    return out
+
+
 class KernelIptables:
     """Runs iptables-save / iptables-restore (or the ip6tables pair) in the current netns."""
 
@@ -124,6 +137,18 @@ def setup(ipt, net: Net, chain: str, note: str) -> None:
     payload = setup_payload(ipt.save(net.bits), net, chain, note)
     if payload:
         ipt.restore(net.bits, payload)
+
+
+def teardown_stale(ipt, live: set[str], chain: str, note: str) -> None:
+    """DEL of an interface that is already gone: drop the jumps of addresses no
+    interface of the container holds (another interface's stay)."""
+    for bits in (32, 128):
+        save = ipt.save(bits)
+        nets = stale_nets(save, chain, live)
+        if nets:
+            payload = teardown_payload(save, nets, chain, note, False)
+            if payload:
+                ipt.restore(bits, payload)
 
 
 def teardown(ipt, nets: list[Net], chain: str, note: str, whole: bool) -> None:

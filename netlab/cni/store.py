@@ -192,3 +192,46 @@ class MemoryStore(Store):
 
     def names(self) -> list[str]:
         return sorted(self.files)
+
+
+class Files:
+    """A node's files as a flat dict ``{absolute path: content}`` (netlab's World keeps
+    one per node): host-local's data dir is the paths under ``<dataDir>/<network>/``."""
+
+    def __init__(self, tree: dict[str, str]):
+        self.tree = tree
+
+
+class FileTreeStore(MemoryStore):
+    def __init__(self, tree: dict[str, str], directory: str):
+        self.tree = tree
+        self.prefix = directory.rstrip("/") + "/"
+
+    def read(self, name: str) -> str | None:
+        return self.tree.get(self.prefix + name)
+
+    def create(self, name: str, content: str) -> bool:
+        if self.prefix + name in self.tree:
+            return False
+        self.tree[self.prefix + name] = content
+        return True
+
+    def write(self, name: str, content: str) -> None:
+        self.tree[self.prefix + name] = content
+
+    def remove(self, name: str) -> None:
+        self.tree.pop(self.prefix + name, None)
+
+    def names(self) -> list[str]:
+        n = len(self.prefix)
+        return sorted(k[n:] for k in self.tree if k.startswith(self.prefix) and "/" not in k[n:])
+
+
+def store_for(memory, data_dir: str, network: str) -> Store:
+    """Where host-local keeps one network's files: a directory (``memory`` None), a
+    dict of networks ``{network: {filename: content}}``, or a node's Files."""
+    if memory is None:
+        return DirStore(data_dir, network)
+    if isinstance(memory, Files):
+        return FileTreeStore(memory.tree, os.path.join(data_dir or DEFAULT_DATA_DIR, network))
+    return MemoryStore(memory.setdefault(network, {}))

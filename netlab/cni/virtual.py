@@ -7,11 +7,11 @@ path ending in NAME) is namespace NAME of the node NETLAB_NODE (default: the
 World's first node); the plugin's "host" is that node's root namespace.
 
 IPAM: ``ipam.type`` must be ``host-local`` and runs in-process on the same
-allocation code as the executable, with the files kept in a dict
-(``{network: {filename: content}}`` — the names and contents a data dir would
-hold). With NETLAB_WORLD that dict is the file ``<world>.ipam.json``; with
-``invoke`` it is ``data_dir_state`` (or, when None, a dict kept on the backend
-as ``backend.cni_ipam``).
+allocation code as the executable. Its data dir lives in the World, as the
+node's files (``World.files[node]``, paths ``<dataDir>/<network>/<file>`` with
+the reference's names and contents), so it travels with the World JSON; the
+in-process ``invoke`` can instead be given ``data_dir_state``, a dict
+``{network: {filename: content}}``.
 
 Locking: with NETLAB_WORLD every call holds an exclusive flock on
 ``<world>.lock`` from load to save, so parallel plugin calls are safe; the
@@ -240,6 +240,11 @@ class ModelHost:
         from netlab.cni.masq import teardown
         teardown(self, nets, chain, note, whole)
 
+    def masq_teardown_stale(self, chain: str, note: str) -> None:
+        from netlab.cni.masq import teardown_stale
+        live = {a.ip for link in self._ns("ctr").links.values() for a in link.addresses}
+        teardown_stale(self, live, chain, note)
+
     def masq_gc(self, network: str, keep: set[str]) -> None:
         from netlab.cni.masq import gc
         gc(self, network, keep)
@@ -273,7 +278,7 @@ def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: st
     ``container_id``, ``netns`` (``/var/run/netns/NAME``: namespace NAME of ``node``),
     ``ifname``, ``cni_args`` (CNI_ARGS): the CNI_* variables.
     ``data_dir_state``: host-local's files as ``{network: {filename: content}}``; None
-    keeps them on the backend (``backend.cni_ipam``).
+    keeps them in the World, as the node's files under ipam.dataDir.
 
     Returns the result as the plugin prints it (in the netconf's cniVersion) for ADD,
     ``{}`` for the other commands. Raises netlab.cni.CniError(code, msg, details) with
@@ -281,7 +286,9 @@ def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: st
     it was.
     """
     import copy
-    memory = data_dir_state if data_dir_state is not None else backend.__dict__.setdefault("cni_ipam", {})
+    from netlab.cni.store import Files
+    memory = data_dir_state if data_dir_state is not None else \
+        Files(backend.world.files.setdefault(node, {}))
     args = _args(command, netconf, container_id, netns, ifname, cni_args)
     from netlab.cni import skel
     if command == "VERSION":
@@ -301,7 +308,7 @@ def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: st
 # --- the executables with NETLAB_WORLD -------------------------------------------------------
 
 class WorldFile:
-    """A World in a JSON file, locked for one plugin call; IPAM files beside it."""
+    """A World in a JSON file, locked (``<world>.lock``) for one plugin call."""
 
     def __init__(self, path: str):
         self.path = path
@@ -318,30 +325,23 @@ class WorldFile:
 
     def load(self):
         import json
+        from netlab import ops as O
         from netlab.backends.model import ModelBackend
         from netlab.model import World
-        from netlab import ops as O
         try:
             with open(self.path) as f:
-                world = World.from_json(json.load(f))
-            backend = ModelBackend(world)
+                return ModelBackend(World.from_json(json.load(f)))
         except FileNotFoundError:
             backend = ModelBackend(World())
             backend.apply(O.AddNode("host"))
-        try:
-            with open(self.path + ".ipam.json") as f:
-                memory = json.load(f)
-        except FileNotFoundError:
-            memory = {}
-        return backend, memory
+            return backend
 
-    def save(self, backend, memory: dict) -> None:
+    def save(self, backend) -> None:
         import json
-        for path, data in ((self.path, backend.world.to_json()), (self.path + ".ipam.json", memory)):
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with open(tmp, "w") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, path)
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(backend.world.to_json(), f, indent=1)
+        os.replace(tmp, self.path)
 
 
 def plugin_handlers(environ, plugin: str = "bridge") -> dict:
@@ -352,12 +352,14 @@ def plugin_handlers(environ, plugin: str = "bridge") -> dict:
     def wrap(command: str):
         def handler(args):
             with WorldFile(world_path) as wf:
-                backend, memory = wf.load()
+                from netlab.cni.store import Files
+                backend = wf.load()
                 nodes = backend.world.nodes
                 node = environ.get("NETLAB_NODE") or (nodes[0] if nodes else "host")
+                memory = Files(backend.world.files.setdefault(node, {}))
                 out = _handlers(backend, node, memory, plugin)[command](args)
                 if command != "CHECK":
-                    wf.save(backend, memory)
+                    wf.save(backend)
                 return out
         return handler
 

@@ -96,6 +96,7 @@ class Lab:
     nodes: list[str]
     lans: list[LanSpec]
     steps: list[Step] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)   # path -> content, on every node
 
     def where(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else self.path

@@ -248,3 +248,18 @@ def test_files_are_not_created_through_symlinks(lab, tmp_path):
     (d / "lock").symlink_to(target)
     rc, out = lab.call(OURS / "host-local", "ADD", conf, cid="b", ctr="/x")
     assert rc == 1 and target.read_text() == "keep"
+
+
+def test_del_after_the_interface_is_gone_removes_its_rules(lab):
+    """The reference skips the masquerade teardown when the link is already gone."""
+    second = json.loads(json.dumps(CONF))
+    second["bridge"] = "cni1"
+    second["ipam"]["subnet"] = "10.23.0.0/16"
+    del second["ipam"]["routes"]
+    assert lab.call(OURS / "bridge", "ADD", CONF)[0] == 0
+    assert lab.call(OURS / "bridge", "ADD", second, ifname="eth1")[0] == 0
+    subprocess.run(["ip", "-n", lab.container(0), "link", "del", "eth1"], check=True)
+    assert lab.call(OURS / "bridge", "DEL", second, ifname="eth1") == (0, "")
+    rules = cni_chains(lab)
+    assert not any("10.23." in r for r in rules)
+    assert any("-s 10.22.0.2/32" in r for r in rules)      # eth0's masquerading stays

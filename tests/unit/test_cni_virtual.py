@@ -59,6 +59,11 @@ def test_add_builds_what_the_kernel_would(backend):
     assert ipam["mynet"]["10.22.0.2"] == "red\r\neth0"
 
 
+def test_ipam_files_live_in_the_world_by_default(backend):
+    add(backend, "red")
+    assert backend.world.files["host"]["/var/lib/cni/networks/mynet/10.22.0.2"] == "red\r\neth0"
+
+
 def test_two_containers_reach_each_other_and_the_bridge(backend):
     add(backend, "red")
     add(backend, "blue")
@@ -164,8 +169,8 @@ def test_executable_on_a_world_file_in_parallel(world_file):
     assert len([n for n in w.namespaces["host/root"].links if n.startswith("veth")]) == 12
     for i in range(12):
         assert plugin(world_file, "DEL", f"p{i}", f"p{i}") == (0, "")
-    files = json.loads(Path(str(world_file) + ".ipam.json").read_text())
-    assert sorted(files["mynet"]) == ["last_reserved_ip.0"]
+    files = json.loads(world_file.read_text())["files"]["host"]
+    assert sorted(files) == ["/var/lib/cni/networks/mynet/last_reserved_ip.0"]
 
 
 def test_host_local_executable_shares_the_world_store(world_file):
