@@ -91,12 +91,14 @@ def teardown_payload(save: str, nets: list[Net], chain: str, note: str, whole: b
         from netlab.cni.ip import parse_cidr
         left = [parse_cidr(line.split(" -s ", 1)[1].split(" ", 1)[0])
                 for line in jumps if line not in doomed and " -s " in line]
-        have = set(lines)
-        for net in nets:
-            if not any(s is not None and net.contains(s.ip) for s in left):
-                accept = f"-A {chain} -d {net.network}/{net.prefixlen} {c} -j ACCEPT"
-                if accept in have:
-                    out.append("-D" + accept[2:])
+        gone = [n.ip for n in nets]
+        for line in lines:
+            if not (line.startswith(f"-A {chain} -d ") and line.endswith(" -j ACCEPT")):
+                continue
+            dst = parse_cidr(line.split(" -d ", 1)[1].split(" ", 1)[0])
+            if dst is not None and any(dst.contains(ip) for ip in gone) and \
+                    not any(s is not None and dst.contains(s.ip) for s in left):
+                out.append("-D" + line[2:])
     return "*nat\n" + "\n".join(out) + "\nCOMMIT\n" if out else None
 
 
