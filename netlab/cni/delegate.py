@@ -57,11 +57,12 @@ class Ipam:
     def _runs_in_process(self) -> bool:
         if self.in_process_only:
             return True
+        if self.plugin != "host-local" or self.args.env.get("NETLAB_CNI_EXEC"):
+            return False
         try:
-            path = find_in_path(self.plugin, self.args.path)
+            return is_ours(find_in_path(self.plugin, self.args.path))
         except CniError:
             return False
-        return self.plugin == "host-local" and is_ours(path) and not self.args.env.get("NETLAB_CNI_EXEC")
 
     def run(self, command: str) -> dict | None:
         if not self.plugin:
@@ -70,10 +71,9 @@ class Ipam:
             if self.plugin != "host-local":
                 raise internal(f'failed to find plugin "{self.plugin}" in path [{" ".join(self.args.path)}]')
             return self._in_process(command)
-        path = find_in_path(self.plugin, self.args.path)
-        if self.plugin == "host-local" and is_ours(path) and not self.args.env.get("NETLAB_CNI_EXEC"):
+        if self._runs_in_process():
             return self._in_process(command)
-        return self._exec(path, command)
+        return self._exec(find_in_path(self.plugin, self.args.path), command)
 
     def _in_process(self, command: str) -> dict | None:
         from netlab.cni import hostlocal, skel

@@ -263,3 +263,24 @@ def test_del_after_the_interface_is_gone_removes_its_rules(lab):
     rules = cni_chains(lab)
     assert not any("10.23." in r for r in rules)
     assert any("-s 10.22.0.2/32" in r for r in rules)      # eth0's masquerading stays
+
+
+def test_check_of_an_l2_only_attachment(lab):
+    l2 = {"cniVersion": "1.0.0", "name": "l2", "type": "bridge", "bridge": "br-l2", "ipam": {}}
+    rc, out = lab.call(OURS / "bridge", "ADD", l2)
+    assert rc == 0
+    assert lab.call(OURS / "bridge", "CHECK", dict(l2, prevResult=json.loads(out))) == (0, "")
+
+
+def test_gc_and_status_from_spec_1_1_0(lab):
+    conf = json.loads(json.dumps(CONF))
+    conf["cniVersion"] = "1.1.0"
+    conf["ipam"]["subnet"] = "10.70.0.0/30"          # one usable address
+    assert lab.call(OURS / "bridge", "ADD", conf, cid="keep")[0] == 0
+    rc, out = lab.call(OURS / "bridge", "STATUS", conf, drop=("CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS"))
+    assert (rc, json.loads(out)["code"]) == (1, 50)      # the pool is exhausted
+    gc = dict(conf, **{"cni.dev/valid-attachments": []})
+    assert lab.call(OURS / "bridge", "GC", gc, drop=("CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS")) == (0, "")
+    assert "mynet/10.70.0.2" not in lab.data_dir()
+    assert cni_chains(lab) == []
+    assert lab.call(OURS / "bridge", "STATUS", conf, drop=("CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS")) == (0, "")
