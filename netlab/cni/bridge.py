@@ -157,6 +157,10 @@ def _add(host, args, ipam, n: NetConf, undo: Undo) -> dict:
     host_name = host.add_veth(args.ifname, n.mtu, n.mac)
     undo.push(host.del_link, "ctr", args.ifname)
     host.attach_port(host_name, n.bridge, n.hairpinMode, n.vlan)
+    if n.macspoofchk:
+        uid = f"{args.container_id}-{args.ifname}"
+        host.spoofchk_setup(host_name, host.container_mac(args.ifname), uid)
+        undo.push(host.spoofchk_teardown, uid)
     result: dict = {"interfaces": [{"name": n.bridge}, {"name": host_name},
                                    {"name": args.ifname, "sandbox": args.netns}],
                     "ips": [], "routes": [], "dns": {}}
@@ -216,6 +220,12 @@ def cmd_del(host, args, ipam) -> None:
             addrs = host.del_container_link(args.ifname)
         if n.ipam_type:
             ipam.run("DEL")
+        if n.macspoofchk:       # also when the netns is gone (the reference skips it then)
+            try:
+                host.spoofchk_teardown(f"{args.container_id}-{args.ifname}")
+            except Exception as exc:
+                import sys
+                sys.stderr.write(str(exc))
         if n.ipam_type and n.ipMasq:
             from netlab.cni.masq import chain_name, comment
             chain, note = chain_name(n.name, args.container_id), comment(n.name, args.container_id)

@@ -282,3 +282,40 @@ class KernelHost:
         from netlab.cni.masq import teardown_stale
         live = {ip for link in self.ctr.links() for ip, _, _ in self.ctr.addrs(link.index)}
         teardown_stale(self._iptables(), live, chain, note)
+
+    # --- macspoofchk: nftables, as the reference's SpoofChecker -------------------------------
+    def spoofchk_setup(self, host_veth: str, mac: str, uid: str) -> None:
+        from netlab.cni.proc import run
+        chain, note = f"cni-br-iface-{uid}", f'comment "macspoofchk-{uid}"'
+        payload = "\n".join([
+            "add table bridge nat",
+            "add chain bridge nat PREROUTING { type filter hook prerouting priority dstnat; policy accept; }",
+            f"add chain bridge nat {chain}",
+            f"add chain bridge nat {chain}-mac",
+            f'add rule bridge nat PREROUTING iifname "{host_veth}" jump {chain} {note}',
+            f"add rule bridge nat {chain} jump {chain}-mac {note}",
+            f"add rule bridge nat {chain}-mac ether saddr {mac} return {note}",
+            f"add rule bridge nat {chain}-mac drop {note}", ""])
+        rc, _, err = run(["nft", "-f", "-"], payload.encode())
+        if rc != 0:
+            raise internal(f"failed to setup mac spoof check: {err.decode(errors='replace').strip()}")
+
+    def spoofchk_teardown(self, uid: str) -> None:
+        from netlab.cni.proc import run
+        rc, out, _ = run(["nft", "-a", "list", "table", "bridge", "nat"])
+        if rc != 0:
+            return
+        chain, note = f"cni-br-iface-{uid}", f'comment "macspoofchk-{uid}"'
+        lines, current, chains = [], None, set()
+        for line in out.decode(errors="replace").splitlines():
+            words = line.split()
+            if words[:1] == ["chain"]:
+                current = words[1]
+                chains.add(current)
+            elif current == "PREROUTING" and note in line and "# handle" in line:
+                lines.append(f"delete rule bridge nat PREROUTING handle {line.rsplit('handle', 1)[1].strip()}")
+        for c in (chain, chain + "-mac"):
+            if c in chains:
+                lines += [f"flush chain bridge nat {c}", f"delete chain bridge nat {c}"]
+        if lines:
+            run(["nft", "-f", "-"], ("\n".join(lines) + "\n").encode())

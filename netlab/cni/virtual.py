@@ -19,7 +19,7 @@ World is written only after a command succeeded (atomically, by rename), so a
 failed ADD leaves the file as it was.
 
 The model is IPv4-only, and has no VLANs, promiscuous mode or hairpin flag:
-``vlan`` is refused, promiscMode/hairpinMode are accepted and not modelled,
+``vlan`` is refused, promiscMode/hairpinMode/macspoofchk are accepted and not modelled,
 IPv6 addresses fail the ADD.
 """
 
@@ -239,6 +239,12 @@ class ModelHost:
     def masq_teardown(self, nets: list[Net], chain: str, note: str, whole: bool) -> None:
         from netlab.cni.masq import teardown
         teardown(self, nets, chain, note, whole)
+
+    def spoofchk_setup(self, host_veth: str, mac: str, uid: str) -> None:
+        pass                    # the model has no nftables: macspoofchk is not modelled
+
+    def spoofchk_teardown(self, uid: str) -> None:
+        pass
 
     def masq_teardown_stale(self, chain: str, note: str) -> None:
         from netlab.cni.masq import teardown_stale

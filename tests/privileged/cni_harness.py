@@ -127,6 +127,8 @@ class Lab:
             "ip_forward": run(["ip", "netns", "exec", self.host, "sysctl", "-n",
                                "net.ipv4.ip_forward"]).stdout.strip(),
             "nat": self.nat(), "containers": containers, "data": self.data_dir(),
+            "nft_bridge": run(["ip", "netns", "exec", self.host, "nft", "list", "table", "bridge",
+                               "nat"]).stdout.split("\n"),
         })
 
     def nat(self) -> list[str]:

@@ -284,3 +284,15 @@ def test_gc_and_status_from_spec_1_1_0(lab):
     assert "mynet/10.70.0.2" not in lab.data_dir()
     assert cni_chains(lab) == []
     assert lab.call(OURS / "bridge", "STATUS", conf, drop=("CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS")) == (0, "")
+
+
+def test_del_after_netns_is_gone_removes_the_macspoofchk_chains(lab):
+    conf = dict(CONF, macspoofchk=True)
+    assert lab.call(OURS / "bridge", "ADD", conf)[0] == 0
+    listing = lambda: subprocess.run(["ip", "netns", "exec", lab.host, "nft", "list", "table",  # noqa: E731
+                                      "bridge", "nat"], capture_output=True, text=True).stdout
+    assert "cni-br-iface-ctr1-eth0" in listing()
+    path = lab.netns_path(0)
+    subprocess.run(["ip", "netns", "del", lab.containers.pop(0)], check=True)
+    assert lab.call(OURS / "bridge", "DEL", conf, ctr=path) == (0, "")
+    assert "cni-br-iface" not in listing() and "macspoofchk" not in listing()

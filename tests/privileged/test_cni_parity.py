@@ -97,6 +97,9 @@ BRIDGE_CASES = {
     "ignore-unknown-args": lifecycle(conf(), check=False)[:1] + [
         S("DEL", env={"CNI_ARGS": "IgnoreUnknown=1;FOO=bar"})],
     "bad-vlan": [S("ADD", conf(vlan=5000))],
+    "vlan-unsupported-here": [S("ADD", conf(vlan=10, bridge="brv"))],
+    "macspoofchk": lifecycle(conf(macspoofchk=True)),
+    "enabledad": lifecycle(conf(enabledad=True)),
     "bool-type-error": [S("ADD", conf(isGateway="yes"))],
     "ipam-not-found": [S("ADD", conf(ipam={"type": "nope"}))],
     "ipam-error-propagates": [S("ADD", conf(ipam=ipam(subnet="10.22.0.0/31")))],
