@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from netlab.cni.errors import NOT_AVAILABLE, CniError, internal
 from netlab.cni.ip import IP, Net, parse_cidr, parse_ip
-from netlab.cni.store import LAST_PREFIX, LINE_BREAK, TMP_PREFIX, MemoryStore, Store
+from netlab.cni.store import LAST_PREFIX, LINE_BREAK, TMP_PREFIX, MemoryStore, Store  # noqa: F401
 
 
 class Range:
