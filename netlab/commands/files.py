@@ -1,13 +1,21 @@
-"""``ls`` and ``cat`` of a node's files (a lab's ``files:``, CNI host-local's data dir).
+"""``ls`` and ``cat`` of a node's CNI files: the configs in /etc/cni/net.d (a lab's
+``files:``) and host-local's data dir under /var/lib/cni.
 
-The World keeps a node's files as ``{path: content}`` (World.files); /proc/sys
-is still sysctl's (``cat /proc/sys/...``).
+The World keeps a node's files as ``{path: content}`` (World.files). Only the CNI
+directories are shown this way; /proc/sys is still sysctl's (``cat /proc/sys/...``)
+and other files stay unmodelled (``cat /etc/hosts`` is refused as before).
 """
 
 from __future__ import annotations
 
 from netlab.commands import sysctl
-from netlab.commands.base import Command, Ctx, Output
+from netlab.commands.base import Command, Ctx, Output, unsupported
+
+CNI_DIRS = ("/etc/cni", "/var/lib/cni", "/opt/cni", "/run/cni")
+
+
+def _cni_path(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in CNI_DIRS)
 
 
 def _files(world, node: str) -> dict[str, str]:
@@ -16,7 +24,7 @@ def _files(world, node: str) -> dict[str, str]:
 
 def parse_cat(words: list[str], ctx: Ctx) -> Command:
     paths = [w for w in words if not w.startswith("-")]
-    if not paths or any(p.startswith("/proc/") for p in paths):
+    if not paths or not all(_cni_path(p) for p in paths):
         return sysctl.parse_cat(words, ctx)
 
     def query(world) -> Output:
@@ -35,7 +43,9 @@ def parse_cat(words: list[str], ctx: Ctx) -> Command:
 
 def parse_ls(words: list[str], ctx: Ctx) -> Command:
     flags = "".join(w[1:] for w in words if w.startswith("-"))
-    paths = [w for w in words if not w.startswith("-")] or ["/"]
+    paths = [w for w in words if not w.startswith("-")]
+    if not paths or not all(_cni_path(p) for p in paths):
+        raise unsupported("ls" if not paths else f"ls {paths[0]}")
 
     def query(world) -> Output:
         files = _files(world, ctx.node)
