@@ -1,6 +1,7 @@
 """CNI plugin latency: median ADD and DEL of our bridge + host-local against the
 reference (containernetworking-plugins 1.1.1 in /usr/lib/cni), same configs,
-same run, fresh container namespaces, interleaved so load affects both alike.
+same run, fresh container namespaces, interleaved (and alternating who goes first)
+so load affects both alike.
 Root only; everything lives in namespaces this script creates (cn-bench-*) and
 removes. The benchmark process itself enters the host namespace, so the figure
 is the plugin's own time (no `ip netns exec` in between).
@@ -68,12 +69,21 @@ def main() -> None:
                 subprocess.run(["ip", "netns", "add", host], check=True)
                 made.append(host)
                 hosts[impl] = (host, os.open(f"/var/run/netns/{host}", os.O_RDONLY))
-            for run in range(opts.runs + 1):          # run 0 creates the bridge: not counted
+            # All container namespaces exist before the first call and go after the last:
+            # deleting a namespace is finished by the kernel asynchronously (under the
+            # rtnl lock), which would slow down whichever plugin runs next.
+            ctrs = {}
+            for run in range(opts.runs + 1):
                 for impl in IMPLS:
-                    host, fd = hosts[impl]
                     ctr = f"cn-bench-{os.getpid()}-c{run}-{impl}-{int(masq)}"
                     subprocess.run(["ip", "netns", "add", ctr], check=True)
                     made.append(ctr)
+                    ctrs[(run, impl)] = ctr
+            for run in range(opts.runs + 1):          # run 0 creates the bridge: not counted
+                order = list(IMPLS) if run % 2 else list(IMPLS)[::-1]   # alternate who goes first
+                for impl in order:
+                    host, fd = hosts[impl]
+                    ctr = ctrs[(run, impl)]
                     stdin = conf(masq, f"{tmp}/{impl}")
                     setns(fd)
                     try:
@@ -84,8 +94,6 @@ def main() -> None:
                     if run:
                         times.setdefault((impl, masq, "add"), []).append(add)
                         times.setdefault((impl, masq, "del"), []).append(dele)
-                    subprocess.run(["ip", "netns", "del", ctr], check=True)
-                    made.remove(ctr)
     finally:
         setns(root_fd)
         for ns in made:
