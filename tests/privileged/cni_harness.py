@@ -116,7 +116,9 @@ class Lab:
                                            if x.get("scope") == "global")
                        for a in self.ip_json(ns, "addr", "show") if a["ifname"] != "lo"}
             routes = sorted(f"{r['dst']} via {r.get('gateway', '-')} dev {r.get('dev')}"
-                            for r in self.ip_json(ns, "route", "show"))
+                            for fam in ("-4", "-6")
+                            for r in self.ip_json(ns, fam, "route", "show")
+                            if not r["dst"].startswith(("fe80", "ff00", "multicast")))
             sysctls = run(["ip", "netns", "exec", ns, "sh", "-c",
                            "for f in /proc/sys/net/ipv4/conf/eth*/arp_notify "
                            "/proc/sys/net/ipv6/conf/eth*/accept_dad; do echo $f=$(cat $f); done"]).stdout
@@ -126,13 +128,14 @@ class Lab:
             "links": sorted(links, key=lambda l: l["name"]), "addrs": addrs,
             "ip_forward": run(["ip", "netns", "exec", self.host, "sysctl", "-n",
                                "net.ipv4.ip_forward"]).stdout.strip(),
-            "nat": self.nat(), "containers": containers, "data": self.data_dir(),
+            "nat": self.nat(), "nat6": self.nat(6), "containers": containers, "data": self.data_dir(),
             "nft_bridge": run(["ip", "netns", "exec", self.host, "nft", "list", "table", "bridge",
                                "nat"]).stdout.split("\n"),
         })
 
-    def nat(self) -> list[str]:
-        out = run(["ip", "netns", "exec", self.host, "iptables-save", "-t", "nat"]).stdout
+    def nat(self, family: int = 4) -> list[str]:
+        tool = "iptables-save" if family == 4 else "ip6tables-save"
+        out = run(["ip", "netns", "exec", self.host, tool, "-t", "nat"]).stdout
         return sorted(l for l in out.splitlines() if l.startswith(("-A", ":CNI")))
 
     def data_dir(self) -> dict:

@@ -68,6 +68,9 @@ BRIDGE_CASES = {
     "l2-only": [S("ADD", conf(ipam={}, ipMasq=None, isGateway=None)),
                 S("DEL", conf(ipam={}, ipMasq=None, isGateway=None))],
     "mtu": lifecycle(conf(mtu=1400)),
+    "dual-stack": lifecycle(conf(isDefaultGateway=True, ipam=ipam(subnet=None, routes=None, ranges=[
+        [{"subnet": "10.31.0.0/24"}], [{"subnet": "fd00:31::/64"}]]))),
+    "ipv6-only": lifecycle(conf(ipam=ipam(subnet="fd00:32::/64", routes=[{"dst": "::/0"}]))),
     "hairpin": lifecycle(conf(hairpinMode=True)),
     "promisc": lifecycle(conf(promiscMode=True)),
     "hairpin-and-promisc": [S("ADD", conf(hairpinMode=True, promiscMode=True))],
