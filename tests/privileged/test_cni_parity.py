@@ -108,6 +108,9 @@ BRIDGE_CASES = {
     "ipam-error-propagates": [S("ADD", conf(ipam=ipam(subnet="10.22.0.0/31")))],
     "version": [S("VERSION", "{bad")],
     "check-without-prev": [S("ADD"), S("CHECK")],
+    "check-after-del": [S("ADD"), S("DEL"), S("CHECK", prev=0)],
+    "add-with-prev-result": [S("ADD", conf(prevResult={"cniVersion": "1.0.0", "interfaces": [
+        {"name": "x0"}], "ips": [{"address": "192.0.2.9/24"}]}))],
     "exhaustion": [S("ADD", conf(ipam=ipam(subnet="10.50.0.0/30"))),
                    S("ADD", conf(ipam=ipam(subnet="10.50.0.0/30")), cid="ctr2", ctr=1)],
 }
