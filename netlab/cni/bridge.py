@@ -25,7 +25,7 @@ Better than the reference (each has a test, and README lists them):
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netlab.cni.errors import internal
 from netlab.cni.ip import IP, Net, go_ipnet, parse_cidr, parse_ip
@@ -76,7 +76,7 @@ class NetConf:
 
 
 def random_veth_name() -> str:
-    return "veth" + os.urandom(4).hex()
+    return "veth" + posix.urandom(4).hex()
 
 
 def gateway_of(address: Net) -> IP:

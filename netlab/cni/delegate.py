@@ -10,7 +10,7 @@ the same code on the same files, minus a second interpreter start-up
 
 from __future__ import annotations
 
-import os
+import posix
 
 from netlab.cni.errors import CniError, internal
 
@@ -18,12 +18,13 @@ MARKER = b"# netlab-cni-plugin: host-local"
 
 
 def find_in_path(plugin: str, paths: list[str]) -> str:
+    from netlab.cni.sysos import isfile, join
     if not paths:
         raise internal("no paths provided")
     if "/" not in plugin and plugin:
         for d in paths:
-            full = os.path.join(d, plugin)
-            if os.path.isfile(full) and os.access(full, os.X_OK):
+            full = join(d, plugin)
+            if isfile(full) and posix.access(full, posix.X_OK):
                 return full
     raise internal(f'failed to find plugin "{plugin}" in path [{" ".join(paths)}]')
 
@@ -112,8 +113,9 @@ class Ipam:
         from netlab.cni.store import DEFAULT_DATA_DIR, store_for
         ipam = self.args.conf.get("ipam") or {}
         data_dir = ipam.get("dataDir") or ""
-        if self.memory is None and not create and not os.path.isdir(
-                os.path.join(data_dir or DEFAULT_DATA_DIR, self.args.conf["name"])):
+        from netlab.cni.sysos import isdir, join
+        if self.memory is None and not create and not isdir(
+                join(data_dir or DEFAULT_DATA_DIR, self.args.conf["name"])):
             return None
         try:
             return store_for(self.memory, data_dir, self.args.conf["name"])

@@ -9,7 +9,7 @@ switches straight back.
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 
 from netlab.cni.errors import internal
@@ -33,7 +33,7 @@ def _ipc_text(ipc: dict) -> str:
 
 class KernelHost:
     def __init__(self):
-        self.host_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.host_fd = posix.open("/proc/self/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
         self.host = Netlink()
         self.ctr_fd = -1
         self.ctr: Netlink | None = None
@@ -41,17 +41,18 @@ class KernelHost:
 
     # --- namespaces ----------------------------------------------------------------------
     def netns_exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        from netlab.cni.sysos import exists
+        return exists(path)
 
     def open_container(self, path: str) -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as exc:
             raise internal(f'failed to open netns "{path}": failed to Statfs "{path}": {_err(exc)}') from None
         try:
             setns(fd)
         except OSError:
-            os.close(fd)
+            posix.close(fd)
             raise internal(f'failed to open netns "{path}": unknown FS magic on "{path}"') from None
         try:
             self.ctr = Netlink()
@@ -66,7 +67,7 @@ class KernelHost:
         self.ctr = None
         for fd in (self.ctr_fd, self.host_fd):
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
         self.ctr_fd = self.host_fd = -1
 
     def _nl(self, side: str) -> Netlink:

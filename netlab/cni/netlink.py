@@ -9,7 +9,7 @@ over an AF_NETLINK socket. Errors are OSError with the kernel's errno.
 
 from __future__ import annotations
 
-import os
+import posix
 import struct
 
 import _socket   # the C module: socket.py's enums cost ~5 ms at start-up
@@ -140,7 +140,7 @@ class Netlink:
                 if mtype == NLMSG_ERROR:
                     err = -struct.unpack_from("=i", body, 0)[0]
                     if err:
-                        raise OSError(err, os.strerror(err))
+                        raise OSError(err, posix.strerror(err))
                     return out
                 out.append(body)
 
@@ -257,11 +257,11 @@ _setns = None
 def setns(fd: int) -> None:
     """Move this (single-threaded) process into the network namespace of ``fd``.
 
-    os.setns exists from Python 3.12; before that, libc's setns through _ctypes
+    posix.setns exists from Python 3.12; before that, libc's setns through _ctypes
     alone (the ctypes package costs ~4 ms to import, _ctypes under 1 ms)."""
     global _setns
-    if hasattr(os, "setns"):
-        os.setns(fd, os.CLONE_NEWNET)
+    if hasattr(posix, "setns"):
+        posix.setns(fd, posix.CLONE_NEWNET)
         return
     if _setns is None:
         import _ctypes
@@ -270,7 +270,7 @@ def setns(fd: int) -> None:
             _type_ = "i"
 
         class Libc:
-            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+            _handle = _ctypes.dlopen(None, posix.RTLD_NOW)
 
         class Func(_ctypes.CFuncPtr):
             _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
@@ -280,4 +280,4 @@ def setns(fd: int) -> None:
     call, get_errno = _setns
     if call(fd, 0x40000000) != 0:       # CLONE_NEWNET
         err = get_errno()
-        raise OSError(err, os.strerror(err))
+        raise OSError(err, posix.strerror(err))

@@ -16,7 +16,6 @@ Only stdlib imports: this is on every plugin's start-up path.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from netlab.cni.errors import (
@@ -214,7 +213,9 @@ def version_info(stdin: bytes) -> dict:
 def main(name: str, handlers: dict, environ=None, stdin=None, stdout=None,
          stderr=None) -> int:
     """Run one plugin invocation; returns the exit status (0 ok, 1 error object printed)."""
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        from netlab.cni.sysos import environ as _environ
+        environ = _environ()
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     if not environ.get("CNI_COMMAND"):

@@ -20,7 +20,9 @@ netlab's virtual namespaces and the in-process API.
 
 from __future__ import annotations
 
-import os
+import posix
+
+from netlab.cni.sysos import join, makedirs
 
 LINE_BREAK = "\r\n"
 LAST_PREFIX = "last_reserved_ip."
@@ -90,77 +92,77 @@ class Store:
 
 class DirStore(Store):
     def __init__(self, data_dir: str, network: str):
-        path = os.path.join(data_dir or DEFAULT_DATA_DIR, network)
-        os.makedirs(path, 0o755, exist_ok=True)
+        path = join(data_dir or DEFAULT_DATA_DIR, network)
+        makedirs(path, 0o755)
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         self.lock_fd = -1
 
     def _open(self, name: str, flags: int, mode: int = 0o644) -> int:
-        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
+        return posix.open(name, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode, dir_fd=self.fd)
 
     def lock(self) -> None:
         import fcntl
         if self.lock_fd < 0:
-            self.lock_fd = self._open("lock", os.O_RDONLY | os.O_CREAT, 0o750)
+            self.lock_fd = self._open("lock", posix.O_RDONLY | posix.O_CREAT, 0o750)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
 
     def close(self) -> None:
         if self.lock_fd >= 0:
-            os.close(self.lock_fd)      # releases the flock
+            posix.close(self.lock_fd)      # releases the flock
             self.lock_fd = -1
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def read(self, name: str) -> str | None:
         try:
-            fd = self._open(name, os.O_RDONLY | os.O_NONBLOCK)
+            fd = self._open(name, posix.O_RDONLY | posix.O_NONBLOCK)
         except OSError:
             return None
         try:
-            import stat
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            from _stat import S_ISREG
+            if not S_ISREG(posix.fstat(fd).st_mode):
                 return None
-            return os.read(fd, 1 << 16).decode("utf-8", "replace")
+            return posix.read(fd, 1 << 16).decode("utf-8", "replace")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def _tmp(self, content: str) -> str:
-        tmp = f"{TMP_PREFIX}{os.getpid()}"
+        tmp = f"{TMP_PREFIX}{posix.getpid()}"
         try:
-            os.unlink(tmp, dir_fd=self.fd)
+            posix.unlink(tmp, dir_fd=self.fd)
         except FileNotFoundError:
             pass
-        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = self._open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o644)
         try:
-            os.write(fd, content.encode())
+            posix.write(fd, content.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
         return tmp
 
     def create(self, name: str, content: str) -> bool:
         tmp = self._tmp(content)
         try:
-            os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+            posix.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
             return True
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp, dir_fd=self.fd)
+            posix.unlink(tmp, dir_fd=self.fd)
 
     def write(self, name: str, content: str) -> None:
         tmp = self._tmp(content)
-        os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        posix.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
     def remove(self, name: str) -> None:
         try:
-            os.unlink(name, dir_fd=self.fd)
+            posix.unlink(name, dir_fd=self.fd)
         except FileNotFoundError:
             pass
 
     def names(self) -> list[str]:
-        return sorted(os.listdir(self.fd))
+        return sorted(posix.listdir(self.fd))
 
 
 class MemoryStore(Store):
@@ -233,5 +235,5 @@ def store_for(memory, data_dir: str, network: str) -> Store:
     if memory is None:
         return DirStore(data_dir, network)
     if isinstance(memory, Files):
-        return FileTreeStore(memory.tree, os.path.join(data_dir or DEFAULT_DATA_DIR, network))
+        return FileTreeStore(memory.tree, join(data_dir or DEFAULT_DATA_DIR, network))
     return MemoryStore(memory.setdefault(network, {}))
