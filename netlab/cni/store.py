@@ -8,8 +8,8 @@ plugin reads a directory the other wrote.
 
 Differences, all invisible to a reader of the format:
 - a reservation is written to a temporary file and hard-linked into place,
-  so a plugin killed mid-write never leaves an empty IP file (the temporary
-  file has the reservation's content, so any DEL removes a leftover);
+  so a plugin killed mid-write never leaves an empty IP file; a temporary
+  file left by a killed plugin is removed by the next one that takes the lock;
 - ``last_reserved_ip`` is replaced by rename, never seen half-written;
 - nothing is opened through a symlink (O_NOFOLLOW, names relative to the
   directory's descriptor).
@@ -106,6 +106,11 @@ class DirStore(Store):
         if self.lock_fd < 0:
             self.lock_fd = self._open("lock", posix.O_RDONLY | posix.O_CREAT, 0o750)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        # Temporary files are only written under this lock: any left now belongs to a
+        # plugin killed mid-write.
+        for name in posix.listdir(self.fd):
+            if name.startswith(TMP_PREFIX):
+                self.remove(name)
 
     def close(self) -> None:
         if self.lock_fd >= 0:
