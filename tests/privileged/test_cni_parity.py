@@ -11,6 +11,7 @@ Needs root and `apt-get install -y containernetworking-plugins`.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -170,6 +171,7 @@ def test_bridge_parity(kernel, reference, tmp_path, case):
             assert our_state[key] == ref_state[key], key
 
 
+RESOLV_CONF = f"/tmp/cn-{os.getpid()}-resolv.conf"
 HOSTLOCAL_BASE = {"cniVersion": "0.4.0", "name": "hl", "ipam": {"type": "host-local",
                                                                "subnet": "10.60.0.0/29"}}
 
@@ -239,7 +241,7 @@ HOSTLOCAL_CASES = {
                                                          {"subnet": "10.60.0.0/25"}]]))],
     "overlap-between-sets": [H("ADD", hl(subnet=None, ranges=[[{"subnet": "10.60.0.0/24"}],
                                                               [{"subnet": "10.60.0.128/25"}]]))],
-    "resolv-conf": [H("ADD", hl(resolvConf="/etc/cni-test-resolv.conf"))],
+    "resolv-conf": [H("ADD", hl(resolvConf=RESOLV_CONF))],
     "resolv-conf-missing": [H("ADD", hl(resolvConf="/nonexistent/resolv.conf"))],
 }
 
@@ -262,7 +264,7 @@ def run_hostlocal(tmp_path, steps, plugin):
 @pytest.fixture(scope="module")
 def resolv_conf():
     from pathlib import Path
-    p = Path("/etc/cni-test-resolv.conf")
+    p = Path(RESOLV_CONF)
     p.write_text("# test\nnameserver 10.96.0.10\nnameserver 8.8.8.8\nsearch a.svc b.svc\n"
                  "domain cluster.local\noptions ndots:5 timeout:1\n")
     yield
