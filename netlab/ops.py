@@ -246,3 +246,16 @@ class Ipset(Op):
 class FlushConntrack(Op):
     """``conntrack -F``: empties the namespace's conntrack table."""
     netns: str
+
+
+@dataclass(frozen=True)
+class WriteFile(Op):
+    """A file on a node (``content`` None: removed): a lab's ``files:``, the files
+    CNI's host-local keeps in its data dir. Not kernel state: the model keeps them
+    in ``World.files`` so commands that read files (``< FILE``, cnitool) find them."""
+    node: str
+    path: str
+    content: str | None
+
+    def describe(self) -> str:
+        return f"WriteFile(node={self.node!r}, path={self.path!r})"

@@ -575,6 +575,13 @@ class ModelBackend:
                                  and (op.ip is None or n.ip == op.ip)
                                  and (op.permanent or n.state not in ("PERMANENT", "NOARP")))]
 
+    def _WriteFile(self, op: O.WriteFile) -> None:
+        files = self.world.files.setdefault(op.node, {})
+        if op.content is None:
+            files.pop(op.path, None)
+        else:
+            files[op.path] = op.content
+
     # --- netfilter: iptables-restore payloads, ipset, conntrack (netlab.netfilter) ----------
     def _IptablesRestore(self, op: O.IptablesRestore) -> None:
         """Every iptables change: checked whole, then swapped in (nothing changes on error).

@@ -126,6 +126,9 @@ for _name, _parser in {
 }.items():
     register(_name, _parser)
 iptables_cmd.register_all(register)
+from netlab.commands import files as files_cmd  # noqa: E402  (ls, cat of a node's files)
+register("cat", files_cmd.parse_cat)
+register("ls", files_cmd.parse_ls)
 
 KNOWN_ELSEWHERE = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "nft",
                    "docker", "kubectl", "brctl", "ifconfig", "route", "arp", "ss", "netstat",
@@ -202,6 +205,11 @@ def parse_words_line(line: str, ctx: Ctx) -> Command:
     if is_operator(tokens[-1]) and tokens[-1] == "&":
         background = True
         tokens = tokens[:-1]
+    from netlab.commands import cni as cni_cmd   # CNI plugins, `bridge add`, cnitool
+    cni = cni_cmd.maybe_parse(tokens, ctx)
+    if cni is not None:
+        cni.background = background
+        return cni
     if any(is_operator(t) and t in (";", "&&", "||", "&") for t in tokens):
         raise unsupported_feature("command lists (`;`, `&&`, `||`, `&` in the middle)",
                                   hint="put one command on each line")

@@ -32,4 +32,7 @@ def build_model(lab: Lab):
     backend = ModelBackend(World(name=lab.name))
     for op in topology_ops(lab):
         backend.apply(op)
+    for node in lab.nodes:                 # files are not kernel state: the model keeps them
+        for path, content in lab.files.items():
+            backend.apply(O.WriteFile(node, path, content))
     return backend

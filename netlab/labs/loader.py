@@ -47,7 +47,7 @@ from netlab.labs.yamlpos import PosDict, PosList, load as load_yaml, scalar_line
 from netlab.trace import OUTCOMES, VERDICTS
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("netlab", "name", "title", "description", "nodes", "lan", "lans", "steps",
+TOP_KEYS = ("netlab", "name", "title", "description", "nodes", "lan", "lans", "files", "steps",
             "cluster")
 LAN_KEYS = ("name", "nodes", "subnet")
 STEP_KEYS = ("title", "explain", "node", "run", "expect", "on_error")
@@ -222,7 +222,20 @@ class _LabReader:
             lans = self.lans(lan_items, nodes)
         steps = self.steps(data, nodes)
         return Lab(path=self.path, name=name, title=title, description=description or "",
-                   nodes=nodes, lans=lans, steps=steps, cluster=cluster)
+                   nodes=nodes, lans=lans, steps=steps, cluster=cluster, files=self.files(data))
+
+    def files(self, data: PosDict) -> dict[str, str]:
+        """``files: {/etc/cni/net.d/10-bridge.conf: "..."}``: files every node starts with."""
+        if "files" not in data or data["files"] is None:
+            return {}
+        items = self.mapping(data["files"], "'files'", data.value_line("files"))
+        out = {}
+        for path in items:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise self.fail(f"a file in 'files' needs an absolute path, not {path!r}",
+                                items.line_of(path), "for example: /etc/cni/net.d/10-bridge.conf")
+            out[path] = self.string(items, path, "'files'", empty_ok=True)
+        return out
 
     def version(self, data: PosDict) -> None:
         if "netlab" not in data:

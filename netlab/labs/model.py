@@ -97,6 +97,7 @@ class Lab:
     lans: list[LanSpec]
     steps: list[Step] = field(default_factory=list)
     cluster: object | None = None    # a netlab.k8s Cluster when the lab has `cluster:`
+    files: dict[str, str] = field(default_factory=dict)   # path -> content, on every node
 
     def where(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else self.path

@@ -132,6 +132,7 @@ class World:
     lans: list[Lan] = field(default_factory=list)
     mac_seed: int = 0
     mac_counter: int = 0
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> path -> content
 
     # --- lookups -----------------------------------------------------------------
     def netns(self, key: str) -> Netns:

@@ -1,0 +1,322 @@
+"""The bridge plugin's Host on a real kernel: rtnetlink sockets in the host and
+container namespaces, sysctls under /proc/sys/net, iptables-restore.
+
+The process runs in the host namespace (where the runtime started it); a
+netlink socket made after ``setns`` into the container stays bound to the
+container, so only sysctl writes need to switch namespaces, and each
+switches straight back.
+"""
+
+from __future__ import annotations
+
+import posix
+import time
+
+from netlab.cni.errors import internal
+from netlab.cni.ip import IP, Net, go_ipnet, parse_cidr, parse_ip
+from netlab.cni.netlink import IFF_PROMISC, IFF_UP, Netlink, setns
+
+EEXIST = 17
+PORT_RETRIES_MS = (0, 50, 500, 1000, 1000)
+
+
+def _err(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _ipc_text(ipc: dict) -> str:
+    """How Go's %v prints a current.IPConfig (for the reference's messages)."""
+    addr = parse_cidr(ipc["address"])
+    return "{Interface:%s Address:%s Gateway:%s}" % (
+        ipc.get("interface"), go_ipnet(addr) if addr else ipc["address"], ipc.get("gateway") or "<nil>")
+
+
+class KernelHost:
+    def __init__(self):
+        self.host_fd = posix.open("/proc/self/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
+        self.host = Netlink()
+        self.ctr_fd = -1
+        self.ctr: Netlink | None = None
+        self._ipt = None
+
+    # --- namespaces ----------------------------------------------------------------------
+    def netns_exists(self, path: str) -> bool:
+        from netlab.cni.sysos import exists
+        return exists(path)
+
+    def open_container(self, path: str) -> None:
+        try:
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        except OSError as exc:
+            raise internal(f'failed to open netns "{path}": failed to Statfs "{path}": {_err(exc)}') from None
+        try:
+            setns(fd)
+        except OSError:
+            posix.close(fd)
+            raise internal(f'failed to open netns "{path}": unknown FS magic on "{path}"') from None
+        try:
+            self.ctr = Netlink()
+        finally:
+            setns(self.host_fd)
+        self.ctr_fd = fd
+
+    def close(self) -> None:
+        for nl in (self.ctr, self.host):
+            if nl is not None:
+                nl.close()
+        self.ctr = None
+        for fd in (self.ctr_fd, self.host_fd):
+            if fd >= 0:
+                posix.close(fd)
+        self.ctr_fd = self.host_fd = -1
+
+    def _nl(self, side: str) -> Netlink:
+        return self.ctr if side == "ctr" else self.host
+
+    def sysctl(self, side: str, key: str, value: str) -> None:
+        if side == "ctr":
+            setns(self.ctr_fd)
+        try:
+            with open("/proc/sys/" + key, "w") as f:
+                f.write(value)
+        except OSError:
+            pass                   # the reference ignores these errors too
+        finally:
+            if side == "ctr":
+                setns(self.host_fd)
+
+    def _read_sysctl(self, key: str) -> str | None:
+        try:
+            with open("/proc/sys/" + key) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    # --- links ---------------------------------------------------------------------------
+    def link(self, side: str, name: str):
+        return self._nl(side).link(name)
+
+    def ensure_bridge(self, name: str, mtu: int, promisc: bool, vlan_filtering: bool) -> bool:
+        created = True
+        try:
+            self.host.add_bridge(name, mtu, vlan_filtering)
+        except OSError as exc:
+            if exc.errno != EEXIST:
+                raise
+            created = False
+        link = self.host.link(name)
+        if link is None:
+            raise ValueError(f'could not lookup "{name}": Link not found')
+        if link.kind != "bridge":
+            raise ValueError(f'"{name}" already exists but is not a bridge')
+        self.bridge_mac = link.mac   # ensure_bridge_addr sets this one back, as the reference does
+        if promisc:
+            self.host.set_flags(link.index, IFF_PROMISC, IFF_PROMISC)
+        self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
+        self.host.set_flags(link.index, IFF_UP, IFF_UP)
+        return created
+
+    def add_veth(self, ifname: str, mtu: int, mac: str) -> str:
+        from netlab.cni.bridge import random_veth_name
+        for _ in range(10):
+            name = random_veth_name()
+            try:
+                self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None)
+                break
+            except OSError as exc:
+                if exc.errno == EEXIST:
+                    if self.host.link(name) is not None:
+                        continue
+                    raise internal(f"container veth name provided ({ifname}) already exists") from None
+                raise internal(f"failed to make veth pair: {_err(exc)}") from None
+        else:
+            raise internal("failed to find a unique veth name")
+        ctr = self.ctr.link(ifname)
+        self.ctr.set_flags(ctr.index, IFF_UP, IFF_UP)
+        host = self.host.link(name)
+        self.host.set_flags(host.index, IFF_UP, IFF_UP)
+        self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
+        return name
+
+    def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
+        port, br = self.host.link(name), self.host.link(bridge)
+        try:
+            self.host.set_master(port.index, br.index)
+        except OSError as exc:
+            raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
+        try:
+            self.host.set_hairpin(port.index, hairpin)
+        except OSError as exc:
+            raise internal(f"failed to setup hairpin mode for {name}: {_err(exc)}") from None
+        if vlan:
+            raise internal(f'failed to setup vlan tag on interface "{name}": operation not supported')
+
+    def set_up(self, side: str, name: str) -> None:
+        nl = self._nl(side)
+        link = nl.link(name)
+        if link is None:
+            raise internal("failed to retrieve link: Link not found")
+        nl.set_flags(link.index, IFF_UP, IFF_UP)
+
+    def del_link(self, side: str, name: str) -> None:
+        nl = self._nl(side)
+        if nl is None:
+            return
+        link = nl.link(name)
+        if link is not None:
+            nl.del_link(link.index)
+
+    def container_mac(self, ifname: str) -> str:
+        return self.ctr.link(ifname).mac
+
+    def wait_port_up(self, name: str) -> None:
+        """The host veth's operstate must reach UP. The reference looks after 0, 50,
+        500, 1000 and 1000 ms; polling every 2 ms within the same 2.55 s answers the
+        same question without sleeping 50 ms when the kernel is a millisecond late."""
+        deadline = time.monotonic() + sum(PORT_RETRIES_MS) / 1000
+        while True:
+            link = self.host.link(name)
+            if link is None:
+                raise internal(f"Link not found: {name}")
+            if link.oper_up:
+                return
+            if time.monotonic() > deadline:
+                raise internal("bridge port in error state: down")
+            time.sleep(0.002)
+
+    # --- addresses and routes ------------------------------------------------------------
+    def configure_container(self, ifname: str, result: dict, enabledad: bool) -> None:
+        if enabledad:
+            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/enhanced_dad", "1")
+            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/accept_dad", "1")
+        else:
+            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/accept_dad", "0")
+        self.sysctl("ctr", f"net/ipv4/conf/{ifname}/arp_notify", "1")
+        link = self.ctr.link(ifname)
+        if link is None:
+            raise internal(f'failed to lookup "{ifname}": Link not found')
+        gws: dict[int, IP] = {}
+        v6_enabled = False
+        for ipc in result["ips"]:
+            addr = parse_cidr(ipc["address"])
+            if addr.bits == 128 and not v6_enabled:
+                for dev in ("lo", ifname):
+                    self.sysctl("ctr", f"net/ipv6/conf/{dev}/disable_ipv6", "0")
+                v6_enabled = True
+            try:
+                self.ctr.add_addr(link.index, addr.ip, addr.prefixlen)
+            except OSError as exc:
+                raise internal(f'failed to add IP addr {_ipc_text(ipc)} to "{ifname}": {_err(exc)}') from None
+            if ipc.get("gateway"):
+                gws.setdefault(addr.bits, parse_ip(ipc["gateway"]))
+        self.ctr.set_flags(link.index, IFF_UP, IFF_UP)
+        for route in result["routes"]:
+            dst = parse_cidr(route["dst"])
+            gw = parse_ip(route["gw"]) if route.get("gw") else gws.get(dst.bits)
+            try:
+                self.ctr.add_route(Net(dst.network, dst.prefixlen), gw, link.index)
+            except OSError as exc:
+                raise internal(f"failed to add route '{go_ipnet(dst)} via {gw if gw else '<nil>'} "
+                               f"dev {ifname}': {_err(exc)}") from None
+
+    def ensure_bridge_addr(self, bridge: str, gw: Net, force: bool) -> None:
+        br = self.host.link(bridge)
+        want = str(gw)
+        for ip, plen, _ in self.host.addrs(br.index):
+            have = Net(parse_ip(ip), plen)
+            if have.bits != gw.bits:
+                continue
+            if str(have) == want:
+                return
+            if gw.bits == 32 or have.contains(gw.ip) or gw.contains(have.ip):
+                if not force:
+                    raise ValueError(f'"{bridge}" already has an IP address different from {want}')
+                self.host.del_addr(br.index, have.ip, have.prefixlen)
+        try:
+            self.host.add_addr(br.index, gw.ip, gw.prefixlen)
+        except OSError as exc:
+            if exc.errno != EEXIST:
+                raise ValueError(f'could not add IP address to "{bridge}": {_err(exc)}') from None
+        # The reference sets the MAC it read before the first port joined, which
+        # pins the bridge's MAC (it no longer follows its lowest port).
+        self.host.set_mac(br.index, getattr(self, "bridge_mac", None) or self.host.link(bridge).mac)
+
+    def addrs(self, side: str, name: str) -> list[tuple[str, int, int]]:
+        nl = self._nl(side)
+        link = nl.link(name)
+        return nl.addrs(link.index) if link else []
+
+    def routes(self, side: str, name: str) -> list[tuple[str, str | None]]:
+        nl = self._nl(side)
+        link = nl.link(name)
+        return nl.routes(link.index) if link else []
+
+    def del_container_link(self, ifname: str) -> list[Net]:
+        """Delete CNI_IFNAME in the container; its global addresses (for the masquerade teardown)."""
+        link = self.ctr.link(ifname)
+        if link is None:
+            return []
+        addrs = [Net(parse_ip(ip), plen) for ip, plen, scope in self.ctr.addrs(link.index) if scope == 0]
+        self.ctr.del_link(link.index)
+        return addrs
+
+    # --- iptables ------------------------------------------------------------------------
+    def _iptables(self):
+        if self._ipt is None:
+            from netlab.cni.masq import KernelIptables
+            self._ipt = KernelIptables()
+        return self._ipt
+
+    def masq_setup(self, net: Net, chain: str, note: str) -> None:
+        from netlab.cni.masq import setup
+        setup(self._iptables(), net, chain, note)
+
+    def masq_teardown(self, nets: list[Net], chain: str, note: str, whole: bool) -> None:
+        from netlab.cni.masq import teardown
+        teardown(self._iptables(), nets, chain, note, whole)
+
+    def masq_gc(self, network: str, keep: set[str]) -> None:
+        from netlab.cni.masq import gc
+        gc(self._iptables(), network, keep)
+
+    def masq_teardown_stale(self, chain: str, note: str) -> None:
+        from netlab.cni.masq import teardown_stale
+        live = {ip for link in self.ctr.links() for ip, _, _ in self.ctr.addrs(link.index)}
+        teardown_stale(self._iptables(), live, chain, note)
+
+    # --- macspoofchk: nftables, as the reference's SpoofChecker -------------------------------
+    def spoofchk_setup(self, host_veth: str, mac: str, uid: str) -> None:
+        from netlab.cni.proc import run
+        chain, note = f"cni-br-iface-{uid}", f'comment "macspoofchk-{uid}"'
+        payload = "\n".join([
+            "add table bridge nat",
+            "add chain bridge nat PREROUTING { type filter hook prerouting priority dstnat; policy accept; }",
+            f"add chain bridge nat {chain}",
+            f"add chain bridge nat {chain}-mac",
+            f'add rule bridge nat PREROUTING iifname "{host_veth}" jump {chain} {note}',
+            f"add rule bridge nat {chain} jump {chain}-mac {note}",
+            f"add rule bridge nat {chain}-mac ether saddr {mac} return {note}",
+            f"add rule bridge nat {chain}-mac drop {note}", ""])
+        rc, _, err = run(["nft", "-f", "-"], payload.encode())
+        if rc != 0:
+            raise internal(f"failed to setup mac spoof check: {err.decode(errors='replace').strip()}")
+
+    def spoofchk_teardown(self, uid: str) -> None:
+        from netlab.cni.proc import run
+        rc, out, _ = run(["nft", "-a", "list", "table", "bridge", "nat"])
+        if rc != 0:
+            return
+        chain, note = f"cni-br-iface-{uid}", f'comment "macspoofchk-{uid}"'
+        lines, current, chains = [], None, set()
+        for line in out.decode(errors="replace").splitlines():
+            words = line.split()
+            if words[:1] == ["chain"]:
+                current = words[1]
+                chains.add(current)
+            elif current == "PREROUTING" and note in line and "# handle" in line:
+                lines.append(f"delete rule bridge nat PREROUTING handle {line.rsplit('handle', 1)[1].strip()}")
+        for c in (chain, chain + "-mac"):
+            if c in chains:
+                lines += [f"flush chain bridge nat {c}", f"delete chain bridge nat {c}"]
+        if lines:
+            run(["nft", "-f", "-"], ("\n".join(lines) + "\n").encode())
