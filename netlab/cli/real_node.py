@@ -42,8 +42,8 @@ class NodeUpReport(UpReport):
     steps_elsewhere: list[int] = field(default_factory=list)    # steps of other nodes
 
     def to_json(self) -> dict[str, Any]:
-        data = super().to_json()
-        data.update(node=self.node, lan_ifaces=self.lan_ifaces,
+        data = super().to_json()                  # self.lab is LAB@NODE, as `down` takes it
+        data.update(lab=self.lab.rsplit("@", 1)[0], node=self.node, lan_ifaces=self.lan_ifaces,
                     steps_elsewhere=self.steps_elsewhere)
         return data
 
@@ -90,7 +90,7 @@ def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped
     lowers = {lan: _lower_index(iface) for lan, iface in mapping.items()}
     name = name or real_lab_name(lab)
     journal = Journal.open_new(node_journal_name(name, node), run_dir or RUN_DIR)
-    report = NodeUpReport(lab=name, node=node, lan_ifaces=mapping)
+    report = NodeUpReport(lab=node_journal_name(name, node), node=node, lan_ifaces=mapping)
     linux = LinuxBackend(name, journal)
     twin = KernelFirst(ModelBackend(World(name=lab.name)), linux)
     try:

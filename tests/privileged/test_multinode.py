@@ -139,7 +139,7 @@ def machines(kernel, tmp_path):
 def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
     vm1_before = _machine_state(VM["node1"])
     up1 = machines.up("node1")
-    assert up1["ok"] and up1["node"] == "node1", up1
+    assert up1["ok"] and up1["lab"] == LAB and up1["node"] == "node1", up1
     assert set(up1["namespaces"]) == {"node1/root", "node1/pod-a"}, "only node1's part"
     assert up1["steps_elsewhere"] == [2], "node2's step is not run on node1"
     node1, pod_a = up1["namespaces"]["node1/root"], up1["namespaces"]["node1/pod-a"]
