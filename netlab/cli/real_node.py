@@ -15,8 +15,8 @@ macvlan's MAC address in its filter (a veth or a VM's NIC is put in promiscuous 
 for it). Frames between the nodes' macvlans cross the real LAN, so the other nodes
 may be other VMs, or namespaces joined by a veth pair (the privileged test).
 
-The journal is per node, ``RUN_DIR/LAB@NAME.json``: `down LAB --node NAME` removes
-exactly this node's part. Deleting the node's namespace deletes the macvlan with it.
+The journal is per node, ``RUN_DIR/LAB@NAME.json``: `down LAB --node NAME` (or `down
+LAB@NAME`) removes exactly this node's part; the macvlan goes with the node's namespace.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped
     from netlab.model import World
 
     mapping = lan_mapping(lab, node, lan_iface)
-    lowers = {lan: _lower_index(iface) for lan, iface in mapping.items()}
+    lowers = {lan: (iface, _lower_index(iface)) for lan, iface in mapping.items()}
     name = name or real_lab_name(lab)
     journal = Journal.open_new(node_journal_name(name, node), run_dir or RUN_DIR)
     report = NodeUpReport(lab=node_journal_name(name, node), node=node, lan_ifaces=mapping)
@@ -104,12 +104,6 @@ def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped
         linux.close()
 
 
-def down_node(lab: str, node: str, run_dir: str | None = None) -> list[str]:
-    from netlab.cli.real import down_lab
-
-    return down_lab(node_journal_name(lab, node), run_dir)
-
-
 # --- the parts -------------------------------------------------------------------------------
 
 def _lower_index(iface: str) -> int:
@@ -124,7 +118,7 @@ def _lower_index(iface: str) -> int:
                        f"(it has: {known})") from None
 
 
-def _build_machine(lab, node: str, lowers: dict[str, int], twin: KernelFirst,  # type: ignore[no-untyped-def]
+def _build_machine(lab, node: str, lowers: dict[str, tuple[str, int]], twin: KernelFirst,  # type: ignore[no-untyped-def]
                    report: NodeUpReport) -> bool:
     """The node booted and its LAN interfaces: the model gets the lab's switches as
     usual (so commands that check the LAN's addresses see them); the kernel gets a
@@ -145,7 +139,7 @@ def _build_machine(lab, node: str, lowers: dict[str, int], twin: KernelFirst,  #
                     twin.model.apply(op)
             elif isinstance(op, O.AttachToSwitch):
                 if op.node == node:
-                    _add_macvlan(twin.linux, mine, op.dev, lowers[op.switch])
+                    _add_macvlan(twin.linux, mine, op.dev, *lowers[op.switch])
                     twin.model.apply(op)
             elif isinstance(op, O.AddAddress):
                 if op.netns == mine:
@@ -158,8 +152,8 @@ def _build_machine(lab, node: str, lowers: dict[str, int], twin: KernelFirst,  #
     return True
 
 
-def _add_macvlan(linux, key: str, dev: str, lower: int) -> None:  # type: ignore[no-untyped-def]
-    """`ip link add link LOWER name DEV netns NODE type macvlan mode bridge; ip -n NODE
+def _add_macvlan(linux, key: str, dev: str, iface: str, lower: int) -> None:  # type: ignore[no-untyped-def]
+    """`ip link add link IFACE name DEV netns NODE type macvlan mode bridge; ip -n NODE
     link set DEV up`: made in the node's namespace at once, never in this one."""
     import os
 
@@ -176,7 +170,7 @@ def _add_macvlan(linux, key: str, dev: str, lower: int) -> None:  # type: ignore
             ipr.link("add", ifname=dev, kind="macvlan", link=lower,
                      macvlan_mode=MACVLAN_MODE, net_ns_fd=fd)
     except NetlinkError as exc:
-        raise CommandError(f"ip link add link {lower} name {dev} type macvlan: "
+        raise CommandError(f"ip link add link {iface} name {dev} type macvlan: "
                            f"{exc.args[1] if len(exc.args) > 1 else exc}", status=2) from None
     finally:
         os.close(fd)

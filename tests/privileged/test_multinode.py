@@ -36,7 +36,7 @@ LAB = f"vm2n{SESSION}"
 VM = {"node1": f"vmh-{SESSION}-1", "node2": f"vmh-{SESSION}-2"}
 LAN_IFACE = "lan0"
 CLUSTER_IP, POD_A, POD_B = "10.96.0.10", "10.244.1.2", "10.244.2.2"
-MINE = ("vmh-", "nl-vm")          # the namespaces this test may make
+MINE = (f"vmh-{SESSION}-", f"nl-{LAB}-")   # the namespaces this run's test may make
 
 
 def _mine() -> set[str]:
