@@ -215,7 +215,8 @@ def _lab_name(ref: str) -> str:
         return ref
 
 
-@app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json"))
+@app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json",
+                                   "sudo netlab real up cluster.yaml --node node1 --lan-iface eth1"))
 @handles_errors
 def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
