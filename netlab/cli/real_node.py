@@ -17,10 +17,14 @@ may be other VMs, or namespaces joined by a veth pair (the privileged test).
 
 The journal is per node, ``RUN_DIR/LAB@NAME.json``: `down LAB --node NAME` (or `down
 LAB@NAME`) removes exactly this node's part; the macvlan goes with the node's namespace.
+
+The lab's show commands and probe commands (ping, nc -z) are listed, not run; `nc -l`
+is a real listener where LinuxBackend starts them, else it is counted as skipped.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -28,6 +32,8 @@ from netlab.cli.real import KernelFirst, UpReport, real_lab_name
 from netlab.errors import LabError, NetlabError
 
 MACVLAN_MODE = "bridge"
+RUN_DIR_ENV = "NETLAB_RUN_DIR"          # the journal directory, instead of /run/netlab
+NOT_RUN_KINDS = ("show", "probe")
 
 
 def node_journal_name(lab: str, node: str) -> str:
@@ -89,7 +95,8 @@ def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped
     mapping = lan_mapping(lab, node, lan_iface)
     lowers = {lan: (iface, _lower_index(iface)) for lan, iface in mapping.items()}
     name = name or real_lab_name(lab)
-    journal = Journal.open_new(node_journal_name(name, node), run_dir or RUN_DIR)
+    run_dir = run_dir or os.environ.get(RUN_DIR_ENV) or RUN_DIR
+    journal = Journal.open_new(node_journal_name(name, node), run_dir)
     report = NodeUpReport(lab=node_journal_name(name, node), node=node, lan_ifaces=mapping)
     linux = LinuxBackend(name, journal)
     twin = KernelFirst(ModelBackend(World(name=lab.name)), linux)
@@ -100,8 +107,16 @@ def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped
         return report
     finally:
         report.names = linux.names
-        report.listeners_skipped = twin.listeners_skipped
+        _count_listeners(report, twin, linux)
         linux.close()
+
+
+def _count_listeners(report: NodeUpReport, twin, linux) -> None:  # type: ignore[no-untyped-def]
+    """Whichever the report counts: listeners started, or listeners skipped."""
+    if hasattr(report, "listeners"):
+        report.listeners = len(getattr(linux, "listeners", ()))
+    if hasattr(report, "listeners_skipped"):
+        report.listeners_skipped = getattr(twin, "listeners_skipped", 0)
 
 
 # --- the parts -------------------------------------------------------------------------------
@@ -155,8 +170,6 @@ def _build_machine(lab, node: str, lowers: dict[str, tuple[str, int]], twin: Ker
 def _add_macvlan(linux, key: str, dev: str, iface: str, lower: int) -> None:  # type: ignore[no-untyped-def]
     """`ip link add link IFACE name DEV netns NODE type macvlan mode bridge; ip -n NODE
     link set DEV up`: made in the node's namespace at once, never in this one."""
-    import os
-
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
@@ -182,7 +195,6 @@ def _add_macvlan(linux, key: str, dev: str, iface: str, lower: int) -> None:  # 
 
 def _run_steps(lab, node: str, twin: KernelFirst, report: NodeUpReport) -> None:  # type: ignore[no-untyped-def]
     """This node's steps, as `up_lab` runs a lab's; the others' are listed, not run."""
-    from netlab.cli.real import _run_line
     from netlab.commands.shell import one_line, script_commands
 
     for step in lab.steps:
@@ -198,3 +210,29 @@ def _run_steps(lab, node: str, twin: KernelFirst, report: NodeUpReport) -> None:
                     report.error = f"{where}: {text}: {one_line(exc)}"
                     if step.on_error != "continue":
                         return
+
+
+def _run_line(twin: KernelFirst, text: str, node: str, stdin: str | None,
+              report: NodeUpReport) -> int:
+    """One command line: its Ops to the kernel, then the model; show and probe lines are
+    listed in ``report.skipped``. The number of Ops applied."""
+    from netlab.commands.shell import parse
+
+    command = parse(text, node=node, stdin=stdin)
+    if command.kind in NOT_RUN_KINDS or (command.query is not None and not command.ops
+                                         and command.plan is None):
+        report.skipped.append(text)
+        return 0
+    world = twin.world
+    if command.netns not in world.namespaces:
+        from netlab.commands.base import netns_missing
+        from netlab.model import split_key
+
+        raise netns_missing(split_key(command.netns)[1])
+    for check in command.checks:
+        check(world)
+    ops = list(command.ops)
+    if command.plan is not None:
+        ops += command.plan(world)
+    twin.apply_all(ops)
+    return len(ops)

@@ -62,10 +62,16 @@ def test_a_node_journal_is_a_safe_journal_name(tmp_path):
         Journal.path_for("@node1", str(tmp_path))
 
 
+def _as_root(monkeypatch, real) -> None:
+    for name in ("_need_root", "need_root"):        # the check for root and `ip`, skipped
+        if hasattr(real, name):
+            monkeypatch.setattr(real, name, lambda: None)
+
+
 def test_lan_iface_without_node_is_one_line_exit_2(monkeypatch):
     import netlab.cli.real as real
 
-    monkeypatch.setattr(real, "_need_root", lambda: None)
+    _as_root(monkeypatch, real)
     result = CliRunner().invoke(app, ["real", "up", str(TWO_NODE), "--lan-iface", "eth1"])
     assert result.exit_code == 2
     assert "--lan-iface maps a LAN for one node: give --node NAME too" in result.output
@@ -75,7 +81,7 @@ def test_lan_iface_without_node_is_one_line_exit_2(monkeypatch):
 def test_an_unknown_node_is_one_line_exit_2(monkeypatch):
     import netlab.cli.real as real
 
-    monkeypatch.setattr(real, "_need_root", lambda: None)
+    _as_root(monkeypatch, real)
     result = CliRunner().invoke(app, ["real", "up", str(TWO_NODE), "--node", "node9",
                                       "--lan-iface", "eth1"])
     assert result.exit_code == 2
