@@ -275,7 +275,9 @@ def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
     if node is not None:
         from netlab.cli.real_node import node_journal_name
 
-        lab = node_journal_name(_lab_name(lab), node) if lab else fail("--node goes with LAB (netlab real down LAB --node NAME), not with --all")
+        if lab is None:
+            fail("--node goes with LAB (netlab real down LAB --node NAME), not with --all")
+        lab = node_journal_name(_lab_name(lab), node)
     removed = down_all() if every else down_lab(_lab_name(lab))  # type: ignore[arg-type]
     typer.echo(f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}"
                                                        if removed else ""))
