@@ -22,9 +22,9 @@ from typing import Any
 
 from netlab.errors import LabError
 
-RUN_DIR = "/run/netlab"
+RUN_DIR = os.environ.get("NETLAB_RUN_DIR") or "/run/netlab"   # tests: a directory of their own
 VERSION = 1
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")   # LAB@NODE: one node of a lab
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Journal:
     def path_for(lab: str, run_dir: str = RUN_DIR) -> str:
         if not _SAFE.match(lab):
             raise LabError(f"a lab name for real mode may only hold letters, digits, '.', '_', "
-                           f"'-': {lab!r}")
+                           f"'-' (and '@' before a node's name): {lab!r}")
         return os.path.join(run_dir, f"{lab}.json")
 
     @classmethod

@@ -215,10 +215,16 @@ def _lab_name(ref: str) -> str:
         return ref
 
 
-@app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json"))
+@app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json",
+                                   "sudo netlab real up cluster.yaml --node node1 --lan-iface eth1"))
 @handles_errors
 def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
-       as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+       as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+       node: Optional[str] = typer.Option(None, "--node", help="Build only this node of the "
+                                          "lab, and only its steps (one VM of several)."),
+       lan_iface: List[str] = typer.Option([], "--lan-iface", metavar="[LAN=]IFACE",
+                                           help="With --node: this machine's interface that "
+                                           "carries the lab's LAN to the other nodes.")) -> None:
     """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
     from netlab.cli.common import open_lab, print_json
 
@@ -226,13 +232,21 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
         fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")
-    report = up_lab(loaded)
+    if node is None and lan_iface:
+        fail("--lan-iface maps a LAN for one node: give --node NAME too")
+    if node is None:
+        report = up_lab(loaded)
+    else:
+        from netlab.cli.real_node import up_node
+
+        report = up_node(loaded, node, lan_iface)
     if as_json:
         print_json(report.to_json())
     if report.error is not None:
         if not as_json:
             typer.echo(f"netlab: {report.error}", err=True)
-            typer.echo(f"(the lab is partly up: `netlab real down {lab}` removes it)", err=True)
+            again = f"{lab} --node {node}" if node else lab
+            typer.echo(f"(the lab is partly up: `netlab real down {again}` removes it)", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     if not as_json:
         typer.echo(f"{report.lab} is up: {len(report.names)} namespaces, "
@@ -251,12 +265,19 @@ def _uses_iptables(lab) -> bool:  # type: ignore[no-untyped-def]
 @app.command("down", epilog=examples("sudo netlab real down 02", "sudo netlab real down --all"))
 @handles_errors
 def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
-         every: bool = typer.Option(False, "--all", help="Remove every lab in /run/netlab.")) \
-        -> None:
+         every: bool = typer.Option(False, "--all", help="Remove every lab in /run/netlab."),
+         node: Optional[str] = typer.Option(None, "--node", help="Only this node's part "
+                                            "(what `up LAB --node NAME` built).")) -> None:
     """Remove exactly the namespaces the lab's journal lists (also after a crash)."""
     _need_root()
     if every == (lab is not None):
         fail("name one lab, or give --all")
+    if node is not None:
+        from netlab.cli.real_node import node_journal_name
+
+        if lab is None:
+            fail("--node goes with LAB (netlab real down LAB --node NAME), not with --all")
+        lab = node_journal_name(_lab_name(lab), node)
     removed = down_all() if every else down_lab(_lab_name(lab))  # type: ignore[arg-type]
     typer.echo(f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}"
                                                        if removed else ""))
@@ -268,14 +289,19 @@ def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
 @handles_errors
 def exec_(lab: str = typer.Argument(..., help="The lab (it must be up)."),
           netns: str = typer.Argument(..., help="red, node1/red, or node1 for a node."),
-          cmd: List[str] = typer.Argument(..., help="The command and its arguments, after --.")) \
-        -> None:
+          cmd: List[str] = typer.Argument(..., help="The command and its arguments, after --."),
+          node: Optional[str] = typer.Option(None, "--node", help="The lab was brought up "
+                                             "with `--node NAME`.")) -> None:
     """Run CMD in one of the lab's namespaces (an argument list, no shell)."""
     from netlab.backends.journal import Journal
     from netlab.backends.linux import netns_exists
 
     _need_root()
     name = _lab_name(lab)
+    if node is not None:
+        from netlab.cli.real_node import node_journal_name
+
+        name = node_journal_name(name, node)
     journal = Journal.load(name)
     if journal is None:
         fail(f"lab {name} is not up (netlab real up {lab})")

@@ -1,0 +1,197 @@
+"""Multi-VM mode without VMs: each "VM" is a namespace, the LAN between them a veth pair.
+
+    vmh-<s>-1 [lan0] ==veth== [lan0] vmh-<s>-2          the two machines, nothing else
+       `- nl-<lab>-node1: eth0 = macvlan on lan0           `netlab real up LAB --node node1
+          `- pod-a 10.244.1.2                               --lan-iface lan0` run in vmh-<s>-1
+                            nl-<lab>-node2: eth0 = macvlan on lan0, pod-b 10.244.2.2 -'
+
+The netlab CLI runs in each machine's namespace exactly as it would run in a VM
+(`nsenter --net=/run/netns/vmh-<s>-1 netlab real up ...`), each with its own
+journal directory. Not `ip netns exec`: it gives the command a private mount
+namespace, and the namespaces netlab makes there (bind mounts under /run/netns) would
+vanish with it; a VM has its own /run/netns and no such problem.
+
+The lab is tests/data/vm-two-node.yaml under a name of this run (`vm2n<session>`),
+so its namespaces are `nl-vm2n<session>-node1...`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel_host import PROBE_CODE, SESSION, Listener, link_settled, namespaces_now, run
+
+pytestmark = pytest.mark.privileged
+
+LAB_FILE = Path(__file__).resolve().parents[1] / "data" / "vm-two-node.yaml"
+LAB = f"vm2n{SESSION}"
+VM = {"node1": f"vmh-{SESSION}-1", "node2": f"vmh-{SESSION}-2"}
+LAN_IFACE = "lan0"
+CLUSTER_IP, POD_A, POD_B = "10.96.0.10", "10.244.1.2", "10.244.2.2"
+MINE = (f"vmh-{SESSION}-", f"nl-{LAB}-")   # the namespaces this run's test may make
+
+
+def _mine() -> set[str]:
+    return {n for n in namespaces_now() if n.startswith(MINE)}
+
+
+def _netlab_argv() -> list[str]:
+    script = Path(sys.executable).parent / "netlab"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from netlab.cli.main import main; main()"]
+
+
+class Machines:
+    """The two "VMs" and what runs in them."""
+
+    def __init__(self, run_dir: Path, lab_file: Path):
+        self.run_dir, self.lab_file = run_dir, lab_file
+        self.listeners: list[Listener] = []
+
+    def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
+        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *_netlab_argv(), "real", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
+                              check=False)
+
+    def up(self, node: str) -> dict:
+        done = self.netlab(node, "up", str(self.lab_file), "--node", node,
+                           "--lan-iface", LAN_IFACE, "--json")
+        assert done.returncode == 0, f"real up --node {node}: {done.stdout}{done.stderr}"
+        return json.loads(done.stdout)
+
+    def down(self, node: str) -> subprocess.CompletedProcess:
+        return self.netlab(node, "down", LAB, "--node", node)
+
+
+def _ip_json(netns: str, *what: str) -> list[dict]:
+    done = run(["ip", "-json", "-d", "-n", netns, *what])
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout or "[]")
+
+
+def _wait_settled(namespaces: list[str], timeout: float = 5.0) -> None:
+    """Until every link's operstate caught up with its carrier (KERNEL_NOTES)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(link_settled(l) for ns in namespaces for l in _ip_json(ns, "link", "show")):
+            return
+        time.sleep(0.05)
+
+
+def _connect(netns: str, dst: str, port: int) -> str:
+    done = run(["ip", "netns", "exec", netns, sys.executable, "-c", PROBE_CODE, "tcp", dst,
+                str(port), "2.0", "-"])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _peers_seen(listener: Listener | None, run_dir: Path) -> list[str]:
+    """The source addresses pod-b's listener on 8080 saw: ours, or the lab's own `nc -l`
+    where real mode starts it (it logs JSON lines under the node's journal directory)."""
+    if listener is not None:
+        return [line.split()[1] for line in listener.lines if line.startswith("conn ")]
+    return [json.loads(line)["peer"][0] for path in sorted(run_dir.glob("*.d/*-tcp-8080.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def _machine_state(netns: str) -> list[tuple]:
+    """A VM's own namespace as `ip` shows it: its links (name, kind, up) and addresses."""
+    links = [(l["ifname"], l.get("linkinfo", {}).get("info_kind"), "UP" in l["flags"])
+             for l in _ip_json(netns, "link", "show")]
+    addrs = [(a["ifname"], i["local"], i["prefixlen"]) for a in _ip_json(netns, "addr", "show")
+             for i in a.get("addr_info", []) if i.get("family") == "inet"]
+    return sorted(links) + sorted(addrs)
+
+
+@pytest.fixture
+def machines(kernel, tmp_path):
+    if shutil.which("nsenter") is None:
+        pytest.skip("needs nsenter (apt-get install util-linux)")
+    if shutil.which("iptables-restore") is None:
+        pytest.skip("needs iptables-restore (apt-get install iptables)")
+    before = _mine()
+    lab_file = tmp_path / "vm-two-node.yaml"
+    lab_file.write_text(LAB_FILE.read_text().replace("name: vm-two-node", f"name: {LAB}", 1))
+    m = Machines(tmp_path, lab_file)
+    try:
+        for node in VM:
+            made = run(["ip", "netns", "add", VM[node]])
+            assert made.returncode == 0, made.stderr
+            (tmp_path / node).mkdir()
+        made = run(["ip", "-n", VM["node1"], "link", "add", LAN_IFACE, "type", "veth", "peer",
+                    "name", LAN_IFACE, "netns", VM["node2"]])
+        assert made.returncode == 0, made.stderr
+        for node in VM:
+            assert run(["ip", "-n", VM[node], "link", "set", LAN_IFACE, "up"]).returncode == 0
+        yield m
+    finally:
+        for listener in m.listeners:
+            listener.stop()
+        for node in VM:
+            if (tmp_path / node).exists():
+                m.down(node)
+        for name in VM.values():
+            run(["ip", "netns", "del", name])
+        assert _mine() == before, "the test left namespaces behind (or removed others)"
+
+
+def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
+    vm1_before = _machine_state(VM["node1"])
+    up1 = machines.up("node1")
+    assert up1["ok"] and up1["lab"] == LAB and up1["node"] == "node1", up1
+    assert set(up1["namespaces"]) == {"node1/root", "node1/pod-a"}, "only node1's part"
+    assert up1["steps_elsewhere"] == [2], "node2's step is not run on node1"
+    node1, pod_a = up1["namespaces"]["node1/root"], up1["namespaces"]["node1/pod-a"]
+
+    eth0 = _ip_json(node1, "link", "show", "eth0")[0]
+    assert eth0["linkinfo"]["info_kind"] == "macvlan", eth0
+    assert eth0.get("link_netnsid") is not None, "its lower device is in another namespace"
+    assert _machine_state(VM["node1"]) == vm1_before, "the machine's own namespace is as it was"
+
+    _wait_settled([node1, pod_a])
+    alone = _connect(pod_a, CLUSTER_IP, 80)
+    assert not alone.startswith("success"), f"node2 is not up yet, but: {alone}"
+
+    up2 = machines.up("node2")
+    assert up2["ok"] and set(up2["namespaces"]) == {"node2/root", "node2/pod-b"}, up2
+    assert up2["steps_elsewhere"] == [1, 3]
+    node2, pod_b = up2["namespaces"]["node2/root"], up2["namespaces"]["node2/pod-b"]
+    listener = None
+    if not up2.get("listeners"):          # the lab's `nc -l -p 8080` is not a real one here
+        listener = Listener(pod_b, "tcp", 8080)
+        machines.listeners.append(listener)
+        ready, err = listener.wait_ready()
+        assert ready, err
+    _wait_settled([node1, pod_a, node2, pod_b])
+
+    outcome = _connect(pod_a, CLUSTER_IP, 80)
+    assert outcome.startswith("success"), f"pod-a -> {CLUSTER_IP}:80: {outcome}"
+    time.sleep(0.2)
+    peers = _peers_seen(listener, machines.run_dir / "node2")
+    assert peers == [POD_A], f"pod-b saw {peers}: the DNAT on node1 sent pod-a's own address"
+
+    direct = _connect(pod_a, POD_B, 80)
+    assert direct.startswith("refused"), f"pod-b has nothing on 80: {direct}"
+
+
+def test_down_with_node_removes_that_node_only(machines):
+    up1, up2 = machines.up("node1"), machines.up("node2")
+    done = machines.down("node1")
+    assert done.returncode == 0, done.stderr
+    left = _mine()
+    assert not set(up1["namespaces"].values()) & left, "node1's namespaces are gone"
+    assert set(up2["namespaces"].values()) <= left, "node2's are not touched"
+    assert not (machines.run_dir / "node1" / f"{LAB}@node1.json").exists()
+    assert (machines.run_dir / "node2" / f"{LAB}@node2.json").exists()
+    eth0 = _ip_json(up2["namespaces"]["node2/root"], "link", "show", "eth0")
+    assert eth0 and "UP" in eth0[0]["flags"]
