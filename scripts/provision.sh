@@ -52,8 +52,8 @@ fi
 # probes (ping, nc, traceroute), `netlab draw` (graphviz), the venv (python3-venv).
 PACKAGES=(iproute2 iptables ipset conntrack iputils-ping netcat-openbsd traceroute
           kmod procps util-linux python3-venv python3-pip graphviz)
-# The test suite: CNI reference plugins, the browser test, the pcap test.
-TEST_PACKAGES=(containernetworking-plugins chromium chromium-driver tshark)
+# The test suite: CNI reference plugins (and nft for macspoofchk), the browser test, the pcap test.
+TEST_PACKAGES=(containernetworking-plugins nftables chromium chromium-driver tshark)
 [ "$TEST" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 # `vagrant validate` of the Vagrantfile, with the libvirt provider's settings checked too.
 [ "$VAGRANT" = 1 ] && PACKAGES+=(vagrant vagrant-libvirt)
