@@ -114,9 +114,12 @@ class Hop:
     # where it applies: "ip", "mac", "src_mac" (an ARP hop: the next hop, its MAC, the
     # sending device's MAC); "packet" (the packet from this hop on, where it changed — a
     # NAT hop — or where an answer starts — the first hop of a reply); "nat"; "position";
-    # "policy". A tunnel: an "encap" hop carries {"type": "vxlan", "vni": N, "outer":
-    # {"src", "dst", "sport", "dport"}} and the hops up to the next "decap" hop move the
-    # outer packet (viz/ draws and captures it so).
+    # "policy". A VXLAN tunnel is two hops of event "vxlan": action "encap" where a
+    # VXLAN device wraps the frame ("dev", "vni", "outer" and "inner": the packets as in
+    # "packet", "mac" and "src_mac": the inner frame's Ethernet addresses), and action
+    # "decap" where the receiving device takes it out ("dev", "vni", "outer" as it
+    # arrived, "inner"). The hops between them move the outer packet (viz/ draws and
+    # captures it so); the hops after "decap" move the inner one again.
     extra: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:

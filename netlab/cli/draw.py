@@ -21,6 +21,7 @@ EPILOG = examples(
     "netlab draw 05 --format svg -o lab05.svg",
     "netlab draw 05 --from red --to 192.168.1.3 -o trace.html",
     "netlab draw --world world.json --format mermaid",
+    "netlab draw -f cluster.yaml -f manifests/ --format svg -o cluster.svg",
 )
 
 
@@ -120,10 +121,13 @@ def draw_command(
                               help="The trace's protocol (as for netlab trace)."),
     trace_file: str = typer.Option(None, "--trace", metavar="FILE",
                                    help="Draw a trace saved by netlab trace --json."),
+    files: list[str] = typer.Option(None, "-f", "--file", metavar="PATH",
+                                    help="A cluster file and manifests instead of a LAB (as "
+                                         "for netlab trace -f)."),
 ) -> None:
-    """Draw a lab's topology: nodes as boxes with their namespaces inside, veth pairs as
-    lines labelled with both ends' names and addresses, bridges and LANs as hubs, VXLAN
-    tunnels dashed.
+    """Draw a lab's (or with -f a cluster's) topology: nodes as boxes with their
+    namespaces inside, veth pairs as lines labelled with both ends' names and addresses,
+    bridges and LANs as hubs, VXLAN tunnels dashed.
 
     With --from and --to a trace is drawn on it: every element the packet crossed, with
     its hop numbers (r1, r2, … for the reply). The html format is a page that steps
@@ -137,9 +141,21 @@ def draw_command(
         fail("a trace needs both --from NS and --to IP[:PORT]")
     if source is not None and trace_file is not None:
         fail("give --from/--to or --trace FILE, not both")
-    world, default_node = load_world(lab, world_file, after_step)
-    traced = load_trace(trace_file) if trace_file is not None else None
-    if source is not None:
+    if files:
+        if lab is not None or world_file is not None or after_step is not None:
+            fail("-f (a cluster) replaces LAB, --world and --after-step: give one of them")
+        from netlab.k8s.endpoints import cluster_trace, cluster_world
+
+        if source is not None:
+            ct = cluster_trace(files, source, to, proto, None)
+            world, traced = ct.world, ct.trace
+        else:
+            world = cluster_world(files)[1]
+            traced = load_trace(trace_file) if trace_file is not None else None
+    else:
+        world, default_node = load_world(lab, world_file, after_step)
+        traced = load_trace(trace_file) if trace_file is not None else None
+    if source is not None and not files:
         from netlab.cli.trace import parse_target
         from netlab.dataplane.engine import trace
 

@@ -53,10 +53,11 @@ def netns_name(path: str) -> str:
 
 
 class ModelHost:
-    def __init__(self, backend, node: str):
+    def __init__(self, backend, node: str, container_id: str = ""):
         from netlab.model import ns_key
         self.b = backend
         self.node = node
+        self.container_id = container_id
         self.host_key = ns_key(node)
         self.ctr_key: str | None = None
         self.bridge_mac: str | None = None
@@ -121,12 +122,9 @@ class ModelHost:
 
     def add_veth(self, ifname: str, mtu: int, mac: str) -> str:
         from netlab import ops as O
-        from netlab.cni.bridge import random_veth_name
         if ifname in self._ns("ctr").links:
             raise internal(f"container veth name provided ({ifname}) already exists")
-        name = random_veth_name()
-        while name in self._ns("host").links:
-            name = random_veth_name()
+        name = self.veth_name(ifname)
         self._apply(O.AddLink(self.host_key, name, "veth", peer=ifname, peer_netns=self.ctr_key,
                               mtu=mtu or None))
         if mac:
@@ -134,6 +132,19 @@ class ModelHost:
         self._apply(O.SetLinkUp(self.ctr_key, ifname, True))
         self._apply(O.SetLinkUp(self.host_key, name, True))
         return name
+
+    def veth_name(self, ifname: str) -> str:
+        """``veth`` + 8 hex digits, as the plugin names the host end. The plugin draws
+        them at random; the model, deterministic, hashes the container id and ifname
+        (and a counter on the rare clash), so every run gives the same names."""
+        import hashlib
+        host = self._ns("host").links
+        for n in range(1 << 16):
+            seed = f"{self.container_id}/{ifname}/{n}".encode()
+            name = "veth" + hashlib.sha256(seed).hexdigest()[:8]
+            if name not in host:
+                return name
+        raise internal("failed to find a free veth name")
 
     def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
         from netlab import ops as O
@@ -263,13 +274,13 @@ def _args(command: str, netconf: dict, container_id: str, netns: str, ifname: st
                      fastjson.dumps_compact(netconf).encode(), env={})
 
 
-def _handlers(backend, node: str, memory: dict, plugin: str) -> dict:
+def _handlers(backend, node: str, memory: dict, plugin: str, container_id: str = "") -> dict:
     from netlab.cni import bridge, delegate, hostlocal
     if plugin == "host-local":
         return hostlocal.handlers(memory)
     if plugin != "bridge":
         raise internal(f'failed to find plugin "{plugin}" in path [/opt/cni/bin]')
-    return bridge.handlers(lambda: ModelHost(backend, node),
+    return bridge.handlers(lambda: ModelHost(backend, node, container_id),
                            lambda a, t: delegate.Ipam(a, t, memory, in_process_only=True))
 
 
@@ -291,7 +302,6 @@ def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: st
     the codes and messages the reference plugins use. A failed ADD leaves the World as
     it was.
     """
-    import copy
     from netlab.cni.store import Files
     memory = data_dir_state if data_dir_state is not None else \
         Files(backend.world.files.setdefault(node, {}))
@@ -301,14 +311,62 @@ def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: st
         return skel.version_info(args.stdin)
     if command not in skel.COMMANDS:
         raise CniError(4, f"unknown CNI_COMMAND: {command}")
-    saved = copy.deepcopy(backend.world.__dict__)
+    saved = _Saved(backend.world, node, netns, data_dir_state)
     try:
-        out = skel.dispatch(args, _handlers(backend, node, memory, str(netconf.get("type", ""))))
+        out = skel.dispatch(args, _handlers(backend, node, memory, str(netconf.get("type", "")),
+                                            container_id))
     except BaseException:
-        backend.world.__dict__.update(saved)
+        saved.restore()
         getattr(backend, "_changed", lambda: None)()
         raise
     return out or {}
+
+
+class _Saved:
+    """What one plugin call can change, kept to put back if it fails: the node's root
+    namespace and the container's, the node's files (or ``data_dir_state``) and the
+    MAC counter. Copying only these (not the whole World) keeps a call's cost
+    independent of the cluster's size. iptables tables are copied on write by the
+    backend (a restore swaps in new ones), so they are kept by reference."""
+
+    def __init__(self, world, node: str, netns: str, data_dir_state: dict | None):
+        import pickle
+        from netlab.model import ns_key
+        self.world = world
+        spaces = [world.namespaces[k] for k in (ns_key(node), ns_key(node, netns_name(netns)))
+                  if k in world.namespaces]
+        self.keys = [ns.key for ns in spaces]
+        self.tables = [ns.tables for ns in spaces]
+        try:                                    # pickle is C: far faster than deepcopy
+            for ns in spaces:
+                ns.tables = {}
+            self.blob = pickle.dumps(spaces, pickle.HIGHEST_PROTOCOL)
+        finally:
+            for ns, tables in zip(spaces, self.tables):
+                ns.tables = tables
+        self.tables = [dict(t) for t in self.tables]
+        self.node = node
+        self.files = dict(world.files[node]) if node in world.files else None
+        self.state = data_dir_state
+        self.state_copy = {k: dict(v) for k, v in data_dir_state.items()} \
+            if data_dir_state is not None else None
+        self.mac_counter = world.mac_counter
+
+    def restore(self) -> None:
+        import pickle
+        for key, ns, tables in zip(self.keys, pickle.loads(self.blob), self.tables):
+            ns.tables = tables
+            self.world.namespaces[key] = ns
+        if self.files is None:
+            self.world.files.pop(self.node, None)
+        else:
+            tree = self.world.files.setdefault(self.node, {})
+            tree.clear()
+            tree.update(self.files)
+        if self.state is not None:
+            self.state.clear()
+            self.state.update(self.state_copy)
+        self.world.mac_counter = self.mac_counter
 
 
 # --- the executables with NETLAB_WORLD -------------------------------------------------------
@@ -363,7 +421,7 @@ def plugin_handlers(environ, plugin: str = "bridge") -> dict:
                 nodes = backend.world.nodes
                 node = environ.get("NETLAB_NODE") or (nodes[0] if nodes else "host")
                 memory = Files(backend.world.files.setdefault(node, {}))
-                out = _handlers(backend, node, memory, plugin)[command](args)
+                out = _handlers(backend, node, memory, plugin, args.container_id)[command](args)
                 if command != "CHECK":
                     wf.save(backend)
                 return out

@@ -147,7 +147,8 @@ def run_plugins(world, node: str, calls) -> tuple[str, int, list[O.Op]]:
         start = len(rec.ops)
         files = Files(rec.world.files.setdefault(node, {}))
         out, err = io.StringIO(), io.StringIO()
-        status = skel.main(plugin, _handlers(rec, node, files, plugin), environ=env,
+        status = skel.main(plugin, _handlers(rec, node, files, plugin, env.get("CNI_CONTAINERID", "")),
+                           environ=env,
                            stdin=io.BytesIO(stdin.encode()), stdout=out, stderr=err)
         texts.append(out.getvalue() or err.getvalue())
         if status:

@@ -224,9 +224,10 @@ class _Walk:
 
     # --- helpers --------------------------------------------------------------------
     @staticmethod
-    def hop(ns: Netns, event: str, detail: str, dev: str | None = None, **extra) -> Hop:
+    def hop(ns: Netns, event: str, detail: str, dev: str | None = None,
+            action: str | None = None, **extra) -> Hop:
         return Hop(node=ns.node, netns=ns.name, event=event, detail=detail, dev=dev,
-                   extra=extra or None)
+                   action=action, extra=extra or None)
 
     @staticmethod
     def end(verdict: str, outcome: str, hops: list[Hop], packet: Packet, *,
@@ -359,13 +360,18 @@ class _Walk:
         inner = skb.pkt
         flow = f"{inner.proto} {inner.src} {inner.sport} {inner.dst} {inner.dport}".encode()
         sport = 32768 + zlib.crc32(flow) % (60999 - 32768 + 1)   # udp_flow_src_port
-        outer_pkt = Packet("udp", src=vx.get("local"), dst=remote, sport=sport,
-                           dport=vx["dstport"])
-        shown = outer_pkt.with_(src=vx.get("local") or "(source of the route)")
+        src = vx.get("local")
+        if src is None:         # no ``local``: the source the outer packet's route gives it
+            d = route_get(ns, remote, oif=vx.get("dev"))
+            src = d.src if d.ok else None
+        outer_pkt = Packet("udp", src=src, dst=remote, sport=sport, dport=vx["dstport"])
+        shown = outer_pkt.with_(src=src or "(no route)")
+        # The tunnel contract (trace.py, Hop): this hop and the decapsulating one.
         skb.hops.append(self.hop(
             ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {neigh.mac} dst "
             f"{remote}): outer {shown.describe()}, inner {inner.describe()}", dev=link.name,
-            vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json()))
+            action="encap", vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json(),
+            mac=neigh.mac, src_mac=link.mac))
         outer = _Skb(outer_pkt, hops=skb.hops, inner=skb, vni=vx["vni"])
         return self.send(ns, outer, oif=vx.get("dev"))
 
@@ -566,7 +572,8 @@ class _Walk:
             inner = skb.inner
             hops.append(self.hop(ns, "vxlan", f"{vxlan.name} decapsulates (udp port {pkt.dport}, "
                                  f"VNI {skb.vni}): inner {inner.pkt.describe()} arrives on "
-                                 f"{vxlan.name}", dev=vxlan.name, vni=skb.vni))
+                                 f"{vxlan.name}", dev=vxlan.name, action="decap",
+                                 vni=skb.vni, outer=pkt.to_json(), inner=inner.pkt.to_json()))
             inner.crossed(netns_changed=True)
             return self.receive(ns, vxlan, inner)
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:

@@ -1,8 +1,11 @@
 """A cluster as Ops: nodes on a LAN, pods attached by the kubelet, routes between
 the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
 
-``cluster_ops`` gives the list (the same for either backend); ``build_model`` applies
-it to a fresh World.
+The kubelet runs the CNI plugins in-process, and they decide from the state they
+find, so the cluster is built on a model as it goes (``build``): a ``Recorder``
+keeps every Op applied. ``cluster_ops`` gives that list (the same for either
+backend); ``build_model`` gives the model it was built on (with host-local's
+files, which are not kernel state and so are not in the list).
 """
 
 from __future__ import annotations
@@ -50,18 +53,6 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
     gateway = str(subnet.network_address + 1)
     if subnet.prefixlen < 31 and all(n.ip != gateway for n in cluster.nodes):
         ops += [O.AddRoute(ns_key(n.name), "default", gateway=gateway) for n in cluster.nodes]
-    return ops
-
-
-def pod_ops(cluster: Cluster) -> list[O.Op]:
-    ops: list[O.Op] = []
-    bridged: set[str] = set()
-    for pod in cluster.pods:
-        node = cluster.node(pod.node)
-        first = not pod.host_network and node.name not in bridged
-        if first:
-            bridged.add(node.name)
-        ops += kubelet.attach_pod(node, pod, first)
     return ops
 
 
@@ -139,16 +130,44 @@ def policy_ops(cluster: Cluster) -> list[O.Op]:
             for n in cluster.nodes if (payload := netpol.node_payload(cluster, n.name))]
 
 
-def cluster_ops(cluster: Cluster) -> list[O.Op]:
+class Recorder:
+    """A ModelBackend that keeps the Ops applied through it, in order."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.ops: list[O.Op] = []
+
+    @property
+    def world(self) -> World:
+        return self.backend.world
+
+    def apply(self, op: O.Op) -> None:
+        self.backend.apply(op)
+        self.ops.append(op)
+
+    def _changed(self) -> None:
+        self.backend._changed()
+
+
+def build(cluster: Cluster) -> Recorder:
+    """The cluster built on a fresh model: nodes, then each pod as kubelet starts it (in
+    placement order), the pod network, kube-proxy's and the NetworkPolicy rules."""
+    from netlab.backends.model import ModelBackend
+
+    rec = Recorder(ModelBackend(World(name=cluster.spec.name)))
+    for op in node_ops(cluster):
+        rec.apply(op)
+    for pod in cluster.pods:
+        kubelet.attach_pod(rec, cluster, pod)
     network = vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
-    return node_ops(cluster) + pod_ops(cluster) + network + proxy_ops(cluster) \
-        + policy_ops(cluster)
+    for op in network + proxy_ops(cluster) + policy_ops(cluster):
+        rec.apply(op)
+    return rec
+
+
+def cluster_ops(cluster: Cluster) -> list[O.Op]:
+    return build(cluster).ops
 
 
 def build_model(cluster: Cluster):
-    from netlab.backends.model import ModelBackend
-
-    backend = ModelBackend(World(name=cluster.spec.name))
-    for op in cluster_ops(cluster):
-        backend.apply(op)
-    return backend
+    return build(cluster).backend

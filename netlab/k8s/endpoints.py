@@ -141,16 +141,23 @@ class ClusterTrace:
     switches: tuple = ()
 
 
+def cluster_world(files: list[str]):
+    """The cluster ``files`` describe (a cluster file, manifests) and the World built
+    from it: (cluster, world)."""
+    from netlab.k8s.build import build_model
+    from netlab.k8s.cluster import load_cluster
+
+    cluster = load_cluster(files)
+    return cluster, build_model(cluster).world
+
+
 def cluster_trace(files: list[str], source: str, to: str, proto: str | None,
                   sport: int | None) -> ClusterTrace:
     """Build the cluster from ``files`` and trace ``source`` → ``to`` (see module doc)."""
     from netlab.dataplane.engine import trace as run
-    from netlab.k8s.build import build_model
-    from netlab.k8s.cluster import load_cluster
     from netlab.k8s.dns import queries
 
-    cluster = load_cluster(files)
-    world = build_model(cluster).world
+    cluster, world = cluster_world(files)
     key = source_netns(cluster, source)
     host = to.partition(":")[0]
     asked = dns_trace = None

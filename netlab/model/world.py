@@ -7,6 +7,7 @@ link name), kept up to date when either end is renamed or moved.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,6 +59,13 @@ class Link:
     fdb: list[dict] = field(default_factory=list)       # vxlan: [{"mac", "dst"}]
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def route_network(dst: str) -> ipaddress.IPv4Network:
+    """A route's destination as a network (parsed once: routes are looked at in every
+    lookup, and IPv4Network objects are immutable)."""
+    return ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst)
+
+
 @dataclass
 class Route:
     dst: str                        # "default" or a normalised CIDR "10.0.0.0/24"
@@ -72,7 +80,7 @@ class Route:
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network("0.0.0.0/0" if self.dst == "default" else self.dst)
+        return route_network(self.dst)
 
 
 @dataclass

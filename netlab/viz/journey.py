@@ -3,8 +3,8 @@ each step a hop with the packet as it is there.
 
 The packet is followed through the hops: a hop that carries ``packet`` (NAT, the start
 of an answer) sets it, a ``forward`` hop takes one off the TTL, an ``arp`` hop sets the
-Ethernet header, and an ``encap`` hop wraps the packet in a tunnel's outer header until
-the next ``decap`` hop (trace.py, Hop.extra).
+Ethernet header, and a tunnel's ``encap`` hop wraps the packet in its outer header until
+the next ``decap`` hop (``tunnel_action``; trace.py, Hop.extra).
 """
 
 from __future__ import annotations
@@ -77,6 +77,21 @@ def packet_from_json(data: dict[str, Any]) -> Packet:
                      inner=packet_from_json(inner))
 
 
+def tunnel_action(hop: Hop) -> str | None:
+    """"encap" or "decap" for a tunnel's hop (a VXLAN device's), else None."""
+    if hop.event == "vxlan" and hop.action in ("encap", "decap"):
+        return hop.action
+    return None
+
+
+def tunnel_of(hop: Hop) -> dict[str, Any]:
+    """The tunnel an ``encap`` hop opens: type, vni, outer header (and its TTL)."""
+    extra = hop.extra or {}
+    outer = dict(extra.get("outer") or {})
+    return {"type": hop.event, "vni": extra.get("vni"), "outer": outer,
+            "ttl": outer.get("ttl", 64)}
+
+
 def changed_fields(before: Packet, after: Packet) -> tuple[str, ...]:
     return tuple(f for f in HEADER_FIELDS if getattr(before, f) != getattr(after, f))
 
@@ -93,11 +108,12 @@ def walk_hops(hops: list[Hop], start: Packet) -> list[Step]:
         extra = hop.extra or {}
         before = None
         changed: tuple[str, ...] = ()
-        if hop.event == "encap" and extra.get("encap"):
-            encap = dict(extra["encap"])
-            encap.setdefault("ttl", 64)
-            inner_ether, ether = ether, None
-        elif hop.event == "decap" and encap is not None:
+        tunnel = tunnel_action(hop)
+        if tunnel == "encap":
+            encap = tunnel_of(hop)
+            inner_ether = (extra.get("src_mac"), extra["mac"]) if extra.get("mac") else ether
+            ether = None
+        elif tunnel == "decap" and encap is not None:
             encap, ether, inner_ether = None, inner_ether, None
         elif "packet" in extra and encap is None:
             new = packet_from_json(extra["packet"])
@@ -110,7 +126,7 @@ def walk_hops(hops: list[Hop], start: Packet) -> list[Step]:
                 encap = {**encap, "ttl": encap["ttl"] - 1}
             else:
                 pkt = pkt.with_(ttl=pkt.ttl - 1)
-        if hop.event == "arp" and extra.get("mac"):
+        if hop.event == "arp" and extra.get("mac") and tunnel is None:
             ether = (extra.get("src_mac"), extra["mac"])
         steps.append(Step(n, hop, pkt, before, changed, ether, encap, inner_ether))
     return steps

@@ -14,7 +14,7 @@ capture is built.
 from __future__ import annotations
 
 from netlab.trace import Packet, Trace
-from netlab.viz.journey import Leg, Step, legs, place
+from netlab.viz.journey import Leg, Step, legs, place, tunnel_action
 
 UNKNOWN_MAC = "00:00:00:00:00:00"
 VXLAN_PORT = 4789
@@ -74,7 +74,7 @@ class _Frames:
 
     def frame(self, step: Step, answer: bool):
         encap = step.encap
-        tunnelled = encap is not None and step.hop.event not in ("encap", "decap")
+        tunnelled = encap is not None and tunnel_action(step.hop) is None
         outer = tuple(sorted((encap.get("outer") or {}).items())) if tunnelled else None
         key = (step.packet.with_(ttl=0), answer, outer,
                encap.get("vni") if tunnelled else None)
@@ -140,9 +140,10 @@ def captures(steps: list[Step], i: int, world=None) -> list[tuple[str, int]]:
         return []
     here = f"{place(hop)}:{hop.dev}"
     event = hop.event
-    if event in ("loopback", "exit", "encap"):
+    tunnel = tunnel_action(hop)
+    if event in ("loopback", "exit") or tunnel == "encap":
         return [(here, OUTBOUND)]
-    if event == "decap":
+    if tunnel == "decap":
         return [(here, INBOUND)]
     if world is None or event not in ("veth", "bridge"):
         return [(here, OUTBOUND)] if event == "veth" else []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from netlab.trace import Hop, Trace
-from netlab.viz.journey import Leg, Step, legs, verdict_text
+from netlab.viz.journey import Leg, Step, legs, tunnel_action, verdict_text
 
 Segment = tuple[str, str]           # (text, rich style or "")
 Line = list[Segment]
@@ -26,7 +26,7 @@ STYLES = {
     "accept": "green", "drop": "bold red", "nat": "yellow", "rule": "dim",
     "warn": "magenta", "route": "cyan", "arp": "blue", "bridge": "blue", "veth": "",
     "place": "bold", "head": "bold", "ok": "bold green", "bad": "bold red",
-    "note": "dim", "encap": "cyan", "decap": "cyan",
+    "note": "dim", "vxlan": "cyan",
 }
 EVENT_WIDTH = 9
 
@@ -68,7 +68,7 @@ def _hop_node(step: Step) -> Node:
     if step.before is not None:
         node.children.append(Node([(f"{step.before.describe()}  →  {step.packet.describe()}",
                                     "yellow")]))
-    encap = (step.hop.extra or {}).get("encap") if step.hop.event == "encap" else None
+    encap = step.encap if tunnel_action(step.hop) == "encap" else None
     if encap:
         outer = encap.get("outer", {})
         node.children.append(Node([(f"{encap.get('type', 'tunnel')} vni {encap.get('vni')}: "

@@ -17,7 +17,7 @@ from itertools import combinations
 
 from netlab.model import Link, Netns, World
 from netlab.trace import Hop
-from netlab.viz.journey import Leg
+from netlab.viz.journey import Leg, tunnel_action
 
 
 @dataclass
@@ -65,7 +65,9 @@ def end_label(link: Link) -> str:
 
 
 def _vxlan_group(link: Link) -> str:
-    return str(getattr(link, "vni", None) or link.conf.get("vni") or link.name)
+    """VXLAN devices with the same VNI and UDP port are one overlay."""
+    vx = link.vxlan or {}
+    return f"{vx['vni']}/{vx.get('dstport')}" if vx.get("vni") is not None else link.name
 
 
 def topology(world: World) -> Topology:
@@ -176,7 +178,7 @@ def element_of(topo: Topology, world: World, hop: Hop) -> str | None:
     key = f"{hop.node}/{hop.netns}"
     ns = world.namespaces.get(key)
     link = ns.links.get(hop.dev) if ns is not None and hop.dev else None
-    if hop.event in ("veth", "encap", "decap") and link is not None:
+    if (hop.event == "veth" or tunnel_action(hop) is not None) and link is not None:
         found = topo.link_edge.get((key, link.name))
         if found is not None:
             return found

@@ -132,3 +132,57 @@ def test_without_graphviz_svg_is_a_one_line_error_and_the_page_has_no_diagram(tm
     page = tmp_path / "t.html"
     assert invoke(*TRACE, "--html", str(page)).exit_code == 0
     assert "No diagram: it needs Graphviz" in page.read_text()
+
+
+# --- netlab draw -f: a cluster --------------------------------------------------------------
+SHOP = __import__("pathlib").Path(__file__).parents[1] / "data" / "k8s" / "shop"
+
+
+@pytest.fixture()
+def vxlan_cluster(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text((SHOP / "cluster.yaml").read_text().replace("network: host-gw",
+                                                               "network: vxlan"))
+    return ["-f", str(path), "-f", str(SHOP / "shop.yaml")]
+
+
+def test_draw_a_cluster_with_its_vxlan_tunnel_dashed(vxlan_cluster):
+    result = invoke("draw", *vxlan_cluster)
+    assert result.exit_code == 0, result.output
+    source = result.stdout
+    assert "subgraph cluster_node1 {" in source and "subgraph cluster_node2 {" in source
+    assert "ns_node1_shop_frontend" in source.replace("-", "_")      # the pods' namespaces
+    tunnel = [line for line in source.splitlines() if "id=vxlan_" in line]
+    assert len(tunnel) == 1 and "style=dashed" in tunnel[0]
+    assert "flannel.1\\n10.244.1.0/32" in tunnel[0] and "flannel.1\\n10.244.2.0/32" in tunnel[0]
+
+
+def test_draw_a_cluster_host_gw_has_no_tunnel():
+    result = invoke("draw", "-f", str(SHOP / "cluster.yaml"), "-f", str(SHOP / "shop.yaml"))
+    assert result.exit_code == 0 and "id=vxlan_" not in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+def test_dot_accepts_a_cluster_drawing_with_a_trace_through_the_tunnel(vxlan_cluster, tmp_path):
+    import subprocess
+
+    shown = json.loads(invoke("cluster", "show", *vxlan_cluster, "--json").stdout)
+    frontend = next(p["name"] for p in shown["pods"] if p["name"].startswith("frontend"))
+    out = tmp_path / "cluster.dot"
+    result = invoke("draw", *vxlan_cluster, "--from", f"pod/shop/{frontend}",
+                    "--to", "svc/shop/backend:80", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    source = out.read_text()
+    tunnel = next(line for line in source.splitlines() if "id=vxlan_" in line)
+    assert "VXLAN tunnel #" in tunnel and "style=dashed" in tunnel      # the trace crossed it
+    done = subprocess.run(["dot", "-Tsvg", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "<svg" in done.stdout and 'id="vxlan_node1_root_flannel_1_node2"' in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("draw", "03", "-f", "x.yaml"), "netlab: -f (a cluster) replaces LAB"),
+    (("draw", "-f", "nope.yaml"), "netlab: nope.yaml: no such file or directory"),
+])
+def test_draw_cluster_errors_are_one_line(args, message):
+    one_line_error(invoke(*args), message)

@@ -17,7 +17,7 @@ import json
 import shlex
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from netlab.backends.model import ModelBackend
@@ -262,8 +262,18 @@ def payloads(draw):
     return "\n".join(lines) + "\n"
 
 
+# Found by this test (a comment whose quote is never closed): kept so it always runs.
+UNTERMINATED_COMMENT = (
+    '*filter\n:MYCHAIN - [0:0]\n:MYCHAIN - [0:0]\n:OTHER - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n'
+    ':INPUT ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate NEW -m comment '
+    '--comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL\n'
+    '-A INPUT -m comment --comment "\n-A INPUT -m conntrack --ctstate NEW -m comment '
+    '--comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL\nCOMMIT\n')
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(payloads(), st.booleans())
+@example(UNTERMINATED_COMMENT, True)
 def test_random_dumps(payload, noflush):
     ns = Netns(node="host", name="root")
     apply_restore(ns, BASE)
@@ -278,5 +288,18 @@ def test_random_dumps(payload, noflush):
         return
     saved = iptables_save(ns)
     again = Netns(node="host", name="root")
+    stray = [n for n, line in enumerate(saved.split("\n"), 1) if line.startswith('"')]
+    if stray:
+        # An unterminated quote keeps the line's newline in the argument (a comment); the
+        # real iptables-save prints it as it is and the real iptables-restore cannot read
+        # that dump back either: it stops at the stray `"` line (test_iptables_restore,
+        # "unterminated quote"). The model must refuse it the same way.
+        try:
+            apply_restore(again, saved)
+        except CommandError as exc:
+            assert str(exc).startswith("Bad argument `"), str(exc)
+            assert str(exc).endswith(f"Error occurred at line: {stray[0]}"), str(exc)
+            return
+        raise AssertionError(f"a dump with a newline in a string read back: {saved!r}")
     apply_restore(again, saved)
     assert iptables_save(again) == saved

@@ -280,3 +280,68 @@ def test_noflush_policy_lines_keep_the_rules_and_flushes_do_not_make_tables():
                           "COMMIT\n", True)
     assert str(caught.value) == \
         "iptables-restore: line 4 failed: Bad rule (does a matching rule exist in that chain?)."
+
+
+# --- an unterminated quote (found by test_iptables_fuzz::test_random_dumps) --------------------
+# Recorded with iptables v1.8.9 (nf_tables) in a namespace of its own: iptables-restore's
+# tokenizer (xshared.c, add_param_to_argv) reads each line with its newline, and an open
+# quote takes everything up to the end of the buffer, so the argument ends in "\n". The
+# rule is accepted, iptables-save prints the newline as it is, and that dump does not read
+# back: iptables-restore stops at the stray `"` line with "Bad argument".
+UNTERMINATED = ('*filter\n'
+                '-A INPUT -m comment --comment "\n'
+                '-A INPUT -m comment --comment "abc def\n'
+                '-A INPUT -j ACCEPT -m comment --comment "x\n'
+                'COMMIT\n')
+UNTERMINATED_SAVED = ('*filter\n'
+                      ':INPUT ACCEPT [0:0]\n'
+                      ':FORWARD ACCEPT [0:0]\n'
+                      ':OUTPUT ACCEPT [0:0]\n'
+                      '-A INPUT -m comment --comment "\n"\n'
+                      '-A INPUT -m comment --comment "abc def\n"\n'
+                      '-A INPUT -m comment --comment "x\n" -j ACCEPT\n'
+                      'COMMIT\n')
+
+
+def test_an_unterminated_quote_takes_the_rest_of_the_line_and_its_newline():
+    ns = Netns(node="host", name="root")
+    apply_restore(ns, UNTERMINATED)
+    assert ns.tables["filter"].chains["INPUT"].rules == [
+        '-m comment --comment "\n"', '-m comment --comment "abc def\n"',
+        '-m comment --comment "x\n" -j ACCEPT']
+    saved = iptables_save(ns, "filter")
+    assert "\n".join(l for l in saved.split("\n") if not l.startswith("#")) == UNTERMINATED_SAVED
+
+
+def test_a_dump_with_a_newline_in_a_comment_does_not_read_back():
+    ns = Netns(node="host", name="root")
+    apply_restore(ns, UNTERMINATED)
+    again = Netns(node="host", name="root")
+    with pytest.raises(CommandError) as exc:
+        apply_restore(again, iptables_save(ns, "filter"))
+    # the save's 7th line is the `"` that closes the first comment (line 1 is its header)
+    assert str(exc.value) == "Bad argument `\n' Error occurred at line: 7"
+    assert exc.value.status == 2 and again.tables == {}
+
+
+@pytest.mark.parametrize("line, message", [
+    ('-A INPUT -s "1.2.3.4', "iptables-restore v1.8.9 (nf_tables): host/network `1.2.3.4\n' "
+                             "not found Error occurred at line: 2"),
+    ('-A INPUT -j "ACCEPT', "iptables-restore v1.8.9 (nf_tables): Invalid target name "
+                            "`ACCEPT\n' Error occurred at line: 2"),
+    ('-A INPUT -m comment --comment "abc"def" -j ACCEPT', "Bad argument `def -j ACCEPT\n' "
+                                                          "Error occurred at line: 2"),
+])
+def test_an_unterminated_quote_elsewhere_is_refused_as_the_tool_refuses_it(line, message):
+    ns = Netns(node="host", name="root")
+    with pytest.raises(CommandError) as exc:
+        apply_restore(ns, f"*filter\n{line}\nCOMMIT\n")
+    assert str(exc.value) == message and exc.value.status == 2
+
+
+def test_an_unterminated_quote_on_the_last_line_wants_commit():
+    ns = Netns(node="host", name="root")
+    with pytest.raises(CommandError) as exc:
+        apply_restore(ns, '*filter\n-A INPUT -m comment --comment "abc def')
+    assert str(exc.value) == "iptables-restore: COMMIT expected at line 3"
+    assert exc.value.status == 1

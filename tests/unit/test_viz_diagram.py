@@ -53,8 +53,11 @@ def test_dot_accepts_the_diagram_of_every_bundled_lab(lab):
 def test_dot_accepts_a_diagram_with_a_trace_and_a_tunnel():
     world, traced = vxlan_case()
     topo = topology(world)
-    svg = to_svg(to_dot(topo, overlay(topo, world, legs(traced))))
-    assert 'id="vxlan_node1_root_flannel_1_node2"' in svg
+    over = overlay(topo, world, legs(traced))
+    svg = to_svg(to_dot(topo, over))
+    assert 'id="vxlan_node1_root_vxlan0_node2"' in svg
+    # the engine's encap and decap hops (6 and 13, each way) land on the tunnel's edge
+    assert compact(over.numbers["vxlan_node1_root_vxlan0_node2"]) == "6,13,r6,r13"
 
 
 def test_clusters_namespaces_bridges_and_veth_labels():
@@ -73,8 +76,8 @@ def test_vxlan_tunnels_are_dashed():
     world, _ = vxlan_case()
     source = to_dot(topology(world))
     tunnel = next(line for line in source.splitlines() if "id=vxlan_" in line)
-    assert "style=dashed" in tunnel and "flannel.1\\n10.244.1.0/32" in tunnel
-    assert "-.-|\"VXLAN flannel.1" in to_mermaid(topology(world))
+    assert "style=dashed" in tunnel and "vxlan0\\n10.244.1.0/32" in tunnel
+    assert "-.-|\"VXLAN vxlan0" in to_mermaid(topology(world))
 
 
 def test_a_trace_drawn_on_the_diagram_numbers_its_hops():

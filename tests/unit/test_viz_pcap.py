@@ -11,15 +11,15 @@ import subprocess
 import pytest
 
 from netlab.viz.pcap import write_pcap
-from tests.unit.viz_cases import lab_trace, vxlan_case
+from tests.unit.viz_cases import lab_trace, vxlan_case, vxlan_cluster_case
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="needs Wireshark's tshark "
                                   "(apt-get install tshark); CI installs it")
 
 
-def tshark_json(path) -> list[dict]:
-    done = subprocess.run([TSHARK, "-r", str(path), "-T", "json", "--no-duplicate-keys"],
+def tshark_json(path, *options: str) -> list[dict]:
+    done = subprocess.run([TSHARK, "-r", str(path), *options, "-T", "json", "--no-duplicate-keys"],
                           capture_output=True, text=True, check=True)
     return [p["_source"]["layers"] for p in json.loads(done.stdout)]
 
@@ -108,72 +108,115 @@ def test_nat_frames_carry_the_labs_macs(port_mapping):
     assert "hop" in layers[0]["pkt_comment"]["frame.comment"]
 
 
-@pytest.fixture(scope="module")
-def vxlan_capture(tmp_path_factory):
+class Tunnel:
+    """A real engine trace through a VXLAN overlay and what its capture must show."""
+
+    def __init__(self, name, world, traced, vtep, vni, port, nodes, pods):
+        self.name, self.world, self.traced = name, world, traced
+        self.vtep, self.vni, self.port = vtep, vni, port
+        self.nodes = nodes                      # (node, its LAN address) x 2: sender first
+        self.pods = pods                        # (netns key, pod IP) x 2
+
+
+def lab09() -> Tunnel:
     world, traced = vxlan_case()
-    path = tmp_path_factory.mktemp("pcap") / "vxlan.pcap"
-    write_pcap(traced, str(path), world)
-    return world, path
+    return Tunnel("lab09", world, traced, "vxlan0", 42, 4789,
+                  [("node1", "192.168.1.11"), ("node2", "192.168.1.12")],
+                  [("node1/red", "10.244.1.2"), ("node2/blue", "10.244.2.2")])
+
+
+def vxlan_cluster() -> Tunnel:
+    from netlab.k8s.build import VXLAN_PORT, VXLAN_VNI
+
+    world, traced, cluster = vxlan_cluster_case()
+    nodes = [(n.name, n.ip) for n in cluster.nodes]
+    pods = [(traced.source, traced.packet.src),
+            (traced.paths[0].delivered_to, traced.packet.dst)]
+    return Tunnel("cluster", world, traced, "flannel.1", VXLAN_VNI, VXLAN_PORT, nodes, pods)
+
+
+@pytest.fixture(scope="module", params=[lab09, vxlan_cluster], ids=["lab09", "vxlan-cluster"])
+def tunnel(request, tmp_path_factory):
+    t = request.param()
+    t.path = tmp_path_factory.mktemp("pcap") / f"{t.name}.pcap"
+    t.count = write_pcap(t.traced, str(t.path), t.world)
+    return t
+
+
+def tunnel_layers(t: Tunnel) -> list[dict]:
+    # 4789 is VXLAN's IANA port, which tshark decodes; flannel's 8472 needs "decode as"
+    return tshark_json(t.path, "-d", f"udp.port=={t.port},vxlan")
 
 
 @needs_tshark
-def test_tshark_decodes_vxlan_frames_with_their_inner_packet(vxlan_capture):
-    world, path = vxlan_capture
-    layers = tshark_json(path)
+def test_tshark_decodes_outer_and_inner_packet_at_each_hop(tunnel):
+    t = tunnel
+    layers = tunnel_layers(t)
+    assert len(layers) == t.count
+    (n1, ip1), (n2, ip2) = t.nodes
     tunnelled = [(device(l), l) for l in layers if "vxlan" in l]
     # request: out of node1's eth0, through the LAN switch, into node2's eth0; the reply back
-    assert [dev for dev, _ in tunnelled] == ["node1:eth0", "lan:node1", "lan:node2", "node2:eth0",
-                                             "node2:eth0", "lan:node2", "lan:node1", "node1:eth0"]
+    assert [dev for dev, _ in tunnelled] == [f"{n1}:eth0", f"lan:{n1}", f"lan:{n2}", f"{n2}:eth0",
+                                             f"{n2}:eth0", f"lan:{n2}", f"lan:{n1}", f"{n1}:eth0"]
+    (_, pod1), (_, pod2) = t.pods
     for n, (dev, l) in enumerate(tunnelled):
         request = n < 4
         outer, inner = as_list(l["ip"])
         outer_eth, inner_eth = as_list(l["eth"])
         assert l["frame"]["frame.protocols"] == "eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:icmp"
-        assert (outer["ip.src"], outer["ip.dst"]) == (("192.168.1.11", "192.168.1.12") if request
-                                                      else ("192.168.1.12", "192.168.1.11"))
-        assert int(l["udp"]["udp.dstport"]) == 4789 and l["vxlan"]["vxlan.vni"] == "1"
-        assert (inner["ip.src"], inner["ip.dst"]) == (("10.244.1.2", "10.244.2.3") if request
-                                                      else ("10.244.2.3", "10.244.1.2"))
+        assert "_ws.malformed" not in l
+        assert (outer["ip.src"], outer["ip.dst"]) == ((ip1, ip2) if request else (ip2, ip1))
+        assert int(outer["ip.ttl"]) == 64
+        assert int(l["udp"]["udp.dstport"]) == t.port and l["vxlan"]["vxlan.vni"] == str(t.vni)
+        assert 32768 <= int(l["udp"]["udp.srcport"]) <= 60999       # udp_flow_src_port
+        assert (inner["ip.src"], inner["ip.dst"]) == ((pod1, pod2) if request else (pod2, pod1))
+        assert int(inner["ip.ttl"]) == 63                 # the sending node forwarded it
         assert l["icmp"]["icmp.type"] == ("8" if request else "0")
-        # outer Ethernet: the nodes' eth0; inner: the flannel.1 devices
-        sender, receiver = ("node1", "node2") if request else ("node2", "node1")
-        assert outer_eth["eth.src"] == mac_of(world, sender, "eth0")
-        assert outer_eth["eth.dst"] == mac_of(world, receiver, "eth0")
-        assert inner_eth["eth.src"] == mac_of(world, sender, "flannel.1")
-        assert inner_eth["eth.dst"] == mac_of(world, receiver, "flannel.1")
-    # on the flannel.1 devices themselves the inner frame is seen, not encapsulated
-    on_vxlan_dev = [l for l in layers if device(l).endswith(":flannel.1")]
-    assert len(on_vxlan_dev) == 4
-    assert all("vxlan" not in l and l["ip"]["ip.dst"].startswith("10.244.") for l in on_vxlan_dev)
-    # inside the pods: the plain packet with the pods' own MACs
+        # outer Ethernet: the nodes' eth0; inner: the VTEPs
+        sender, receiver = (n1, n2) if request else (n2, n1)
+        assert outer_eth["eth.src"] == mac_of(t.world, sender, "eth0")
+        assert outer_eth["eth.dst"] == mac_of(t.world, receiver, "eth0")
+        assert inner_eth["eth.src"] == mac_of(t.world, sender, t.vtep)
+        assert inner_eth["eth.dst"] == mac_of(t.world, receiver, t.vtep)
+    # on the VXLAN devices themselves the inner frame is seen, not encapsulated: out of
+    # the sender's, into the receiver's, each way
+    on_vtep = [(device(l), l) for l in layers if device(l).endswith(f":{t.vtep}")]
+    assert [d for d, _ in on_vtep] == [f"{n1}:{t.vtep}", f"{n2}:{t.vtep}",
+                                       f"{n2}:{t.vtep}", f"{n1}:{t.vtep}"]
+    assert all("vxlan" not in l and l["ip"]["ip.dst"] in (pod1, pod2) for _, l in on_vtep)
+    # inside the pods: the plain packet, from the pod's own eth0
     first = layers[0]
-    assert device(first) == "node1/pod-a:eth0-a"
-    assert first["eth"]["eth.src"] == mac_of(world, "node1/pod-a", "eth0-a")
-    assert first["eth"]["eth.dst"] == mac_of(world, "node1", "cni0")
+    assert device(first).startswith(t.pods[0][0] + ":")
+    assert first["frame"]["frame.protocols"] == "eth:ethertype:ip:icmp"
+    assert first["ip"]["ip.src"] == pod1 and int(first["ip"]["ip.ttl"]) == 64
 
 
-def test_capture_reads_back_with_scapy(vxlan_capture):
-    from scapy.layers.inet import IP
+def test_the_capture_follows_the_engines_tunnel_hops(tunnel):
+    """Each vxlan encap hop starts the tunnelled frames and its decap hop ends them."""
     from scapy.layers.vxlan import VXLAN
     from scapy.utils import rdpcap
 
-    _, path = vxlan_capture
-    pkts = rdpcap(str(path))
-    # each way: the pods' veth pairs (2 + 2), cni0 (1 + 1), flannel.1 (1 + 1), and the
-    # underlay: eth0, the LAN switch's two ports, eth0 (4)
-    assert len(pkts) == 2 * 12
+    t = tunnel
+    hops = t.traced.paths[0].hops
+    encap = next(h for h in hops if h.event == "vxlan" and h.action == "encap")
+    decap = next(h for h in hops if h.event == "vxlan" and h.action == "decap")
+    assert (encap.dev, decap.dev) == (t.vtep, t.vtep)
+    assert encap.extra["outer"]["src"] == t.nodes[0][1] == decap.extra["outer"]["src"]
+    assert encap.extra["inner"]["dst"] == decap.extra["inner"]["dst"] == t.pods[1][1]
+    pkts = rdpcap(str(t.path))
     tunnelled = [p for p in pkts if p.haslayer(VXLAN)]
-    assert len(tunnelled) == 8
-    assert tunnelled[0][VXLAN].vni == 1 and tunnelled[0][VXLAN].payload[IP].dst == "10.244.2.3"
-    assert [p.sniffed_on for p in pkts][:4] == ["node1/pod-a:eth0-a", "node1:veth-a",
-                                                 "node1:cni0", "node1:flannel.1"]
+    assert tunnelled[0][VXLAN].vni == t.vni
+    assert tunnelled[0].sport == encap.extra["outer"]["sport"]
+    names = [p.sniffed_on for p in pkts]
+    assert names.index(f"{encap.node}:{encap.dev}") < names.index(f"{encap.node}:eth0")
 
 
 @needs_tshark
-def test_checksums_are_valid(port_mapping, vxlan_capture):
-    for path in (port_mapping[1], vxlan_capture[1]):
+def test_checksums_are_valid(port_mapping, tunnel):
+    for path in (port_mapping[1], tunnel.path):
         done = subprocess.run(
-            [TSHARK, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o",
+            [TSHARK, "-r", str(path), "-d", f"udp.port=={tunnel.port},vxlan",
+             "-o", "ip.check_checksum:TRUE", "-o",
              "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-T", "fields",
              "-e", "ip.checksum.status", "-e", "tcp.checksum.status",
              "-e", "udp.checksum.status", "-e", "icmp.checksum.status"],
