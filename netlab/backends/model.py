@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from functools import lru_cache
 from typing import Iterable
 
 from netlab import ops as O
 from netlab.errors import CommandError
 from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
+from netlab.model.route_index import append_route, prefix_of, route_index
 from netlab.model.sysctl import (
     FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
 )
@@ -370,9 +372,11 @@ class ModelBackend:
         if primary is not addr:
             return
         dst = str(net)
-        if any(r.dst == dst and r.dev == link.name and r.proto == "kernel" for r in ns.routes):
+        if any(r.dst == dst and r.dev == link.name and r.proto == "kernel"
+               for r in route_index(ns).by_prefix.get(net.prefixlen, {}).get(
+                   int(net.network_address), ())):
             return
-        ns.routes.append(Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
+        append_route(ns, Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
                                scope="link", metric=0))
         ns.main_table = True
 
@@ -435,28 +439,29 @@ class ModelBackend:
         route = Route(dst=op.dst, dev=dev if op.type == "unicast" else None, gateway=op.gateway,
                       src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type,
                       onlink=op.onlink)
-        same = [r for r in ns.routes if r.dst == op.dst and r.metric == op.metric]
-        if same:
+        same = route_index(ns).by_key.get((op.dst, op.metric))
+        if same is not None:
             if not op.replace:
                 raise CommandError(EEXIST)
-            ns.routes[ns.routes.index(same[0])] = route
+            # A new list, not one changed in the middle (the index is rebuilt from it).
+            ns.routes = [route if r is same else r for r in ns.routes]
             return
-        ns.routes.append(route)
+        append_route(ns, route)
         ns.main_table = True
 
     def _gateway_device(self, ns: Netns, gateway: str, dev: str | None) -> str | None:
         """The device a gateway is reached through: a connected (scope link) route."""
-        ip = ipaddress.IPv4Address(gateway)
+        ip = _gateway_int(gateway)
         if self._is_local(ns, gateway):
             return None
         best: Route | None = None
-        for r in ns.routes:
-            if r.type != "unicast" or r.gateway is not None or r.scope == "host":
-                continue
+        best_len = -1
+        for r in route_index(ns).connected:
             if dev is not None and r.dev != dev:
                 continue
-            if ip in r.network and (best is None or r.network.prefixlen > best.network.prefixlen):
-                best = r
+            net, mask, plen = prefix_of(r.dst)
+            if ip & mask == net and plen > best_len:
+                best, best_len = r, plen
         return best.dev if best else None
 
     @staticmethod
@@ -596,13 +601,13 @@ class ModelBackend:
         memo = self.__dict__.setdefault("_restore_memo", {})
         before = tuple(ns.tables.items())
         key = (op.payload, op.noflush, op.command, tuple((n, id(t)) for n, t in before))
-        cacheable = not ns.ipsets and "--match-set" not in op.payload
-        hit = memo.get(key) if cacheable else None
+        # Only a payload without ipset matches is ever stored, so a hit needs no scan of it.
+        hit = memo.get(key) if not ns.ipsets else None
         if hit is not None:
             ns.tables = dict(hit[1])
             return
         apply_restore(ns, op.payload, op.noflush, op.command)
-        if cacheable:
+        if not ns.ipsets and "--match-set" not in op.payload:
             if len(memo) >= 8:
                 memo.pop(next(iter(memo)))
             memo[key] = (before, tuple(ns.tables.items()))    # `before` keeps the ids alive
@@ -619,6 +624,11 @@ class ModelBackend:
 
     def _FlushConntrack(self, op: O.FlushConntrack) -> None:
         self._ns(op.netns).conntrack = []
+
+
+@lru_cache(maxsize=65536)
+def _gateway_int(gateway: str) -> int:
+    return int(ipaddress.IPv4Address(gateway))
 
 
 def _is_int(value: str) -> bool:
