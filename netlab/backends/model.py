@@ -8,6 +8,7 @@ addresses and link state as in Linux (fib_add_ifaddr / fib_sync_down_dev).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 from functools import lru_cache
 from typing import Iterable
@@ -344,9 +345,10 @@ class ModelBackend:
         for other in ns.links.values():
             if other.master == old:
                 other.master = link.name
-        for route in ns.routes:
-            if route.dev == old:
-                route.dev = link.name
+        # Routes are shared between namespaces (see _AddRoute): renamed by replacing them.
+        if any(route.dev == old for route in ns.routes):
+            ns.routes = [dataclasses.replace(route, dev=link.name) if route.dev == old else route
+                         for route in ns.routes]
         peer = self.world.peer_of(ns, Link(name="", kind="veth", ifindex=0, mac="",
                                            peer_netns=link.peer_netns, peer_name=link.peer_name))
         if peer is not None:
@@ -436,9 +438,17 @@ class ModelBackend:
         scope = op.scope or ("link" if op.gateway is None and op.type == "unicast" else "global")
         if op.type != "unicast":
             scope = op.scope or "global"
-        route = Route(dst=op.dst, dev=dev if op.type == "unicast" else None, gateway=op.gateway,
-                      src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type,
-                      onlink=op.onlink)
+        # Routes are never changed in place, so equal routes are one object, whichever
+        # namespaces hold them: a cluster's nodes hold the same route to a node's pods.
+        dev = dev if op.type == "unicast" else None
+        fields = (op.dst, dev, op.gateway, op.src, op.metric, op.proto, scope, op.type,
+                  op.onlink)
+        interned = self.__dict__.setdefault("_routes", {})
+        route = interned.get(fields)
+        if route is None:
+            if len(interned) >= 1 << 20:
+                interned.clear()
+            route = interned[fields] = Route(*fields)
         same = route_index(ns).by_key.get((op.dst, op.metric))
         if same is not None:
             if not op.replace:
