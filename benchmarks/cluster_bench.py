@@ -96,12 +96,12 @@ def one_size(name: str, runs: int) -> list[dict]:
                 and p.namespace == "default")
     src = pod_netns_key(client)
 
-    def median_us(dst: str, port: int) -> tuple[float, object]:
-        first = trace(world, src, dst, proto="tcp", dport=port, record=False)
+    def median_us(dst: str, port: int, seed: int | None = None) -> tuple[float, object]:
+        first = trace(world, src, dst, proto="tcp", dport=port, record=False, seed=seed)
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            trace(world, src, dst, proto="tcp", dport=port, record=False)
+            trace(world, src, dst, proto="tcp", dport=port, record=False, seed=seed)
             times.append(time.perf_counter() - t0)
         return statistics.median(times) * 1e6, first
 
@@ -109,6 +109,9 @@ def one_size(name: str, runs: int) -> list[dict]:
     assert all(p.outcome == "success" and p.delivered_to.split("/")[0] != client.node
                for p in traced.paths), "the Service trace did not reach another node"
     local_us, _ = median_us(peer.ip, 8080)
+    # One packet, as the kernel sends it: one branch of kube-proxy's random choice.
+    packet_us, one = median_us(svc.cluster_ip, 80, seed=1)
+    assert len(one.paths) == 1 and one.paths[0].outcome == "success"
     size = f"{nodes} nodes, {len(cluster.pods)} pods, {len(cluster.services)} Services"
     out = [
         figure(f"cluster_build_{name}_s", build, "s", TARGETS["build_s"].get(name),
@@ -120,6 +123,10 @@ def one_size(name: str, runs: int) -> list[dict]:
                TARGETS["trace_us"].get(name),
                f"pod → svc → pod on another node ({len(traced.paths)} paths); baseline "
                f"pod → pod on the same bridge {local_us:.0f} us", baseline_value=local_us),
+        figure(f"cluster_service_packet_p50_{name}_us", packet_us, "us", None,
+               f"the same trace following one branch of the endpoint choice (seed=1), as one "
+               f"packet does; baseline pod → pod on the same bridge {local_us:.0f} us",
+               baseline_value=local_us),
     ]
     return out
 

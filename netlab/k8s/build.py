@@ -10,10 +10,11 @@ from __future__ import annotations
 import gc
 import hashlib
 import ipaddress
+from typing import Iterator
 
 from netlab import ops as O
 from netlab.k8s import kubelet, kubeproxy
-from netlab.k8s.cluster import APISERVER_PORT, Cluster
+from netlab.k8s.cluster import APISERVER_PORT, Cluster, Node
 from netlab.model import World, ns_key
 
 LAN = "lan"
@@ -68,14 +69,15 @@ def pod_ops(cluster: Cluster) -> list[O.Op]:
 
 def route_ops(cluster: Cluster) -> list[O.Op]:
     """host-gw: on each node, a route to every other node's pod range via that node."""
-    ops: list[O.Op] = []
+    return [op for n in cluster.nodes for op in node_route_ops(cluster, n)]
+
+
+def node_route_ops(cluster: Cluster, n: Node) -> list[O.Op]:
     if cluster.spec.network != "host-gw":
-        return ops
-    for n in cluster.nodes:
-        for other in cluster.nodes:
-            if other is not n:
-                ops.append(O.AddRoute(ns_key(n.name), other.pod_cidr, gateway=other.ip))
-    return ops
+        return []
+    key = ns_key(n.name)
+    return [O.AddRoute(key, other.pod_cidr, gateway=other.ip)
+            for other in cluster.nodes if other is not n]
 
 
 VXLAN_DEV = "flannel.1"
@@ -141,9 +143,21 @@ def policy_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def cluster_ops(cluster: Cluster) -> list[O.Op]:
-    network = vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
-    return node_ops(cluster) + pod_ops(cluster) + network + proxy_ops(cluster) \
-        + policy_ops(cluster)
+    return [op for group in op_groups(cluster) for op in group]
+
+
+def op_groups(cluster: Cluster) -> Iterator[list[O.Op]]:
+    """cluster_ops in groups, in order, made as they are needed (a large host-gw cluster's
+    routes are millions of Ops: one node's at a time)."""
+    yield node_ops(cluster)
+    yield pod_ops(cluster)
+    if cluster.spec.network == "vxlan":
+        yield vxlan_ops(cluster)
+    else:
+        for n in cluster.nodes:
+            yield node_route_ops(cluster, n)
+    yield proxy_ops(cluster)
+    yield policy_ops(cluster)
 
 
 def build_model(cluster: Cluster):
@@ -155,8 +169,9 @@ def build_model(cluster: Cluster):
     paused = gc.isenabled()
     gc.disable()
     try:
-        for op in cluster_ops(cluster):
-            backend.apply(op)
+        for group in op_groups(cluster):
+            for op in group:
+                backend.apply(op)
     finally:
         if paused:
             gc.enable()
