@@ -16,7 +16,7 @@ from typing import Iterable
 from netlab import ops as O
 from netlab.errors import CommandError
 from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
-from netlab.model.route_index import append_route, prefix_of, route_index
+from netlab.model.route_index import RouteIndex, append_route, prefix_of, route_index
 from netlab.model.sysctl import (
     FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
 )
@@ -375,8 +375,7 @@ class ModelBackend:
             return
         dst = str(net)
         if any(r.dst == dst and r.dev == link.name and r.proto == "kernel"
-               for r in route_index(ns).by_prefix.get(net.prefixlen, {}).get(
-                   int(net.network_address), ())):
+               for r in route_index(ns).same_prefix(dst)):
             return
         append_route(ns, Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
                                scope="link", metric=0))
@@ -416,6 +415,7 @@ class ModelBackend:
     # --- routes ------------------------------------------------------------------------
     def _AddRoute(self, op: O.AddRoute) -> None:
         ns = self._ns(op.netns)
+        index = route_index(ns)
         dev = op.dev
         if op.type == "unicast":
             if dev is not None:
@@ -425,7 +425,7 @@ class ModelBackend:
                     raise CommandError("Error: Nexthop device required for onlink.")
             elif op.gateway is not None:
                 # The gateway is checked first (a down link has no connected route).
-                gw_dev = self._gateway_device(ns, op.gateway, dev)
+                gw_dev = self._gateway_device(ns, op.gateway, dev, index)
                 if gw_dev is None:
                     raise CommandError("Error: Nexthop has invalid gateway.")
                 dev = gw_dev
@@ -449,34 +449,41 @@ class ModelBackend:
             if len(interned) >= 1 << 20:
                 interned.clear()
             route = interned[fields] = Route(*fields)
-        same = route_index(ns).by_key.get((op.dst, op.metric))
+        same = index.first(op.dst, op.metric)
         if same is not None:
             if not op.replace:
                 raise CommandError(EEXIST)
             # A new list, not one changed in the middle (the index is rebuilt from it).
             ns.routes = [route if r is same else r for r in ns.routes]
             return
-        append_route(ns, route)
+        ns.routes.append(route)
+        index.add(route)
         ns.main_table = True
 
-    def _gateway_device(self, ns: Netns, gateway: str, dev: str | None) -> str | None:
-        """The device a gateway is reached through: a connected (scope link) route."""
+    def _gateway_device(self, ns: Netns, gateway: str, dev: str | None,
+                        index: RouteIndex | None = None) -> str | None:
+        """The device a gateway is reached through: a connected (scope link) route;
+        none for one of the namespace's own addresses."""
         ip = _gateway_int(gateway)
-        if self._is_local(ns, gateway):
-            return None
         best: Route | None = None
         best_len = -1
-        for r in route_index(ns).connected:
+        for r in (index or route_index(ns)).connected:
             if dev is not None and r.dev != dev:
                 continue
             net, mask, plen = prefix_of(r.dst)
             if ip & mask == net and plen > best_len:
                 best, best_len = r, plen
-        return best.dev if best else None
+        if best is None or self._is_local(ns, gateway):
+            return None
+        return best.dev
 
     @staticmethod
     def _is_local(ns: Netns, ip: str) -> bool:
-        return any(a.ip == ip for l in ns.links.values() for a in l.addresses)
+        for link in ns.links.values():
+            for a in link.addresses:
+                if a.ip == ip:
+                    return True
+        return False
 
     def _DelRoute(self, op: O.DelRoute) -> None:
         ns = self._ns(op.netns)

@@ -1,6 +1,6 @@
-"""An index over a namespace's routes: by (dst, metric) for the duplicate check of a
-route add, by prefix length and network for a longest-prefix match, and the connected
-routes a gateway must sit on.
+"""An index over a namespace's routes: by prefix length and network, for a longest-prefix
+match and for the duplicate check of a route add; and the connected routes a gateway
+must sit on.
 
 ``ns.routes`` stays the one truth (the World's JSON, ``ip route`` and every change work
 on the list); the index is derived from it, kept on the namespace outside its fields
@@ -35,15 +35,16 @@ def prefix_of(dst: str) -> tuple[int, int, int]:
 
 
 class RouteIndex:
-    __slots__ = ("routes", "length", "last", "by_key", "by_prefix", "prefixes", "connected")
+    __slots__ = ("routes", "length", "last", "by_prefix", "prefixes", "connected")
 
     def __init__(self, routes: list[Route]):
         self.routes = routes
         self.length = 0
         self.last: Route | None = None
-        self.by_key: dict[tuple[str, int], Route] = {}       # the first route per (dst, metric)
-        self.by_prefix: dict[int, dict[int, list[Route]]] = {}   # plen -> net -> routes
-        self.prefixes: list[tuple[int, int, dict[int, list[Route]]]] = []  # longest first
+        # plen -> net -> its route, or its routes in list order when there are several
+        # (one route a prefix is the rule: a list for each would cost more than the route)
+        self.by_prefix: dict[int, dict[int, Route | list[Route]]] = {}
+        self.prefixes: list[tuple[int, int, dict[int, Route | list[Route]]]] = []  # longest first
         self.connected: list[Route] = []   # unicast, no gateway, not scope host: in order
         for route in routes:
             self.add(route)
@@ -59,7 +60,6 @@ class RouteIndex:
         """Take in ``route``, just appended to the list."""
         self.length += 1
         self.last = route
-        self.by_key.setdefault((route.dst, route.metric), route)
         net, mask, plen = prefix_of(route.dst)
         nets = self.by_prefix.get(plen)
         if nets is None:
@@ -67,7 +67,13 @@ class RouteIndex:
             self.prefixes = sorted(((p, prefix_of(f"0.0.0.0/{p}")[1], n)
                                     for p, n in self.by_prefix.items()),
                                    key=lambda t: -t[0])
-        nets.setdefault(net, []).append(route)
+        held = nets.get(net)
+        if held is None:
+            nets[net] = route
+        elif isinstance(held, list):
+            held.append(route)
+        else:
+            nets[net] = [held, route]
         if route.type == "unicast" and route.gateway is None and route.scope != "host":
             self.connected.append(route)
 
@@ -78,6 +84,10 @@ class RouteIndex:
             bucket = nets.get(ip & mask)
             if bucket is None:
                 continue
+            if not isinstance(bucket, list):
+                if oif is None or bucket.dev is None or bucket.dev == oif:
+                    return bucket
+                continue
             best: Route | None = None
             for route in bucket:
                 if oif is not None and route.dev is not None and route.dev != oif:
@@ -87,6 +97,18 @@ class RouteIndex:
             if best is not None:
                 return best
         return None
+
+    def same_prefix(self, dst: str) -> list[Route]:
+        """The routes to ``dst``'s network, in list order (every route whose dst is
+        written as ``dst`` is among them)."""
+        net, _mask, plen = prefix_of(dst)
+        held = self.by_prefix.get(plen, {}).get(net)
+        return [] if held is None else held if isinstance(held, list) else [held]
+
+    def first(self, dst: str, metric: int) -> Route | None:
+        """The first route with this dst and metric: what a route add collides with."""
+        return next((r for r in self.same_prefix(dst) if r.dst == dst and r.metric == metric),
+                    None)
 
 
 def route_index(ns: Netns) -> RouteIndex:

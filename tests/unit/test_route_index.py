@@ -62,7 +62,7 @@ def test_the_index_follows_the_list():
     assert lookup_main(ns, "10.1.2.3").dst == "10.0.0.0/8"
     ns.routes = []                                                   # a new list
     assert lookup_main(ns, "10.1.2.3") is None
-    assert route_index(ns).by_key == {}
+    assert route_index(ns).first("10.1.0.0/16", 0) is None and route_index(ns).by_prefix == {}
 
 
 def two_nodes() -> ModelBackend:
