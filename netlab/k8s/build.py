@@ -58,8 +58,9 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
 def pod_ops(cluster: Cluster) -> list[O.Op]:
     ops: list[O.Op] = []
     bridged: set[str] = set()
+    nodes = {n.name: n for n in cluster.nodes}
     for pod in cluster.pods:
-        node = cluster.node(pod.node)
+        node = nodes[pod.node]
         first = not pod.host_network and node.name not in bridged
         if first:
             bridged.add(node.name)

@@ -16,10 +16,9 @@ flannel and kubeadm clusters configure it (``isGateway``, ``isDefaultGateway``,
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 
 from netlab import ops as O
-from netlab.k8s.cluster import Cluster, Node
+from netlab.k8s.cluster import Cluster, Node, prefixlen
 from netlab.k8s.objects import Pod
 from netlab.model import ns_key
 
@@ -60,7 +59,7 @@ def bridge_ops(node: Node, pod: Pod, first_on_node: bool) -> list[O.Op]:
     """What `bridge` ADD with host-local does for one container (the seam, see above)."""
     root = ns_key(node.name)
     key = pod_netns_key(pod)
-    prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
+    prefix = prefixlen(node.pod_cidr)
     veth = host_veth(pod)
     ops: list[O.Op] = []
     if first_on_node:                                      # ensureBridge
