@@ -10,7 +10,9 @@ The cluster: one Deployment and one ClusterIP Service per Service, the pods spre
 round robin over the nodes, host-gw routes, kube-proxy's rules on every node,
 kube-dns and CoreDNS as kubeadm has them. The baseline of the trace is a trace from
 the same pod to a pod on its own node's bridge (no Service, no LAN), in the same
-process.
+process. The Service trace follows every branch of kube-proxy's random endpoint choice
+(one path per endpoint, each traced whole); ``cluster_service_packet_p50`` follows one
+branch (``seed=1``), as one packet does.
 
     python benchmarks/cluster_bench.py [--size small|large|both] [--budget 600] [--runs 200]
     python benchmarks/cluster_bench.py --nodes 1000 [--pods 30000] [--services 2000]
@@ -172,7 +174,8 @@ def main() -> None:
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget)
         except subprocess.TimeoutExpired:
-            print(json.dumps(figure(f"cluster_build_{name}_s", None, "s",
+            label = name if name in SIZES else f"n{size_of(name)[0]}"
+            print(json.dumps(figure(f"cluster_build_{label}_s", None, "s",
                                     TARGETS["build_s"].get(name), f"{size_of(name)}",
                                     note=f"did not finish within {args.budget:.0f} s")))
             continue

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from netlab import ops as O
 from netlab.k8s import kubelet, kubeproxy
-from netlab.k8s.cluster import APISERVER_PORT, Cluster, Node
+from netlab.k8s.cluster import APISERVER_PORT, Cluster
 from netlab.model import World, ns_key
 
 LAN = "lan"
@@ -69,16 +69,13 @@ def pod_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def route_ops(cluster: Cluster) -> list[O.Op]:
-    """host-gw: on each node, a route to every other node's pod range via that node."""
-    return [op for n in cluster.nodes for op in node_route_ops(cluster, n)]
-
-
-def node_route_ops(cluster: Cluster, n: Node) -> list[O.Op]:
+    """host-gw: on each node, a route to every other node's pod range via that node (one
+    AddRoutes a node: flannel adds them as it learns of the other nodes' leases)."""
     if cluster.spec.network != "host-gw":
         return []
-    key = ns_key(n.name)
-    return [O.AddRoute(key, other.pod_cidr, gateway=other.ip)
-            for other in cluster.nodes if other is not n]
+    every = tuple((n.pod_cidr, n.ip) for n in cluster.nodes)
+    return [O.AddRoutes(ns_key(n.name), every[:i] + every[i + 1:])
+            for i, n in enumerate(cluster.nodes)]
 
 
 VXLAN_DEV = "flannel.1"
@@ -148,15 +145,10 @@ def cluster_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def op_groups(cluster: Cluster) -> Iterator[list[O.Op]]:
-    """cluster_ops in groups, in order, made as they are needed (a large host-gw cluster's
-    routes are millions of Ops: one node's at a time)."""
+    """cluster_ops in groups, in order, each made when the one before is applied."""
     yield node_ops(cluster)
     yield pod_ops(cluster)
-    if cluster.spec.network == "vxlan":
-        yield vxlan_ops(cluster)
-    else:
-        for n in cluster.nodes:
-            yield node_route_ops(cluster, n)
+    yield vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
     yield proxy_ops(cluster)
     yield policy_ops(cluster)
 

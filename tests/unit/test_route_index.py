@@ -95,3 +95,56 @@ def test_duplicate_and_replace_use_the_index():
     assert lookup_main(ns, "10.9.1.1").gateway == "192.168.1.253"
     other = b.world.namespaces[ns_key("b")]
     assert lookup_main(other, "10.9.1.1").gateway == "192.168.1.254"
+
+
+def lan(n: int) -> ModelBackend:
+    b = ModelBackend(World())
+    b.apply(O.AddSwitch("lan", "10.0.0.0/24"))
+    for i in range(1, n + 1):
+        b.apply(O.AddNode(f"n{i}"))
+        b.apply(O.AttachToSwitch("lan", f"n{i}", "eth0"))
+        b.apply(O.AddAddress(ns_key(f"n{i}"), "eth0", f"10.0.0.{i}", 24))
+        b.apply(O.AddLink(ns_key(f"n{i}"), "cni0", "bridge"))
+        b.apply(O.SetLinkUp(ns_key(f"n{i}"), "cni0", True))
+        b.apply(O.AddAddress(ns_key(f"n{i}"), "cni0", f"10.244.{i}.1", 24))
+    return b
+
+
+def test_add_routes_is_an_add_route_for_each():
+    batch, one_by_one = lan(4), lan(4)
+    for i in range(1, 5):
+        others = tuple((f"10.244.{j}.0/24", f"10.0.0.{j}") for j in range(1, 5) if j != i)
+        batch.apply(O.AddRoutes(ns_key(f"n{i}"), others, dev="eth0" if i % 2 else None))
+        for dst, gw in others:
+            one_by_one.apply(O.AddRoute(ns_key(f"n{i}"), dst, gateway=gw,
+                                        dev="eth0" if i % 2 else None))
+    assert batch.world.to_json() == one_by_one.world.to_json()
+    assert World.from_json(batch.world.to_json()).to_json() == batch.world.to_json()
+    ns = batch.world.namespaces[ns_key("n1")]
+    assert lookup_main(ns, "10.244.3.7").gateway == "10.0.0.3"
+    assert lookup_main(ns, "10.244.1.7").dev == "cni0"
+
+
+@pytest.mark.parametrize("routes, error", [
+    ((("10.244.2.0/24", "10.0.0.2"), ("10.244.3.0/24", "192.168.9.9")), "invalid gateway"),
+    ((("10.244.2.0/24", "10.0.0.2"), ("10.244.3.0/24", "10.0.0.1")), "invalid gateway"),
+    ((("10.244.2.0/24", "10.0.0.2"), ("10.244.2.0/24", "10.0.0.3")), "File exists"),
+    ((("10.244.1.0/24", "10.0.0.2"),), "File exists"),             # cni0's connected route
+])
+def test_add_routes_refused_changes_nothing(routes, error):
+    b = lan(3)
+    before = b.world.to_json()
+    with pytest.raises(CommandError, match=error):
+        b.apply(O.AddRoutes(ns_key("n1"), routes))
+    for dst, gw in routes:                                            # as AddRoute says it
+        try:
+            b.apply(O.AddRoute(ns_key("n1"), dst, gateway=gw))
+        except CommandError as e:
+            assert error in str(e)
+            break
+    else:
+        raise AssertionError("one route by one was taken")
+    b2 = lan(3)
+    with pytest.raises(CommandError):
+        b2.apply(O.AddRoutes(ns_key("n1"), routes))
+    assert b2.world.to_json() == before
