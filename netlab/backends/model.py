@@ -477,10 +477,14 @@ class ModelBackend:
         connected.sort(key=lambda c: -c[0])
         local = {a.ip for link in ns.links.values() for a in link.addresses}
         taken = {r.dst for r in ns.routes if r.metric == 0}
-        interned = self.__dict__.setdefault("_routes", {})
         up = {name for name, link in ns.links.items() if link.up}
+        # Equal routes are one object (see _AddRoute): here by device and (dst, gateway).
+        shared = self.__dict__.setdefault("_gateway_routes", {})
+        if sum(len(d) for d in shared.values()) >= 1 << 20:
+            shared.clear()
         new: list[Route] = []
-        for dst, gateway in op.routes:
+        for pair in op.routes:
+            dst, gateway = pair
             ip = _gateway_int(gateway)
             dev = None
             for _plen, net, mask, via in connected:
@@ -494,17 +498,17 @@ class ModelBackend:
             if dst in taken:
                 raise CommandError(EEXIST)
             taken.add(dst)
-            fields = (dst, dev, gateway, None, 0, "boot", "global", "unicast", False)
-            route = interned.get(fields)
+            by_pair = shared.get(dev)
+            if by_pair is None:
+                by_pair = shared[dev] = {}
+            route = by_pair.get(pair)
             if route is None:
-                route = interned[fields] = Route(*fields)
+                route = by_pair[pair] = Route(dst, dev, gateway, None, 0, "boot", "global",
+                                              "unicast", False)
             new.append(route)
-        if len(interned) >= 1 << 20:
-            interned.clear()
-        for route in new:
-            ns.routes.append(route)
-            index.add(route)
         if new:
+            ns.routes.extend(new)
+            index.extend(new)
             ns.main_table = True
 
     def _gateway_device(self, ns: Netns, gateway: str, dev: str | None,

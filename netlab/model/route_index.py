@@ -77,6 +77,27 @@ class RouteIndex:
         if route.type == "unicast" and route.gateway is None and route.scope != "host":
             self.connected.append(route)
 
+    def extend(self, routes: list[Route]) -> None:
+        """Take in ``routes``, just appended to the list (``add`` for each, in one loop)."""
+        by_prefix, connected = self.by_prefix, self.connected
+        for route in routes:
+            net, _mask, plen = prefix_of(route.dst)
+            nets = by_prefix.get(plen)
+            if nets is None:
+                self.add(route)
+                continue
+            held = nets.get(net)
+            if held is None:
+                nets[net] = route
+            elif isinstance(held, list):
+                held.append(route)
+            else:
+                nets[net] = [held, route]
+            if route.type == "unicast" and route.gateway is None and route.scope != "host":
+                connected.append(route)
+            self.length += 1
+        self.last = self.routes[-1] if self.length else None
+
     def longest_match(self, ip: int, oif: str | None = None) -> Route | None:
         """fib_lookup in table main: the longest prefix, then the lowest metric (the
         first such route on a tie), among routes that may leave by ``oif``."""

@@ -120,6 +120,9 @@ def test_add_routes_is_an_add_route_for_each():
                                         dev="eth0" if i % 2 else None))
     assert batch.world.to_json() == one_by_one.world.to_json()
     assert World.from_json(batch.world.to_json()).to_json() == batch.world.to_json()
+    for key, ns in batch.world.namespaces.items():
+        for ip in ("10.244.1.7", "10.244.2.7", "10.244.4.7", "10.0.0.3", "8.8.8.8"):
+            assert lookup_main(ns, ip) is scan(ns.routes, ip, None), (key, ip)
     ns = batch.world.namespaces[ns_key("n1")]
     assert lookup_main(ns, "10.244.3.7").gateway == "10.0.0.3"
     assert lookup_main(ns, "10.244.1.7").dev == "cni0"
