@@ -10,9 +10,17 @@ The cluster: one Deployment and one ClusterIP Service per Service, the pods spre
 round robin over the nodes, host-gw routes, kube-proxy's rules on every node,
 kube-dns and CoreDNS as kubeadm has them. The baseline of the trace is a trace from
 the same pod to a pod on its own node's bridge (no Service, no LAN), in the same
-process.
+process. The Service trace follows every branch of kube-proxy's random endpoint choice
+(one path per endpoint, each traced whole); ``cluster_service_packet_p50`` follows one
+branch (``seed=1``), as one packet does.
 
-    python benchmarks/cluster_bench.py [--size small|large|all] [--budget 600] [--runs 200]
+    python benchmarks/cluster_bench.py [--size small|large|both] [--budget 600] [--runs 200]
+    python benchmarks/cluster_bench.py --nodes 1000 [--pods 30000] [--services 2000]
+
+``--nodes`` runs one size of its own (pods and Services default to 30 and 2 per node, at
+most 10,000 Services), named ``n<nodes>``; it has no targets. Peak memory is the peak
+resident set of the size's process (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
+interpreter and imports included.
 
 Prints one JSON object per figure (DESIGN.md, "Benchmarks").
 """
@@ -59,12 +67,22 @@ def synthetic(nodes: int, pods: int, services: int):
     return build_cluster(spec, m)
 
 
+def size_of(name: str) -> tuple[int, int, int]:
+    """``small``, ``large`` or ``n<nodes>x<pods>x<services>``."""
+    if name in SIZES:
+        return SIZES[name]
+    nodes, pods, services = (int(x) for x in name[1:].split("x"))
+    return nodes, pods, services
+
+
 def one_size(name: str, runs: int) -> list[dict]:
     from netlab.dataplane import trace
     from netlab.k8s.build import build_model
     from netlab.k8s.kubelet import pod_netns_key
 
-    nodes, pods, services = SIZES[name]
+    nodes, pods, services = size_of(name)
+    if name not in SIZES:
+        name = f"n{nodes}"
     start = time.perf_counter()
     cluster = synthetic(nodes, pods, services)
     control = time.perf_counter() - start
@@ -80,12 +98,12 @@ def one_size(name: str, runs: int) -> list[dict]:
                 and p.namespace == "default")
     src = pod_netns_key(client)
 
-    def median_us(dst: str, port: int) -> tuple[float, object]:
-        first = trace(world, src, dst, proto="tcp", dport=port, record=False)
+    def median_us(dst: str, port: int, seed: int | None = None) -> tuple[float, object]:
+        first = trace(world, src, dst, proto="tcp", dport=port, record=False, seed=seed)
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            trace(world, src, dst, proto="tcp", dport=port, record=False)
+            trace(world, src, dst, proto="tcp", dport=port, record=False, seed=seed)
             times.append(time.perf_counter() - t0)
         return statistics.median(times) * 1e6, first
 
@@ -93,17 +111,24 @@ def one_size(name: str, runs: int) -> list[dict]:
     assert all(p.outcome == "success" and p.delivered_to.split("/")[0] != client.node
                for p in traced.paths), "the Service trace did not reach another node"
     local_us, _ = median_us(peer.ip, 8080)
+    # One packet, as the kernel sends it: one branch of kube-proxy's random choice.
+    packet_us, one = median_us(svc.cluster_ip, 80, seed=1)
+    assert len(one.paths) == 1 and one.paths[0].outcome == "success"
     size = f"{nodes} nodes, {len(cluster.pods)} pods, {len(cluster.services)} Services"
     out = [
         figure(f"cluster_build_{name}_s", build, "s", TARGETS["build_s"].get(name),
                f"{size}; of which control plane (objects, placement, IPs, slices) "
                f"{control:.2f} s"),
         figure(f"cluster_peak_rss_{name}_mib", peak_mib, "MiB", TARGETS["peak_mib"].get(name),
-               f"{size}; peak RSS of the process"),
+               f"{size}; peak RSS of the process (getrusage ru_maxrss)"),
         figure(f"cluster_service_trace_p50_{name}_us", service_us, "us",
                TARGETS["trace_us"].get(name),
                f"pod → svc → pod on another node ({len(traced.paths)} paths); baseline "
                f"pod → pod on the same bridge {local_us:.0f} us", baseline_value=local_us),
+        figure(f"cluster_service_packet_p50_{name}_us", packet_us, "us", None,
+               f"the same trace following one branch of the endpoint choice (seed=1), as one "
+               f"packet does; baseline pod → pod on the same bridge {local_us:.0f} us",
+               baseline_value=local_us),
     ]
     return out
 
@@ -121,23 +146,37 @@ def figure(name: str, value: float | None, unit: str, target: float | None, base
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=["small", "large", "all"], default="all")
+    parser.add_argument("--size", choices=["small", "large", "both", "all"], default="both",
+                        help="both (= all): small, then large")
+    parser.add_argument("--nodes", type=int, help="run one size of this many nodes instead")
+    parser.add_argument("--pods", type=int, help="with --nodes (default: 30 a node)")
+    parser.add_argument("--services", type=int,
+                        help="with --nodes (default: 2 a node, at most 10,000)")
     parser.add_argument("--budget", type=float, default=600.0,
                         help="seconds a size may take before it is reported as not finished")
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--child", choices=list(SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         for f in one_size(args.child, args.runs):
             print(json.dumps(f), flush=True)
         return
-    for name in (list(SIZES) if args.size == "all" else [args.size]):
+    if args.nodes:
+        if args.nodes < 2:
+            parser.error("--nodes: expected at least 2 (the trace crosses nodes)")
+        pods = args.pods or 30 * args.nodes
+        services = args.services or min(10000, 2 * args.nodes)
+        names = [f"n{args.nodes}x{pods}x{services}"]
+    else:
+        names = list(SIZES) if args.size in ("both", "all") else [args.size]
+    for name in names:
         cmd = [sys.executable, __file__, "--child", name, "--runs", str(args.runs)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget)
         except subprocess.TimeoutExpired:
-            print(json.dumps(figure(f"cluster_build_{name}_s", None, "s",
-                                    TARGETS["build_s"].get(name), f"{SIZES[name]}",
+            label = name if name in SIZES else f"n{size_of(name)[0]}"
+            print(json.dumps(figure(f"cluster_build_{label}_s", None, "s",
+                                    TARGETS["build_s"].get(name), f"{size_of(name)}",
                                     note=f"did not finish within {args.budget:.0f} s")))
             continue
         if done.returncode != 0:

@@ -159,6 +159,15 @@ class AddRoute(Op):
 
 
 @dataclass(frozen=True)
+class AddRoutes(Op):
+    """Many ``ip route add DST via GATEWAY [dev DEV]`` at once (``ip -batch``), in order:
+    host-gw's route to every other node's pods. The model takes all of them or none."""
+    netns: str
+    routes: tuple[tuple[str, str], ...]     # (dst CIDR, gateway)
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
 class DelRoute(Op):
     netns: str
     dst: str

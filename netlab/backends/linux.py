@@ -526,6 +526,10 @@ class LinuxBackend:
         flags = NLM_F_CREATE | (NLM_F_REPLACE if op.replace else NLM_F_EXCL)
         self._nl(op.netns).request(msg, RTM_NEWROUTE, flags)
 
+    def _AddRoutes(self, op: O.AddRoutes) -> None:
+        for dst, gateway in op.routes:
+            self._AddRoute(O.AddRoute(op.netns, dst, dev=op.dev, gateway=gateway))
+
     def _DelRoute(self, op: O.DelRoute) -> None:
         msg = self._route_msg(op)          # as `ip route del` sends it: any type, any scope
         msg["scope"] = SCOPES["nowhere"]

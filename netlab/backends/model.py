@@ -8,12 +8,15 @@ addresses and link state as in Linux (fib_add_ifaddr / fib_sync_down_dev).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
+from functools import lru_cache
 from typing import Iterable
 
 from netlab import ops as O
 from netlab.errors import CommandError
 from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
+from netlab.model.route_index import RouteIndex, append_route, prefix_of, route_index
 from netlab.model.sysctl import (
     FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
 )
@@ -342,9 +345,10 @@ class ModelBackend:
         for other in ns.links.values():
             if other.master == old:
                 other.master = link.name
-        for route in ns.routes:
-            if route.dev == old:
-                route.dev = link.name
+        # Routes are shared between namespaces (see _AddRoute): renamed by replacing them.
+        if any(route.dev == old for route in ns.routes):
+            ns.routes = [dataclasses.replace(route, dev=link.name) if route.dev == old else route
+                         for route in ns.routes]
         peer = self.world.peer_of(ns, Link(name="", kind="veth", ifindex=0, mac="",
                                            peer_netns=link.peer_netns, peer_name=link.peer_name))
         if peer is not None:
@@ -370,9 +374,10 @@ class ModelBackend:
         if primary is not addr:
             return
         dst = str(net)
-        if any(r.dst == dst and r.dev == link.name and r.proto == "kernel" for r in ns.routes):
+        if any(r.dst == dst and r.dev == link.name and r.proto == "kernel"
+               for r in route_index(ns).same_prefix(dst)):
             return
-        ns.routes.append(Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
+        append_route(ns, Route(dst=dst, dev=link.name, src=addr.ip, proto="kernel",
                                scope="link", metric=0))
         ns.main_table = True
 
@@ -410,6 +415,7 @@ class ModelBackend:
     # --- routes ------------------------------------------------------------------------
     def _AddRoute(self, op: O.AddRoute) -> None:
         ns = self._ns(op.netns)
+        index = route_index(ns)
         dev = op.dev
         if op.type == "unicast":
             if dev is not None:
@@ -419,7 +425,7 @@ class ModelBackend:
                     raise CommandError("Error: Nexthop device required for onlink.")
             elif op.gateway is not None:
                 # The gateway is checked first (a down link has no connected route).
-                gw_dev = self._gateway_device(ns, op.gateway, dev)
+                gw_dev = self._gateway_device(ns, op.gateway, dev, index)
                 if gw_dev is None:
                     raise CommandError("Error: Nexthop has invalid gateway.")
                 dev = gw_dev
@@ -432,36 +438,103 @@ class ModelBackend:
         scope = op.scope or ("link" if op.gateway is None and op.type == "unicast" else "global")
         if op.type != "unicast":
             scope = op.scope or "global"
-        route = Route(dst=op.dst, dev=dev if op.type == "unicast" else None, gateway=op.gateway,
-                      src=op.src, metric=op.metric, proto=op.proto, scope=scope, type=op.type,
-                      onlink=op.onlink)
-        same = [r for r in ns.routes if r.dst == op.dst and r.metric == op.metric]
-        if same:
+        # Routes are never changed in place, so equal routes are one object, whichever
+        # namespaces hold them: a cluster's nodes hold the same route to a node's pods.
+        dev = dev if op.type == "unicast" else None
+        fields = (op.dst, dev, op.gateway, op.src, op.metric, op.proto, scope, op.type,
+                  op.onlink)
+        interned = self.__dict__.setdefault("_routes", {})
+        route = interned.get(fields)
+        if route is None:
+            if len(interned) >= 1 << 20:
+                interned.clear()
+            route = interned[fields] = Route(*fields)
+        same = index.first(op.dst, op.metric)
+        if same is not None:
             if not op.replace:
                 raise CommandError(EEXIST)
-            ns.routes[ns.routes.index(same[0])] = route
+            # A new list, not one changed in the middle (the index is rebuilt from it).
+            ns.routes = [route if r is same else r for r in ns.routes]
             return
         ns.routes.append(route)
+        index.add(route)
         ns.main_table = True
 
-    def _gateway_device(self, ns: Netns, gateway: str, dev: str | None) -> str | None:
-        """The device a gateway is reached through: a connected (scope link) route."""
-        ip = ipaddress.IPv4Address(gateway)
-        if self._is_local(ns, gateway):
-            return None
+    def _AddRoutes(self, op: O.AddRoutes) -> None:
+        """What an AddRoute for each (dst, gateway) does, in order, checked whole first:
+        with hundreds of thousands of routes, without an Op and a look-up each."""
+        ns = self._ns(op.netns)
+        if op.dev is not None:
+            self._link(ns, op.dev)
+        index = route_index(ns)
+        # _gateway_device for many gateways: the connected routes longest first (a stable
+        # sort: the first of equal length wins, as there).
+        connected = []
+        for r in index.connected:
+            if op.dev is None or r.dev == op.dev:
+                net, mask, plen = prefix_of(r.dst)
+                connected.append((plen, net, mask, r.dev))
+        connected.sort(key=lambda c: -c[0])
+        local = {a.ip for link in ns.links.values() for a in link.addresses}
+        taken = {r.dst for r in ns.routes if r.metric == 0}
+        up = {name for name, link in ns.links.items() if link.up}
+        # Equal routes are one object (see _AddRoute): here by device and (dst, gateway).
+        shared = self.__dict__.setdefault("_gateway_routes", {})
+        if sum(len(d) for d in shared.values()) >= 1 << 20:
+            shared.clear()
+        new: list[Route] = []
+        for pair in op.routes:
+            dst, gateway = pair
+            ip = _gateway_int(gateway)
+            dev = None
+            for _plen, net, mask, via in connected:
+                if ip & mask == net:
+                    dev = via
+                    break
+            if dev is None or gateway in local:
+                raise CommandError("Error: Nexthop has invalid gateway.")
+            if dev not in up:
+                raise CommandError("Error: Device for nexthop is not up.")
+            if dst in taken:
+                raise CommandError(EEXIST)
+            taken.add(dst)
+            by_pair = shared.get(dev)
+            if by_pair is None:
+                by_pair = shared[dev] = {}
+            route = by_pair.get(pair)
+            if route is None:
+                route = by_pair[pair] = Route(dst, dev, gateway, None, 0, "boot", "global",
+                                              "unicast", False)
+            new.append(route)
+        if new:
+            ns.routes.extend(new)
+            index.extend(new)
+            ns.main_table = True
+
+    def _gateway_device(self, ns: Netns, gateway: str, dev: str | None,
+                        index: RouteIndex | None = None) -> str | None:
+        """The device a gateway is reached through: a connected (scope link) route;
+        none for one of the namespace's own addresses."""
+        ip = _gateway_int(gateway)
         best: Route | None = None
-        for r in ns.routes:
-            if r.type != "unicast" or r.gateway is not None or r.scope == "host":
-                continue
+        best_len = -1
+        for r in (index or route_index(ns)).connected:
             if dev is not None and r.dev != dev:
                 continue
-            if ip in r.network and (best is None or r.network.prefixlen > best.network.prefixlen):
-                best = r
-        return best.dev if best else None
+            net, mask, plen = prefix_of(r.dst)
+            if ip & mask == net and plen > best_len:
+                best, best_len = r, plen
+        if best is None or self._is_local(ns, gateway):
+            return None
+        return best.dev
 
     @staticmethod
     def _is_local(ns: Netns, ip: str) -> bool:
-        return any(a.ip == ip for l in ns.links.values() for a in l.addresses)
+        for link in ns.links.values():
+            for a in link.addresses:
+                if a.ip == ip:
+                    return True
+        return False
 
     def _DelRoute(self, op: O.DelRoute) -> None:
         ns = self._ns(op.netns)
@@ -596,13 +669,13 @@ class ModelBackend:
         memo = self.__dict__.setdefault("_restore_memo", {})
         before = tuple(ns.tables.items())
         key = (op.payload, op.noflush, op.command, tuple((n, id(t)) for n, t in before))
-        cacheable = not ns.ipsets and "--match-set" not in op.payload
-        hit = memo.get(key) if cacheable else None
+        # Only a payload without ipset matches is ever stored, so a hit needs no scan of it.
+        hit = memo.get(key) if not ns.ipsets else None
         if hit is not None:
             ns.tables = dict(hit[1])
             return
         apply_restore(ns, op.payload, op.noflush, op.command)
-        if cacheable:
+        if not ns.ipsets and "--match-set" not in op.payload:
             if len(memo) >= 8:
                 memo.pop(next(iter(memo)))
             memo[key] = (before, tuple(ns.tables.items()))    # `before` keeps the ids alive
@@ -619,6 +692,11 @@ class ModelBackend:
 
     def _FlushConntrack(self, op: O.FlushConntrack) -> None:
         self._ns(op.netns).conntrack = []
+
+
+@lru_cache(maxsize=65536)
+def _gateway_int(gateway: str) -> int:
+    return int(ipaddress.IPv4Address(gateway))
 
 
 def _is_int(value: str) -> bool:

@@ -4,29 +4,16 @@ longest prefix and lowest metric; and source-address selection."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
 from netlab.backends.model import enabled
 from netlab.model import Link, Netns, Route
-
-LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
-
-
 # Addresses and prefixes as integers, parsed once per distinct text: a route lookup on a
 # namespace with many addresses and routes costs integer compares, not ipaddress objects.
-@lru_cache(maxsize=65536)
-def ip_int(ip: str) -> int:
-    return int.from_bytes(socket.inet_aton(ip), "big") if ip.count(".") == 3 else \
-        int(ipaddress.IPv4Address(ip))
+from netlab.model.route_index import ip_int, prefix_of, route_index  # noqa: F401 (re-exported)
 
-
-@lru_cache(maxsize=65536)
-def prefix_of(dst: str) -> tuple[int, int, int]:
-    """``10.0.0.0/24`` or ``default`` -> (network, mask, prefixlen)."""
-    net = ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst, strict=False)
-    return int(net.network_address), int(net.netmask), net.prefixlen
+LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 @lru_cache(maxsize=65536)
@@ -81,18 +68,7 @@ def is_local(ns: Netns, ip: str) -> bool:
 
 
 def lookup_main(ns: Netns, dst: str, oif: str | None = None) -> Route | None:
-    ip = ip_int(dst)
-    best: Route | None = None
-    best_len = -1
-    for route in ns.routes:
-        if oif is not None and route.dev is not None and route.dev != oif:
-            continue
-        net, mask, plen = prefix_of(route.dst)
-        if ip & mask != net:
-            continue
-        if best is None or plen > best_len or (plen == best_len and route.metric < best.metric):
-            best, best_len = route, plen
-    return best
+    return route_index(ns).longest_match(ip_int(dst), oif)
 
 
 def select_source(ns: Netns, dev: str | None, target: str) -> str | None:

@@ -10,6 +10,7 @@ files, which are not kernel state and so are not in the list).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 
@@ -57,15 +58,13 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def route_ops(cluster: Cluster) -> list[O.Op]:
-    """host-gw: on each node, a route to every other node's pod range via that node."""
-    ops: list[O.Op] = []
+    """host-gw: on each node, a route to every other node's pod range via that node (one
+    AddRoutes a node: flannel adds them as it learns of the other nodes' leases)."""
     if cluster.spec.network != "host-gw":
-        return ops
-    for n in cluster.nodes:
-        for other in cluster.nodes:
-            if other is not n:
-                ops.append(O.AddRoute(ns_key(n.name), other.pod_cidr, gateway=other.ip))
-    return ops
+        return []
+    every = tuple((n.pod_cidr, n.ip) for n in cluster.nodes)
+    return [O.AddRoutes(ns_key(n.name), every[:i] + every[i + 1:])
+            for i, n in enumerate(cluster.nodes)]
 
 
 VXLAN_DEV = "flannel.1"
@@ -155,13 +154,23 @@ def build(cluster: Cluster) -> Recorder:
     from netlab.backends.model import ModelBackend
 
     rec = Recorder(ModelBackend(World(name=cluster.spec.name)))
-    for op in node_ops(cluster):
-        rec.apply(op)
-    for pod in cluster.pods:
-        kubelet.attach_pod(rec, cluster, pod)
-    network = vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster)
-    for op in network + proxy_ops(cluster) + policy_ops(cluster):
-        rec.apply(op)
+    # A cluster is millions of small objects and none of them is garbage: the cyclic
+    # collector would walk them all again and again while they are made.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for op in node_ops(cluster):
+            rec.apply(op)
+        nodes = {n.name: n for n in cluster.nodes}
+        for pod in cluster.pods:
+            kubelet.attach_pod(rec, cluster, pod, node=nodes[pod.node])
+        for group in (vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster),
+                      proxy_ops(cluster), policy_ops(cluster)):
+            for op in group:
+                rec.apply(op)
+    finally:
+        if paused:
+            gc.enable()
     return rec
 
 

@@ -24,6 +24,7 @@ import bisect
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from netlab.errors import LabError
 from netlab.k8s.objects import (
@@ -48,7 +49,17 @@ class Node:
     @property
     def gateway(self) -> str:
         """The bridge address the CNI bridge plugin gives the node (network + 1)."""
-        return str(ipaddress.ip_network(self.pod_cidr).network_address + 1)
+        return _first_host(self.pod_cidr)
+
+
+@lru_cache(maxsize=1 << 16)
+def _first_host(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr).network_address + 1)
+
+
+@lru_cache(maxsize=1 << 16)
+def prefixlen(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).prefixlen
 
 
 @dataclass

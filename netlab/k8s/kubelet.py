@@ -83,7 +83,7 @@ def cni_args(pod: Pod) -> str:
             f"K8S_POD_INFRA_CONTAINER_ID={container_id(pod)}")
 
 
-def attach_pod(backend, cluster: Cluster, pod: Pod) -> dict | None:
+def attach_pod(backend, cluster: Cluster, pod: Pod, node: Node | None = None) -> dict | None:
     """Start ``pod``'s sandbox on ``backend`` (a ModelBackend, or anything with its
     ``world`` and ``apply``) as the runtime and the CNI plugins do, and open the
     listeners of its containers' ports. Returns the bridge plugin's result (None for a
@@ -91,7 +91,7 @@ def attach_pod(backend, cluster: Cluster, pod: Pod) -> dict | None:
     pod (both follow host-local's order): a difference is a bug, reported as such."""
     if not pod.host_network:
         from netlab.cni import CniError, invoke
-        node = cluster.node(pod.node)
+        node = node or cluster.node(pod.node)
         backend.apply(O.AddNetns(node.name, netns_name(pod)))
         backend.apply(O.SetLinkUp(pod_netns_key(pod), "lo", True))    # the loopback plugin
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from netlab.netfilter.values import save_string
 
@@ -34,9 +35,13 @@ LOCALNET_COMMENT = '"block incoming localnet connections"'
 
 # --- chain names: base32(sha256(servicePortName + protocol [+ endpoint]))[:16] ---------
 
+# 16 base32 digits are 80 bits: the digest's first 10 bytes give the same 16 digits as
+# the whole digest does. The names are pure functions of their text, so they are cached
+# (a sync writes each endpoint's chain name twice, and every node's sync writes them all).
+@lru_cache(maxsize=1 << 18)
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol).encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+    return base64.b32encode(digest[:10]).decode()
 
 
 def svc_chain(service_port_name: str, protocol: str) -> str:
@@ -55,9 +60,10 @@ def fw_chain(service_port_name: str, protocol: str) -> str:
     return "KUBE-FW-" + port_proto_hash(service_port_name, protocol)
 
 
+@lru_cache(maxsize=1 << 18)
 def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol + endpoint).encode()).digest()
-    return "KUBE-SEP-" + base64.b32encode(digest).decode()[:16]
+    return "KUBE-SEP-" + base64.b32encode(digest[:10]).decode()
 
 
 def probability(n: int) -> str:
@@ -248,6 +254,7 @@ def _cidr(addr: str) -> str:
     return addr if "/" in addr else f"{addr}/32"
 
 
+@lru_cache(maxsize=4096)
 def _saved_probability(n: int) -> str:
     from netlab.netfilter.matches import PROB_SCALE, show_probability
     from netlab.netfilter.values import lround

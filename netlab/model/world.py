@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from netlab.model.netfilter import Chain, ConntrackEntry, IpSet, Table
@@ -26,6 +27,12 @@ def split_key(key: str) -> tuple[str, str]:
     return node, name or ROOT
 
 
+@lru_cache(maxsize=1 << 18)
+def _network(ip: str, prefixlen: int) -> ipaddress.IPv4Network:
+    """An address's network (immutable, so one object serves every caller)."""
+    return ipaddress.IPv4Network(f"{ip}/{prefixlen}", strict=False)
+
+
 @dataclass
 class Address:
     ip: str
@@ -34,7 +41,7 @@ class Address:
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network(f"{self.ip}/{self.prefixlen}", strict=False)
+        return _network(self.ip, self.prefixlen)
 
     @property
     def cidr(self) -> str:
