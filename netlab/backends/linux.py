@@ -65,6 +65,10 @@ REPEATABLE_SYSCTLS = (
     ("net.ipv4.conf.all.accept_redirects", "0"),
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv4.icmp_ratelimit", "0"),
+    # What the model calls a fresh namespace: a distribution's sysctl.d may have raised
+    # these on the machine, and new namespaces inherit them (devconf_inherit_init_net).
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
 )
 # A new namespace has no neigh/default sysctls (only the first namespace does): the short
 # ARP retry is set on each device as it appears (created, or moved in).

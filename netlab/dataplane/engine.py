@@ -432,11 +432,10 @@ class _Walk:
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
-        if skb.local is ns:
-            lo = ns.links.get("lo")
-            outcome = UNREACHABLE if lo is not None and lo.up else TIMEOUT
-            return self.end(HOST_UNREACHABLE, outcome, skb.hops, skb.pkt, diagnosis=diagnosis)
-        # A router that cannot resolve the next hop answers "host unreachable".
+        # A router that cannot resolve the next hop answers "host unreachable"; so does the
+        # sender's own stack (ipv4_link_failure): that answer loops back through lo and the
+        # namespace's own OUTPUT and INPUT hooks, so lo down or an INPUT DROP keeps it from
+        # the socket, which then times out.
         return self._icmp_error(ns, skb, ICMP_UNREACH, HOST_UNREACH, HOST_UNREACHABLE, diagnosis)
 
     # --- received --------------------------------------------------------------------

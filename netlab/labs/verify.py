@@ -103,9 +103,11 @@ def model_view(trace: Trace | None, error: str | None = None) -> dict[str, Any]:
 
 
 def verify_lab(lab: Lab, *, run_dir: str | None = None, name: str | None = None,
-               cap: int = AUTO_CAP, on_row: Callable[[Row], None] | None = None) -> VerifyResult:
+               cap: int = AUTO_CAP, on_row: Callable[[Row], None] | None = None,
+               timeout: float | None = None) -> VerifyResult:
     """Run the lab on both backends and compare every probe. The namespaces are removed
-    before this returns, also on an error or Ctrl-C."""
+    before this returns, also on an error or Ctrl-C. ``timeout``: how long a kernel
+    probe waits (default: netlab.backends.probe's per protocol)."""
     from netlab.labs.kernel import KernelLab, down_lab
     from netlab.labs.runner import Runner
 
@@ -126,10 +128,11 @@ def verify_lab(lab: Lab, *, run_dir: str | None = None, name: str | None = None,
                 return result
             probes = [e for e in step.expect if isinstance(e, (Reach, TraceExpect))]
             if probes:
-                rows = _expectation_rows(lab, step, probes, runner, kl, sports)
+                rows = _expectation_rows(lab, step, probes, runner, kl, sports, timeout)
                 _add(result, rows, on_row)
         kl.finish("up")
-        _add(result, _auto_rows(runner.world, kl, sports, cap, result), on_row)
+        if cap > 0:
+            _add(result, _auto_rows(runner.world, kl, sports, cap, result, timeout), on_row)
         return result
     finally:
         kl.close()
@@ -158,7 +161,7 @@ def _same_commands(step, model_step, kernel_step, result: VerifyResult) -> bool:
     return model_step.stopped is None and kernel_step.stopped is None
 
 
-def _expectation_rows(lab, step, exps, runner, kl, sports) -> list[Row]:  # type: ignore[no-untyped-def]
+def _expectation_rows(lab, step, exps, runner, kl, sports, timeout) -> list[Row]:  # type: ignore[no-untyped-def]
     from netlab.backends.probe import KernelProbe
     from netlab.labs.expect import check
 
@@ -170,7 +173,7 @@ def _expectation_rows(lab, step, exps, runner, kl, sports) -> list[Row]:  # type
         real = kl.real_of(exp.source, step.node)
         kernel_probes.append(None if real is None else KernelProbe(
             real, exp.to, exp.proto, exp.port,
-            sport=next(sports) if exp.proto != "icmp" else None))
+            sport=next(sports) if exp.proto != "icmp" else None, timeout=timeout))
         where.append(f"step {step.number}, line {exp.line}")
     seen = _probe(kl, kernel_probes)
     return [Row(e.source, e.to, e.proto, e.port, w, m, s)
@@ -209,7 +212,8 @@ def auto_probe_set(world) -> list[tuple[str, str, str, int | None]]:  # type: ig
     return out
 
 
-def _auto_rows(world, kl, sports, cap: int, result: VerifyResult) -> list[Row]:  # type: ignore[no-untyped-def]
+def _auto_rows(world, kl, sports, cap: int, result: VerifyResult,  # type: ignore[no-untyped-def]
+               timeout: float | None) -> list[Row]:  # type: ignore[no-untyped-def]
     from netlab.backends.probe import KernelProbe
     from netlab.dataplane import trace
 
@@ -230,7 +234,8 @@ def _auto_rows(world, kl, sports, cap: int, result: VerifyResult) -> list[Row]: 
             models.append(model_view(None, str(exc)))
         real = kl.linux.names.get(key)
         probes.append(None if real is None else KernelProbe(
-            real, addr, proto, port, sport=next(sports) if proto != "icmp" else None))
+            real, addr, proto, port, sport=next(sports) if proto != "icmp" else None,
+            timeout=timeout))
         labels.append(world.namespaces[key].label)
     seen = _probe(kl, probes)
     return [Row(label, addr, proto, port, "auto", m, s)

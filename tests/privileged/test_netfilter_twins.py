@@ -356,6 +356,21 @@ def output_reject():
     """
 
 
+@scenario(ping("red", "10.0.1.77", TIMEOUT),
+          tcp("red", "10.0.1.77", 80, TIMEOUT, seen=NOBODY),
+          udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY),
+          ping("blue", "10.0.2.77", UNREACHABLE))
+def input_drop_hides_the_senders_own_host_unreachable():
+    """Nobody has 10.0.1.77: red's ARP fails and red's own stack sends itself ICMP host
+    unreachable, which loops back through lo and crosses red's INPUT chain. With
+    `-P INPUT DROP` in red it never reaches the socket: ping, TCP and UDP time out
+    instead of "No route to host". blue, without the rule, sees the unreachable.
+    (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec red iptables -P INPUT DROP
+    """
+
+
 # --- bridges: br_netfilter ------------------------------------------------------------------
 
 @scenario(ping("red", "192.168.15.2", TIMEOUT),
