@@ -56,6 +56,10 @@ REJECT_CODES = {"icmp-net-unreachable": 0, "icmp-host-unreachable": 1,
                 "icmp-net-prohibited": 9, "icmp-host-prohibited": 10,
                 "icmp-admin-prohibited": 13}
 CONNTRACK_MODES = ("auto", "new", "continue")
+# icmp_err_convert[]: a UDP socket (without IP_RECVERR) reports only the "fatal" ICMP
+# errors; net/host unreachable (also for a TOS, or unknown-ish 4/5) and time exceeded
+# leave it waiting. TCP in SYN_SENT and ping see them all.
+UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
 MAX_RETARGETS = 8
 
@@ -633,7 +637,17 @@ class _Walk:
         self._attach(ns, answer, skb)
         back = self.send(ns, answer)
         outcome = UNREACHABLE if self._answer_problem(back) is None else TIMEOUT
+        if outcome == UNREACHABLE and self._silent_for_udp(skb, icmp_type, code):
+            outcome = TIMEOUT
+            diagnosis += (f"; a UDP socket does not report {error.describe()} (only with "
+                          "IP_RECVERR): the sender just waits")
         return self.end(verdict, outcome, hops, pkt, diagnosis=diagnosis, reply=back)
+
+    @staticmethod
+    def _silent_for_udp(skb: _Skb, icmp_type: int, code: int) -> bool:
+        return skb.probe and skb.pkt.proto == "udp" and (
+            icmp_type == ICMP_TIME_EXCEEDED
+            or (icmp_type == ICMP_UNREACH and code in UDP_SILENT_UNREACH))
 
     # --- netfilter ----------------------------------------------------------------------
     def _hook(self, ns: Netns, hook: str, skb: _Skb, *, in_dev: str | None = None,
@@ -932,6 +946,9 @@ class _Walk:
             diagnosis += " — send() fails at once with EPERM (Operation not permitted)"
         elif self._answer_problem(back) is None:
             outcome = REFUSED if refused else UNREACHABLE
+            if not refused and self._silent_for_udp(skb, ICMP_UNREACH, code):
+                outcome = TIMEOUT
+                diagnosis += "; a UDP socket does not report it (only with IP_RECVERR)"
         else:
             outcome = TIMEOUT
         return self.end(REJECTED, outcome, hops, pkt, diagnosis=diagnosis + f": answered with "

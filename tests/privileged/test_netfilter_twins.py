@@ -356,6 +356,26 @@ def output_reject():
     """
 
 
+@scenario(udp("red", "10.0.2.2", 54, TIMEOUT, seen=NOBODY),
+          tcp("red", "10.0.2.2", 84, UNREACHABLE, seen=NOBODY),
+          udp("red", "10.0.2.2", 55, UNREACHABLE, seen=NOBODY),
+          udp("red", "10.0.9.9", 53, TIMEOUT, seen=NOBODY),
+          ping("red", "10.0.9.9", UNREACHABLE),
+          udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY))
+def udp_hears_only_the_fatal_icmp_errors():
+    """A connected UDP socket without IP_RECVERR reports only the "fatal" ICMP errors
+    (icmp_err_convert): `--reject-with icmp-host-unreachable` and the router's own "net
+    unreachable" (no route to 10.0.9.9) leave it waiting, while a TCP connect gets
+    EHOSTUNREACH and ping prints the error; `icmp-host-prohibited` reaches the UDP
+    socket (EHOSTUNREACH). red's own failed ARP for 10.0.1.77 is silent for UDP too.
+    (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec router iptables -A FORWARD -p udp --dport 54 -j REJECT --reject-with icmp-host-unreachable
+        ip netns exec router iptables -A FORWARD -p tcp --dport 84 -j REJECT --reject-with icmp-host-unreachable
+        ip netns exec router iptables -A FORWARD -p udp --dport 55 -j REJECT --reject-with icmp-host-prohibited
+    """
+
+
 @scenario(ping("red", "10.0.1.77", TIMEOUT),
           tcp("red", "10.0.1.77", 80, TIMEOUT, seen=NOBODY),
           udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY),
