@@ -741,7 +741,7 @@ class LinuxBackend:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 os._exit(126)
         proc = subprocess.Popen(
-            [sys.executable, "-I", LISTENER_SCRIPT, op.proto, str(op.port), op.addr, record],
+            [sys.executable, "-I", "-S", LISTENER_SCRIPT, op.proto, str(op.port), op.addr, record],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=enter, start_new_session=True)
         self._procs.append(proc)

@@ -49,7 +49,7 @@ __all__ = ["KernelFirst", "UpReport", "down_all", "down_lab", "real_lab_name", "
 
 # --- the commands ------------------------------------------------------------------------------
 
-def _need_root() -> None:
+def need_root() -> None:
     if os.geteuid() != 0:
         fail("real mode needs root (run with sudo)")
     if shutil.which("ip") is None:
@@ -73,7 +73,7 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
     """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
     from netlab.cli.common import open_lab, print_json
 
-    _need_root()
+    need_root()
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
         fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")
@@ -108,7 +108,7 @@ def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
                                     "(or $NETLAB_RUN_DIR).")) \
         -> None:
     """Remove exactly the namespaces the lab's journal lists (also after a crash)."""
-    _need_root()
+    need_root()
     if every == (lab is not None):
         fail("name one lab, or give --all")
     removed = down_all() if every else down_lab(_lab_name(lab))  # type: ignore[arg-type]
@@ -128,7 +128,7 @@ def exec_(lab: str = typer.Argument(..., help="The lab (it must be up)."),
     from netlab.backends.journal import Journal
     from netlab.backends.linux import netns_exists
 
-    _need_root()
+    need_root()
     name = _lab_name(lab)
     journal = Journal.load(name, journal_dir())
     if journal is None:
@@ -176,7 +176,7 @@ def verify(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by 
     from netlab.cli.common import open_lab, print_json
     from netlab.labs.verify import verify_lab
 
-    _need_root()
+    need_root()
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
         fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")

@@ -314,3 +314,105 @@ def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
             shutil.rmtree(entry.name, ignore_errors=True)
     journal.remove()
     return removed
+
+
+# --- `lab run --backend real` ---------------------------------------------------------------
+
+class KernelRunner:
+    """The Runner's interface (``steps()``, ``backend.world``) on the kernel: each step's
+    commands on the kernel, its reach/trace expectations checked with real probes. An
+    output expectation reads the model's rendering, so it is reported, not checked. The
+    lab is removed by ``close()``."""
+
+    def __init__(self, lab: Lab, run_dir: str | None = None, name: str | None = None):
+        self.lab = lab
+        self.kl = KernelLab(lab, run_dir, name)
+        self.backend = self.kl.twin
+        self._sports = iter(range(44000, 65000))
+        try:
+            self.kl.build_topology()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def world(self):  # type: ignore[no-untyped-def]
+        return self.kl.world
+
+    def steps(self, *, until: int | None = None, check_expect: bool = True,
+              keep_going: bool = False):  # type: ignore[no-untyped-def]
+        for step in self.lab.steps[:until]:
+            record = self.kl.run_step(step, keep_going=keep_going)
+            if check_expect and record.stopped is None:
+                record.expect = self.check(step)
+            yield record
+            if record.stopped is not None:
+                return
+
+    def check(self, step: Step) -> list:
+        from netlab.backends.probe import KernelProbe
+        from netlab.labs.expect import ExpectResult, probe_text
+        from netlab.labs.model import Reach, TraceExpect
+
+        probes = [e for e in step.expect if isinstance(e, (Reach, TraceExpect))]
+        if probes:
+            self.kl.settle()
+        wanted = []
+        for exp in probes:
+            real = self.kl.real_of(exp.source, step.node)
+            wanted.append(None if real is None else KernelProbe(
+                real, exp.to, exp.proto, exp.port,
+                sport=next(self._sports) if exp.proto != "icmp" else None))
+        runnable = iter(self.kl.probe_all([p for p in wanted if p is not None]))
+        seen = {id(e): (next(runnable) if p is not None else None)
+                for e, p in zip(probes, wanted)}
+        out = []
+        for exp in step.expect:
+            if not isinstance(exp, (Reach, TraceExpect)):
+                out.append(ExpectResult("output", True, f"`{exp.run}`: not checked in real "
+                                        "mode (output checks read the model)", exp.line))
+                continue
+            what = probe_text(exp.source, exp.to, exp.proto, exp.port) + " [kernel]"
+            s = seen[id(exp)]
+            if s is None:
+                out.append(ExpectResult(exp.kind, False, f"{what}: no namespace called "
+                                        f"'{exp.source}'", exp.line))
+            elif isinstance(exp, Reach):
+                reached = s.outcome == "success"
+                detail = f"{what}: " + ("reached" if reached else f"not reached ({s.outcome})")
+                if reached != exp.want:
+                    detail += f" — expected {'reached' if exp.want else 'not reached'}"
+                out.append(ExpectResult("reach", reached == exp.want, detail, exp.line))
+            else:
+                out.append(self._check_trace(exp, s, step, what))
+        return out
+
+    def _check_trace(self, exp, s, step: Step, what: str):  # type: ignore[no-untyped-def]
+        from netlab.labs.expect import ExpectResult
+
+        problems = []
+        if exp.outcome is not None and s.outcome != exp.outcome:
+            problems.append(f"outcome {s.outcome}, expected {exp.outcome}")
+        listened = exp.proto != "icmp" and s.outcome == "success"
+        if listened and exp.delivered_to is not None:
+            got = self.kl.label_of(s.delivered_to)
+            ns = self.world.resolve(exp.delivered_to, default_node=step.node)
+            want = ns.label if ns is not None else exp.delivered_to
+            if got != want:
+                problems.append(f"delivered_to {got or 'none'}, expected {want}")
+        if listened and exp.src_out is not None and s.src != exp.src_out.split(":")[0]:
+            problems.append(f"src_out {s.src}, expected {exp.src_out}")
+        if listened and exp.dst_out is not None:
+            got_dst = s.dst if ":" in exp.dst_out else (s.dst or "").split(":")[0]
+            if got_dst != exp.dst_out:
+                problems.append(f"dst_out {got_dst}, expected {exp.dst_out}")
+        detail = f"{what}: {s.outcome}" + (f" ({s.detail})" if s.detail else "")
+        if problems:
+            detail = f"{what}: " + "; ".join(problems) + f" ({s.detail})"
+        return ExpectResult("trace", not problems, detail, exp.line)
+
+    def close(self) -> None:
+        try:
+            self.kl.close()
+        finally:
+            down_lab(self.kl.name, self.kl.run_dir)

@@ -66,3 +66,19 @@ def test_verify_sees_a_kernel_that_does_not_do_what_the_model_says(machine, tmp_
     assert {(r.source, r.to) for r in diffs} >= {("a", "192.168.2.10")}
     assert os.listdir(tmp_path) == []
     assert machine_snapshot() == machine
+
+
+@pytest.mark.parametrize("ref", ["02", "06"])
+def test_lab_run_on_the_real_backend_checks_the_expectations_with_real_probes(ref, machine,
+                                                                               tmp_path):
+    env = dict(os.environ, NETLAB_RUN_DIR=str(tmp_path),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", "from netlab.cli.main import main; main()",
+                           "lab", "run", ref, "--backend", "real", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    result = json.loads(done.stdout)
+    details = [e["detail"] for s in result["steps"] for e in s["expect"]]
+    assert any("[kernel]" in d for d in details)
+    assert os.listdir(tmp_path) == []
+    assert machine_snapshot() == machine
