@@ -37,8 +37,7 @@ from netlab.dataplane.conntrack import (
 )
 from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
     walk
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get, \
-    select_source
+from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
@@ -263,6 +262,15 @@ class _Walk:
             # ip_route_me_harder: the destination changed, route again (same source).
             d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
             if not d.ok:
+                if skb.probe and skb.pkt.proto == "tcp":
+                    # ip_route_me_harder fails: NF_DROP with ENETUNREACH, which
+                    # tcp_connect ignores; the SYN is retried until connect() times out.
+                    skb.hops.append(self.hop(ns, "drop", f"no route to {skb.pkt.dst} after "
+                                             f"DNAT: the SYN is dropped"))
+                    return self.end(NO_ROUTE, TIMEOUT, skb.hops, skb.pkt,
+                                    diagnosis=f"{ns.label} has no route to {skb.pkt.dst}, the "
+                                              f"destination after DNAT; TCP retries the "
+                                              f"dropped SYN and times out")
                 return self._no_route(ns, skb, d)
             skb.hops.append(self.hop(ns, "route", f"re-routed after DNAT: {_describe_route(d)}",
                                      dev=d.dev, src=skb.pkt.src))
@@ -450,6 +458,15 @@ class _Walk:
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
+        if not loopback and self._martian_source(ns, link, pkt):
+            skb.hops.append(self.hop(ns, "drop", f"martian source: {pkt.src} is an address of "
+                                     f"{ns.label} itself, arriving on {link.name}",
+                                     dev=link.name))
+            return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
+                            diagnosis=f"{ns.label} drops a packet from its own address "
+                                      f"{pkt.src} arriving on {link.name} (fib_validate_source: "
+                                      f"a martian source; accept_local=1 allows it) — often a "
+                                      f"routing loop that brings the packet back")
         if not loopback and not self._rp_filter_ok(ns, link, pkt):
             skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
                                      f"not leave through {link.name}", dev=link.name))
@@ -460,6 +477,17 @@ class _Walk:
         if is_local(ns, pkt.dst):
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
         return self.forward(ns, link, skb, physdev_in=physdev_in)
+
+    @staticmethod
+    def _martian_source(ns: Netns, link: Link, pkt: Packet) -> bool:
+        """fib_validate_source: without rp_filter, a packet whose source is one of the
+        namespace's own interface addresses is refused on input (unless accept_local)."""
+        if pkt.src is None or link.kind == "loopback":
+            return False
+        if enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0")) \
+                or enabled(link.conf.get("accept_local", "0")):
+            return False
+        return any(a.ip == pkt.src for l in ns.links.values() for a in l.addresses)
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
@@ -974,17 +1002,23 @@ def masquerade_source(ns: Netns, dev: str | None, nexthop: str) -> str | None:
     """inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE): the device's primary address on
     the next hop's network, else its first primary address, else another device's."""
     link = ns.links.get(dev) if dev else None
-    if link is not None and link.addresses:
+    usable = [a for a in link.addresses if not ipaddress.IPv4Address(a.ip).is_loopback] \
+        if link is not None else []       # RT_SCOPE_UNIVERSE: lo's 127.0.0.1 is host scope
+    if link is not None and usable:
         target = ipaddress.IPv4Address(nexthop)
         primaries = []
-        for addr in link.addresses:
+        for addr in usable:
             if not any(p.network == addr.network for p in primaries):
                 primaries.append(addr)
         for addr in primaries:
             if target in addr.network:
                 return addr.ip
         return primaries[0].ip
-    return select_source(ns, None, nexthop)
+    for other in ns.links.values():          # any device's first address of global scope,
+        for addr in other.addresses:         # up or not (in_dev_select_addr)
+            if not ipaddress.IPv4Address(addr.ip).is_loopback:
+                return addr.ip
+    return None
 
 
 def _nat_name(manip: str, direction: str) -> str:

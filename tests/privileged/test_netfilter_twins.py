@@ -376,6 +376,33 @@ def udp_hears_only_the_fatal_icmp_errors():
     """
 
 
+@scenario(tcp("blue", "10.0.2.2", 80, SUCCESS, seen=at("blue", 80, "10.0.2.2")),
+          udp("blue", "10.0.2.2", 53, SUCCESS, seen=at("blue", 53, "10.0.2.2")))
+def masquerade_on_lo_keeps_a_global_source():
+    """`-t nat -A POSTROUTING -s 10.0.2.0/24 -j MASQUERADE` in blue also matches blue's
+    traffic to itself, which leaves through lo. MASQUERADE wants an address of universe
+    scope and lo's 127.0.0.1 is host scope, so it takes blue's own 10.0.2.2: the listener
+    sees 10.0.2.2, not 127.0.0.1. (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec blue iptables -t nat -A POSTROUTING -s 10.0.2.0/24 -j MASQUERADE
+    """
+
+
+@scenario(tcp("red", "10.0.1.2", 8080, TIMEOUT, seen=NOBODY),
+          udp("red", "10.0.1.2", 8080, UNREACHABLE, seen=NOBODY),
+          ping("red", "10.0.1.1", SUCCESS))
+def output_dnat_to_an_unroutable_address():
+    """In red, OUTPUT DNAT of red's own 10.0.1.2:8080 to 10.9.9.9, which red has no route
+    for (its default route is gone): the re-route after DNAT fails and the packet is
+    dropped with ENETUNREACH. A UDP send() returns that error; TCP's connect() ignores it,
+    retries the SYN and times out. (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip -n red route del default
+        ip netns exec red iptables -t nat -A OUTPUT -p tcp --dport 8080 -j DNAT --to-destination 10.9.9.9:80
+        ip netns exec red iptables -t nat -A OUTPUT -p udp --dport 8080 -j DNAT --to-destination 10.9.9.9:53
+    """
+
+
 @scenario(ping("red", "10.0.1.77", TIMEOUT),
           tcp("red", "10.0.1.77", 80, TIMEOUT, seen=NOBODY),
           udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY),
