@@ -69,10 +69,23 @@ def _lab_name(ref: str) -> str:
 @app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json"))
 @handles_errors
 def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
-       as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+       as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+       host: bool = typer.Option(False, "--host", help="The lab's first node is this "
+                                 "machine's own network namespace (needs --yes-modify-host)."),
+       confirmed: bool = typer.Option(False, "--yes-modify-host",
+                                      help="Confirm --host: the lab changes this machine's "
+                                      "links, addresses, routes and rules.")) -> None:
     """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
     from netlab.cli.common import open_lab, print_json
 
+    if host and not confirmed:
+        fail("--host changes this machine's own network namespace (links, addresses, routes, "
+             "iptables): add --yes-modify-host to confirm")
+    if confirmed and not host:
+        fail("--yes-modify-host confirms --host, which was not given")
+    if host:
+        fail("--host is not available in this version: run the lab in namespaces "
+             "(netlab real up LAB) and look at a machine with netlab snapshot --host")
     need_root()
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:

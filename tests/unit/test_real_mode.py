@@ -88,3 +88,13 @@ def test_which_lab_lines_run_as_the_real_tool(line, argv):
     from netlab.labs.kernel import tool_argv
 
     assert tool_argv(line) == argv
+
+
+def test_host_mode_is_refused_without_its_confirmation_flag():
+    result = CliRunner().invoke(app, ["real", "up", "02", "--host"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("netlab: --host changes this machine's own network "
+                                    "namespace")
+    assert "--yes-modify-host" in result.stderr and result.stderr.count("\n") == 1
+    result = CliRunner().invoke(app, ["real", "up", "02", "--yes-modify-host"])
+    assert result.exit_code == 2 and "which was not given" in result.stderr
