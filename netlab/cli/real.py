@@ -38,13 +38,45 @@ app = typer.Typer(
                     "sudo netlab real verify 06"),
 )
 
-# Building, probing and removing a lab on the kernel live in netlab.labs.kernel; the names
-# stay importable from here.
-from netlab.labs.kernel import (  # noqa: E402
-    KernelFirst, UpReport, down_all, down_lab, journal_dir, real_lab_name, up_lab,
-)
+# Building, probing and removing a lab on the kernel live in netlab.labs.kernel (imported
+# when used: `netlab --help` must not load the labs); these names stay importable here.
 
-__all__ = ["KernelFirst", "UpReport", "down_all", "down_lab", "real_lab_name", "up_lab"]
+def up_lab(lab, run_dir: str | None = None, name: str | None = None):  # type: ignore[no-untyped-def]
+    from netlab.labs.kernel import up_lab as up_
+
+    return up_(lab, run_dir, name)
+
+
+def down_lab(name: str, run_dir: str | None = None) -> list[str]:
+    from netlab.labs.kernel import down_lab as down_
+
+    return down_(name, run_dir)
+
+
+def down_all(run_dir: str | None = None) -> list[str]:
+    from netlab.labs.kernel import down_all as down_all_
+
+    return down_all_(run_dir)
+
+
+def journal_dir(given: str | None = None) -> str:
+    from netlab.labs.kernel import journal_dir as journal_dir_
+
+    return journal_dir_(given)
+
+
+def real_lab_name(lab) -> str:  # type: ignore[no-untyped-def]
+    from netlab.labs.kernel import real_lab_name as name_
+
+    return name_(lab)
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in ("KernelFirst", "UpReport"):
+        from netlab.labs import kernel
+
+        return getattr(kernel, name)
+    raise AttributeError(name)
 
 
 # --- the commands ------------------------------------------------------------------------------
