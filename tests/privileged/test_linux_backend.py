@@ -36,12 +36,21 @@ def _out(argv: list[str]) -> str:
 # Other sessions on this machine make namespaces of their own while these tests run
 # (the twin harness's nlt*/nls*, CNI tests' cn-*, VM labs' nl-vm*): they are not ours to
 # compare. Everything else, netlab's nl-* included, must be exactly as before.
+# Another pytest run of these tests uses prefixes b<its session>/p<its session>.
 FOREIGN = ("nlt", "nls", "cn-", "nl-vm")
+_OTHER_RUN = re.compile(r"^nl-[bp][0-9a-f]{4}")
+
+
+def foreign(name: str) -> bool:
+    if name.startswith(FOREIGN):
+        return True
+    return bool(_OTHER_RUN.match(name)) and not name.startswith((f"nl-b{SESSION}",
+                                                                 f"nl-p{SESSION}"))
 
 
 def _netlab_namespaces() -> list[str]:
     names = [line.split()[0] for line in _out(["ip", "netns", "list"]).splitlines() if line]
-    return sorted(n for n in names if not n.startswith(FOREIGN))
+    return sorted(n for n in names if not foreign(n))
 
 
 def machine_snapshot() -> dict[str, object]:

@@ -97,6 +97,12 @@ def test_random_lab_twins(index, machine, tmp_path):
     result = _verify(lab.yaml(), tmp_path, tag)
     assert result.rows, "no probe ran"
     problems = _differences(result)
+    vanished = [r for r in result.rows if "No such file or directory: '/run/netns/"
+                in str(r.kernel.get("detail")) or "setns" in str(r.kernel.get("detail"))]
+    if vanished:      # not a difference to shrink: something else removed our namespaces
+        pytest.fail(f"seed {SEED}, scenario {index}: a namespace of this scenario vanished "
+                    f"while it ran (removed from outside the test?): "
+                    f"{vanished[0].kernel.get('detail')}", pytrace=False)
     if problems:
         lines = shrink(lab, _keys(result), tmp_path, tag)
         minimal = lab.yaml(lines)
