@@ -38,8 +38,7 @@ from netlab.dataplane.conntrack import (
 )
 from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
     walk
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get, \
-    select_source
+from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
@@ -57,6 +56,10 @@ REJECT_CODES = {"icmp-net-unreachable": 0, "icmp-host-unreachable": 1,
                 "icmp-net-prohibited": 9, "icmp-host-prohibited": 10,
                 "icmp-admin-prohibited": 13}
 CONNTRACK_MODES = ("auto", "new", "continue")
+# icmp_err_convert[]: a UDP socket (without IP_RECVERR) reports only the "fatal" ICMP
+# errors; net/host unreachable (also for a TOS, or unknown-ish 4/5) and time exceeded
+# leave it waiting. TCP in SYN_SENT and ping see them all.
+UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
 MAX_RETARGETS = 8
 
@@ -265,6 +268,15 @@ class _Walk:
             # ip_route_me_harder: the destination changed, route again (same source).
             d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
             if not d.ok:
+                if skb.probe and skb.pkt.proto == "tcp":
+                    # ip_route_me_harder fails: NF_DROP with ENETUNREACH, which
+                    # tcp_connect ignores; the SYN is retried until connect() times out.
+                    skb.hops.append(self.hop(ns, "drop", f"no route to {skb.pkt.dst} after "
+                                             f"DNAT: the SYN is dropped"))
+                    return self.end(NO_ROUTE, TIMEOUT, skb.hops, skb.pkt,
+                                    diagnosis=f"{ns.label} has no route to {skb.pkt.dst}, the "
+                                              f"destination after DNAT; TCP retries the "
+                                              f"dropped SYN and times out")
                 return self._no_route(ns, skb, d)
             skb.hops.append(self.hop(ns, "route", f"re-routed after DNAT: {_describe_route(d)}",
                                      dev=d.dev, src=skb.pkt.src))
@@ -488,11 +500,10 @@ class _Walk:
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
-        if skb.local is ns:
-            lo = ns.links.get("lo")
-            outcome = UNREACHABLE if lo is not None and lo.up else TIMEOUT
-            return self.end(HOST_UNREACHABLE, outcome, skb.hops, skb.pkt, diagnosis=diagnosis)
-        # A router that cannot resolve the next hop answers "host unreachable".
+        # A router that cannot resolve the next hop answers "host unreachable"; so does the
+        # sender's own stack (ipv4_link_failure): that answer loops back through lo and the
+        # namespace's own OUTPUT and INPUT hooks, so lo down or an INPUT DROP keeps it from
+        # the socket, which then times out.
         return self._icmp_error(ns, skb, ICMP_UNREACH, HOST_UNREACH, HOST_UNREACHABLE, diagnosis)
 
     # --- received --------------------------------------------------------------------
@@ -503,6 +514,15 @@ class _Walk:
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
+        if not loopback and self._martian_source(ns, link, pkt):
+            skb.hops.append(self.hop(ns, "drop", f"martian source: {pkt.src} is an address of "
+                                     f"{ns.label} itself, arriving on {link.name}",
+                                     dev=link.name))
+            return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
+                            diagnosis=f"{ns.label} drops a packet from its own address "
+                                      f"{pkt.src} arriving on {link.name} (fib_validate_source: "
+                                      f"a martian source; accept_local=1 allows it) — often a "
+                                      f"routing loop that brings the packet back")
         if not loopback and not self._rp_filter_ok(ns, link, pkt):
             skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
                                      f"not leave through {link.name}", dev=link.name))
@@ -513,6 +533,17 @@ class _Walk:
         if is_local(ns, pkt.dst):
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
         return self.forward(ns, link, skb, physdev_in=physdev_in)
+
+    @staticmethod
+    def _martian_source(ns: Netns, link: Link, pkt: Packet) -> bool:
+        """fib_validate_source: without rp_filter, a packet whose source is one of the
+        namespace's own interface addresses is refused on input (unless accept_local)."""
+        if pkt.src is None or link.kind == "loopback":
+            return False
+        if enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0")) \
+                or enabled(link.conf.get("accept_local", "0")):
+            return False
+        return any(a.ip == pkt.src for l in ns.links.values() for a in l.addresses)
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
@@ -698,7 +729,17 @@ class _Walk:
         self._attach(ns, answer, skb)
         back = self.send(ns, answer)
         outcome = UNREACHABLE if self._answer_problem(back) is None else TIMEOUT
+        if outcome == UNREACHABLE and self._silent_for_udp(skb, icmp_type, code):
+            outcome = TIMEOUT
+            diagnosis += (f"; a UDP socket does not report {error.describe()} (only with "
+                          "IP_RECVERR): the sender just waits")
         return self.end(verdict, outcome, hops, pkt, diagnosis=diagnosis, reply=back)
+
+    @staticmethod
+    def _silent_for_udp(skb: _Skb, icmp_type: int, code: int) -> bool:
+        return skb.probe and skb.pkt.proto == "udp" and (
+            icmp_type == ICMP_TIME_EXCEEDED
+            or (icmp_type == ICMP_UNREACH and code in UDP_SILENT_UNREACH))
 
     # --- netfilter ----------------------------------------------------------------------
     def _hook(self, ns: Netns, hook: str, skb: _Skb, *, in_dev: str | None = None,
@@ -998,6 +1039,9 @@ class _Walk:
             diagnosis += " — send() fails at once with EPERM (Operation not permitted)"
         elif self._answer_problem(back) is None:
             outcome = REFUSED if refused else UNREACHABLE
+            if not refused and self._silent_for_udp(skb, ICMP_UNREACH, code):
+                outcome = TIMEOUT
+                diagnosis += "; a UDP socket does not report it (only with IP_RECVERR)"
         else:
             outcome = TIMEOUT
         return self.end(REJECTED, outcome, hops, pkt, diagnosis=diagnosis + f": answered with "
@@ -1023,17 +1067,23 @@ def masquerade_source(ns: Netns, dev: str | None, nexthop: str) -> str | None:
     """inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE): the device's primary address on
     the next hop's network, else its first primary address, else another device's."""
     link = ns.links.get(dev) if dev else None
-    if link is not None and link.addresses:
+    usable = [a for a in link.addresses if not ipaddress.IPv4Address(a.ip).is_loopback] \
+        if link is not None else []       # RT_SCOPE_UNIVERSE: lo's 127.0.0.1 is host scope
+    if link is not None and usable:
         target = ipaddress.IPv4Address(nexthop)
         primaries = []
-        for addr in link.addresses:
+        for addr in usable:
             if not any(p.network == addr.network for p in primaries):
                 primaries.append(addr)
         for addr in primaries:
             if target in addr.network:
                 return addr.ip
         return primaries[0].ip
-    return select_source(ns, None, nexthop)
+    for other in ns.links.values():          # any device's first address of global scope,
+        for addr in other.addresses:         # up or not (in_dev_select_addr)
+            if not ipaddress.IPv4Address(addr.ip).is_loopback:
+                return addr.ip
+    return None
 
 
 def packet_json(pkt: Packet) -> dict:
