@@ -759,6 +759,56 @@ class LinuxBackend:
         self.listeners.append(RealListener(op.netns, op.proto, op.port, op.addr, record,
                                            proc.pid))
 
+    # --- VXLAN, FDB, a lab's files (the cluster and CNI layers' Ops) ----------------------
+    def _AddVxlan(self, op: O.AddVxlan) -> None:
+        """`ip link add NAME type vxlan id VNI [local] [remote] dstport PORT dev DEV
+        [nolearning]`: IFLA_VXLAN_* as iproute2 sends them (remote is the GROUP attribute;
+        the kernel makes its all-zeros FDB entry)."""
+        args: dict[str, object] = {"ifname": op.name, "kind": "vxlan", "vxlan_id": op.vni,
+                                   "vxlan_port": op.dstport,
+                                   "vxlan_learning": 1 if op.learning else 0}
+        if op.dev is not None:
+            args["vxlan_link"] = self._index(op.netns, op.dev)
+        if op.local is not None:
+            args["vxlan_local"] = op.local
+        if op.remote is not None:
+            args["vxlan_group"] = op.remote
+        if op.mtu is not None:
+            args["mtu"] = op.mtu
+        if op.address is not None:
+            args["address"] = op.address
+        self._ipr(op.netns).link("add", **args)
+        self._short_arp_retry(op.netns, op.name)
+
+    def _AddFdb(self, op: O.AddFdb) -> None:
+        """`bridge fdb append MAC dev DEV dst IP`: RTM_NEWNEIGH, AF_BRIDGE, NLM_F_APPEND,
+        NTF_SELF, NUD_PERMANENT|NUD_NOARP (what `bridge` assumes without a state)."""
+        self._ipr(op.netns).fdb("append", ifindex=self._index(op.netns, op.dev),
+                                lladdr=op.mac.lower(), dst=op.dst)
+
+    def file_path(self, node: str, path: str) -> str:
+        """Where the node's file ``path`` lives in real mode: under the lab's run dir
+        (``<run dir>/<lab>.d/files/<node>/<path>``), never at the real path."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not path.startswith("/") or ".." in parts or "/" in node or node in ("", ".", ".."):
+            raise CommandError(f"a lab file needs an absolute path without '..': {path!r}",
+                               status=2)
+        return os.path.join(self.state_dir(), "files", node, *parts)
+
+    def _WriteFile(self, op: O.WriteFile) -> None:
+        """A lab's file (or host-local's), written under the run dir; None removes it.
+        The run dir is journalled (state_dir), so `down` removes the files with it."""
+        real = self.file_path(op.node, op.path)
+        if op.content is None:
+            try:
+                os.unlink(real)
+            except FileNotFoundError:
+                pass
+            return
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        with open(real, "w", encoding="utf-8") as f:
+            f.write(op.content)
+
 
 def _default_scope(op: O.AddRoute) -> int:
     """iproute2's choice when `scope` is not typed."""

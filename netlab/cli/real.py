@@ -241,6 +241,9 @@ def _cell(view: dict, proto: str) -> str:
         text += f" at {view['delivered_to']}"
     if view.get("src"):
         text += f" {view['src']}→{view.get('dst')}"
+    if view.get("ends"):
+        others = len(view["ends"]) - 1
+        text += f" (or {others} other endpoint{'s' if others > 1 else ''})"
     return text
 
 

@@ -74,6 +74,9 @@ def same(proto: str, model: dict[str, Any], kernel: dict[str, Any]) -> bool:
         return False
     if proto == "icmp" or kernel.get("outcome") != SUCCESS or len(outcomes) > 1:
         return True
+    got = [kernel.get(k) for k in COMPARED[1:]]
+    if model.get("ends"):               # load-balanced: the kernel's pick is one of them
+        return got in model["ends"]
     return all(model.get(k) == kernel.get(k) for k in COMPARED[1:])
 
 
@@ -97,6 +100,12 @@ def model_view(trace: Trace | None, error: str | None = None) -> dict[str, Any]:
         if trace.packet.proto != "icmp" and main.outcome == SUCCESS and main.delivered_to:
             out = main.packet_out
             view.update(delivered_to=main.delivered_to, src=out.src, dst=f"{out.dst}:{out.dport}")
+            ends = sorted({(p.delivered_to, p.packet_out.src,
+                            f"{p.packet_out.dst}:{p.packet_out.dport}")
+                           for p in live if p.outcome == SUCCESS and p.delivered_to},
+                          key=str)
+            if len(ends) > 1:           # a Service's endpoints: any of them is right
+                view["ends"] = [list(e) for e in ends]
         elif trace.packet.proto == "icmp" and main.delivered_to:
             view["delivered_to"] = main.delivered_to     # shown; ping cannot tell, not compared
     return view
