@@ -236,13 +236,14 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
     else:
         runner = Runner(loaded)
     try:
-        _run_steps(runner, loaded, step, as_json)
+        _run_steps(runner, loaded, step, as_json, html, no_color)
     finally:
         if backend == "real":
             runner.close()
 
 
-def _run_steps(runner, loaded, step: bool, as_json: bool) -> None:
+def _run_steps(runner, loaded, step: bool, as_json: bool, html: str | None = None,
+               no_color: bool = False) -> None:
     from netlab.labs import RunResult
 
     records = []

@@ -114,7 +114,11 @@ class KernelLab:
         from netlab.commands.shell import one_line
         from netlab.labs.build import topology_ops
 
-        for op in topology_ops(self.lab):
+        from netlab import ops as O
+
+        files = [O.WriteFile(node, path, content) for node in self.lab.nodes
+                 for path, content in self.lab.files.items()]     # under the run dir
+        for op in topology_ops(self.lab) + files:
             try:
                 self.twin.apply(op)
             except NetlabError as exc:
@@ -162,6 +166,11 @@ class KernelLab:
             self.report.skipped.append(text)
             return CommandRecord(text, line, True, None, "(not run in real mode: show commands "
                                  "print the model's view)\n", 0)
+        if getattr(command, "cni_calls", None) is not None:   # the real plugins
+            from netlab.labs.realcni import run_cni
+
+            out, status = run_cni(self, command)
+            return CommandRecord(text, line, True, None, out, status)
         for check in command.checks:
             check(world)
         ops = list(command.ops)
