@@ -389,6 +389,14 @@ class _Walk:
                      and l.vxlan["dstport"] == skb.pkt.dport and l.vxlan["vni"] == skb.vni
                      and l.up), None)
 
+    def _vxlan_socket(self, ns: Netns, skb: _Skb) -> Link | None:
+        """A VXLAN device that is up holds a UDP socket on its port (any address): a
+        datagram it has no device for is dropped there, without an ICMP error."""
+        if skb.pkt.proto != "udp":
+            return None
+        return next((l for l in ns.links.values() if l.kind == "vxlan" and l.vxlan
+                     and l.vxlan["dstport"] == skb.pkt.dport and l.up), None)
+
     def _carrier(self, ns: Netns, link: Link) -> bool:
         return oper_up(self.world, ns, link)
 
@@ -600,6 +608,15 @@ class _Walk:
                                  f"{vxlan.name}", dev=vxlan.name, vni=skb.vni))
             inner.crossed(netns_changed=True)
             return self.receive(ns, vxlan, inner)
+        taker = self._vxlan_socket(ns, skb)
+        if taker is not None:               # vxlan_rcv: not for any of its VNIs, dropped
+            what = f"VNI {skb.vni}" if skb.inner is not None else "no VXLAN frame"
+            hops.append(self.hop(ns, "drop", f"udp port {pkt.dport} is {taker.name}'s (VNI "
+                                 f"{taker.vxlan['vni']}): {what}, the datagram is dropped",
+                                 dev=link.name))
+            return self.end(DROPPED, TIMEOUT, hops, pkt, delivered_to=label,
+                            diagnosis=f"{taker.name} of {label} takes udp port {pkt.dport} "
+                                      f"but not {what}: nothing answers")
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
             hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
@@ -667,9 +684,13 @@ class _Walk:
             return (f"the answer is delivered to {back.delivered_to}, not to {origin}: "
                     f"an address translation is not undone on the way back")
         sent, got = self.sent, back.packet_out
+        quoted = got.inner if isinstance(got, IcmpError) else None
+        if sent is not None and quoted is not None and quoted.proto != sent.proto:
+            return (f"the ICMP error is about a {quoted.proto} datagram to {quoted.dst}:"
+                    f"{quoted.dport} (a tunnel's), not about what {origin} sent: its socket "
+                    f"does not get it")
         if sent is None or sent.proto != "tcp":
             return None
-        quoted = got.inner if isinstance(got, IcmpError) else None
         if got.proto == "tcp":
             ours = (got.src, got.sport) == (sent.dst, sent.dport)
             came = f"{got.src}:{got.sport}"
