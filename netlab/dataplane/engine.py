@@ -78,6 +78,20 @@ def segments_of(world: World) -> l2.Segments:
     return seg
 
 
+VXLAN_SOCKET = "udp port "     # the start of the hop where a VXLAN socket takes a datagram
+_TUNNEL_ARP = False             # tracing an ARP's datagrams through a tunnel: no nested ARP
+
+
+def _at_vxlan_socket(t: Trace, ns: Netns) -> bool:
+    """The plain datagram of ``t`` reached ``ns`` and was taken by a VXLAN device's socket
+    there (where an encapsulated frame would be decapsulated)."""
+    live = [p for p in t.paths if p.probability > 0]
+    return bool(live) and all(
+        p.verdict == DROPPED and p.delivered_to == ns.label and p.hops
+        and p.hops[-1].event == "drop" and p.hops[-1].detail.startswith(VXLAN_SOCKET)
+        for p in live)
+
+
 def trace(world: World, source: str, dst: str, proto: str = "icmp", dport: int | None = None,
           sport: int | None = None, src: str | None = None, ttl: int = 64,
           oif: str | None = None, *, pick: int | None = None, seed: int | None = None,
@@ -352,21 +366,29 @@ class _Walk:
                             diagnosis=f"{link.name} of {ns.label} is down")
         neigh = next((n for n in ns.neighbours if n.ip == nexthop and n.dev == link.name
                       and n.mac), None)
-        if neigh is None:
-            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {link.name}: no "
-                                     "neighbour entry (an overlay writes them: ip neigh add … "
-                                     "nud permanent)", dev=link.name, ip=nexthop, mac=None))
-            return self._arp_failed(ns, skb, nexthop, link.name)
+        mac = neigh.mac if neigh is not None else None
+        if mac is None:
+            found = self._vxlan_arp(ns, link, nexthop)
+            if found is None:
+                skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {link.name}: no "
+                                         "neighbour entry, and no answer through the tunnel "
+                                         "(an overlay writes them: ip neigh add … nud "
+                                         "permanent)", dev=link.name, ip=nexthop, mac=None))
+                return self._arp_failed(ns, skb, nexthop, link.name)
+            mac, who = found
+            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop}, broadcast through "
+                                     f"{link.name}'s tunnel: is-at {mac} ({who})",
+                                     dev=link.name, ip=nexthop, mac=mac, src_mac=link.mac))
         zero = "00:00:00:00:00:00"
-        entry = next((e for e in link.fdb if e["mac"] == neigh.mac), None) or \
+        entry = next((e for e in link.fdb if e["mac"] == mac), None) or \
             next((e for e in link.fdb if e["mac"] == zero), None)
         remote = entry["dst"] if entry else vx.get("remote")
         if remote is None:
-            skb.hops.append(self.hop(ns, "drop", f"{link.name}: no FDB entry for {neigh.mac} "
+            skb.hops.append(self.hop(ns, "drop", f"{link.name}: no FDB entry for {mac} "
                                      "and no remote: the frame is dropped", dev=link.name))
             return self.end(DROPPED, TIMEOUT, skb.hops, skb.pkt,
                             diagnosis=f"{link.name} of {ns.label} does not know where "
-                                      f"{neigh.mac} is — bridge fdb append {neigh.mac} dev "
+                                      f"{mac} is — bridge fdb append {mac} dev "
                                       f"{link.name} dst VTEP")
         inner = skb.pkt
         flow = f"{inner.proto} {inner.src} {inner.sport} {inner.dst} {inner.dport}".encode()
@@ -375,7 +397,7 @@ class _Walk:
                            dport=vx["dstport"])
         shown = outer_pkt.with_(src=vx.get("local") or "(source of the route)")
         skb.hops.append(self.hop(
-            ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {neigh.mac} dst "
+            ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {mac} dst "
             f"{remote}): outer {shown.describe()}, inner {inner.describe()}", dev=link.name,
             vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json()))
         outer = _Skb(outer_pkt, hops=skb.hops, inner=skb, vni=vx["vni"])
@@ -388,6 +410,47 @@ class _Walk:
         return next((l for l in ns.links.values() if l.kind == "vxlan" and l.vxlan
                      and l.vxlan["dstport"] == skb.pkt.dport and l.vxlan["vni"] == skb.vni
                      and l.up), None)
+
+    def _vxlan_arp(self, ns: Netns, link: Link, nexthop: str) -> tuple[str, str] | None:
+        """ARP through a VXLAN device (no neighbour entry): the broadcast goes to the
+        default destination (the all-zeros FDB entry, or ``remote``); the VTEP there
+        (same VNI and port, up) answers for an address of its namespace, and its answer
+        finds the way back by its FDB (the sender's MAC, learned when learning is on, or
+        its own default). Both datagrams must cross the underlay (routes, firewalls).
+        (MAC, who answered) or None."""
+        global _TUNNEL_ARP
+        vx = link.vxlan or {}
+        zero = "00:00:00:00:00:00"
+        dst = next((e["dst"] for e in link.fdb if e["mac"] == zero), None) or vx.get("remote")
+        if dst is None or _TUNNEL_ARP:
+            return None
+        peer = next((p for p in self.world.namespaces.values()
+                     if p is not ns and p.kind != "switch" and is_local(p, dst)), None)
+        if peer is None or not is_local(peer, nexthop):
+            return None
+        vtep = next((l for l in peer.links.values() if l.kind == "vxlan" and l.vxlan
+                     and l.vxlan["vni"] == vx["vni"] and l.vxlan["dstport"] == vx["dstport"]
+                     and self._carrier(peer, l)), None)
+        if vtep is None:
+            return None
+        src = vx.get("local") or route_get(ns, dst).src
+        pvx = vtep.vxlan or {}
+        back = next((e["dst"] for e in vtep.fdb if e["mac"] == link.mac), None) or \
+            (src if pvx.get("learning") else None) or \
+            next((e["dst"] for e in vtep.fdb if e["mac"] == zero), None) or pvx.get("remote")
+        if src is None or back is None or not is_local(ns, back):
+            return None
+        _TUNNEL_ARP = True
+        try:
+            there = trace(self.world, ns.key, dst, "udp", dport=vx["dstport"], src=src,
+                          record=False)
+            again = trace(self.world, peer.key, back, "udp", dport=pvx["dstport"],
+                          src=pvx.get("local"), record=False)
+        finally:
+            _TUNNEL_ARP = False
+        if not (_at_vxlan_socket(there, peer) and _at_vxlan_socket(again, ns)):
+            return None
+        return vtep.mac, f"{peer.label} {vtep.name}"
 
     def _vxlan_socket(self, ns: Netns, skb: _Skb) -> Link | None:
         """A VXLAN device that is up holds a UDP socket on its port (any address): a
@@ -611,7 +674,8 @@ class _Walk:
         taker = self._vxlan_socket(ns, skb)
         if taker is not None:               # vxlan_rcv: not for any of its VNIs, dropped
             what = f"VNI {skb.vni}" if skb.inner is not None else "no VXLAN frame"
-            hops.append(self.hop(ns, "drop", f"udp port {pkt.dport} is {taker.name}'s (VNI "
+            hops.append(self.hop(ns, "drop", f"{VXLAN_SOCKET}{pkt.dport} is {taker.name}'s "
+                                 f"(VNI "
                                  f"{taker.vxlan['vni']}): {what}, the datagram is dropped",
                                  dev=link.name))
             return self.end(DROPPED, TIMEOUT, hops, pkt, delivered_to=label,

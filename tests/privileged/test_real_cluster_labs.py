@@ -303,27 +303,31 @@ def test_vxlan_variants_model_and_kernel_agree(variant, kernel, tmp_path):
     assert ours_left(f"nl-{name}-") == []
 
 
-@pytest.mark.xfail(strict=True, reason="the model does not ARP through a VXLAN device yet: "
-                   "without `ip neigh add … nud permanent` it says the neighbour is not "
-                   "found, the kernel resolves it through the tunnel (remote, learning)")
-def test_vxlan_arp_through_the_tunnel(kernel, tmp_path):
+FDB2 = "      bridge fdb append 0a:00:00:00:01:01 dev vxlan0 dst 192.168.1.11\n"
+NEIGH1 = "      ip neigh add 10.244.2.0 lladdr 0a:00:00:00:02:01 dev vxlan0 nud permanent\n"
+NEIGH2 = "      ip neigh add 10.244.1.0 lladdr 0a:00:00:00:01:01 dev vxlan0 nud permanent\n"
+ARP_THROUGH = [("local 192.168.1.11 dstport 4789 dev eth0 nolearning",
+                "local 192.168.1.11 remote 192.168.1.12 dstport 4789 dev eth0{}"),
+               ("local 192.168.1.12 dstport 4789 dev eth0 nolearning",
+                "local 192.168.1.12 remote 192.168.1.11 dstport 4789 dev eth0{}"),
+               (NEIGH1, ""), (NEIGH2, ""), (FDB1, ""), (FDB2, "")]
+
+
+@pytest.mark.parametrize("learning", ["", " nolearning"], ids=["learning", "nolearning"])
+def test_vxlan_arp_through_the_tunnel(learning, kernel, tmp_path):
+    """No neighbour entries, no FDB entries, `remote` on both VTEPs: the kernel resolves
+    the VTEP addresses by ARP through the tunnel, and so does the model (the answer
+    comes back by the learned entry, or by the remote)."""
     from netlab.labs import load_lab
     from netlab.labs.verify import verify_lab
 
-    fdb2 = "      bridge fdb append 0a:00:00:00:01:01 dev vxlan0 dst 192.168.1.11\n"
-    changes = [("local 192.168.1.11 dstport 4789 dev eth0 nolearning",
-                "local 192.168.1.11 remote 192.168.1.12 dstport 4789 dev eth0"),
-               ("local 192.168.1.12 dstport 4789 dev eth0 nolearning",
-                "local 192.168.1.12 remote 192.168.1.11 dstport 4789 dev eth0"),
-               ("      ip neigh add 10.244.2.0 lladdr 0a:00:00:00:02:01 dev vxlan0 nud "
-                "permanent\n", ""),
-               ("      ip neigh add 10.244.1.0 lladdr 0a:00:00:00:01:01 dev vxlan0 nud "
-                "permanent\n", ""),
-               (FDB1, ""), (fdb2, "")]
-    path = tmp_path / "rk-vx-arp.yaml"
-    path.write_text(lab09_variant(changes, "rk-vx-arp"))
-    try:
-        result = verify_lab(load_lab(str(path)), run_dir=str(tmp_path / "run"), cap=80)
-        assert result.differences == 0
-    finally:
-        assert ours_left("nl-rk-vx-arp-") == []
+    name = "rk-vx-arp" + learning.replace(" ", "-")
+    changes = [(a, b.format(learning)) for a, b in ARP_THROUGH]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(lab09_variant(changes, name))
+    result = verify_lab(load_lab(str(path)), run_dir=str(tmp_path / "run"), cap=80)
+    assert result.differences == 0, [r.to_json() for r in result.rows if not r.same] + \
+        result.problems
+    assert any(r.source == "node1/red" and r.to == "10.244.2.2" and
+               r.kernel["outcome"] == "success" for r in result.rows)
+    assert ours_left(f"nl-{name}-") == []
