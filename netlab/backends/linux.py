@@ -13,8 +13,11 @@ add` does); each keeps a plain rtnetlink socket open (Rtnl: pyroute2's message
 classes encode, one send, one ack; ~0.05 ms a request) and, made on first need,
 a pyroute2 IPRoute for dumps and `link add`. No process and no helper per step
 (``IPRoute(netns=...)`` forks one: ~10 ms a namespace). iptables payloads go to
-``ip netns exec REAL iptables-restore`` on stdin. AddListener, Ipset and
-FlushConntrack are not applied yet (CommandError).
+``ip netns exec REAL iptables-restore`` on stdin; ``ipset`` and ``conntrack -F`` run
+inside the namespace (a missing binary: one line naming its Debian package).
+AddListener starts netlab.backends.listener in the namespace (a real socket
+that logs the peers it sees to ``<run dir>/<lab>.d/``); its pid goes to the
+journal, and `down` kills every process left in the lab's namespaces anyway.
 The machine's own namespace is only ever re-entered, never changed; every
 namespace is written to the journal before it is created.
 """
@@ -29,6 +32,11 @@ import socket
 import struct
 import shutil
 import subprocess
+import sys
+import select
+import tempfile
+import time
+from dataclasses import dataclass
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -57,6 +65,10 @@ REPEATABLE_SYSCTLS = (
     ("net.ipv4.conf.all.accept_redirects", "0"),
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv4.icmp_ratelimit", "0"),
+    # What the model calls a fresh namespace: a distribution's sysctl.d may have raised
+    # these on the machine, and new namespaces inherit them (devconf_inherit_init_net).
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
 )
 # A new namespace has no neigh/default sysctls (only the first namespace does): the short
 # ARP retry is set on each device as it appears (created, or moved in).
@@ -76,7 +88,9 @@ MAIN_TABLE = 254
 FORGET_DEVICES_AFTER = (O.DelLink, O.MoveLink, O.RenameLink, O.DelNetns)
 
 TOOL_PACKAGES = {"ip": "iproute2", "iptables-restore": "iptables", "iptables": "iptables",
-                 "iptables-save": "iptables"}
+                 "iptables-save": "iptables", "ipset": "ipset", "conntrack": "conntrack"}
+LISTENER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listener.py")
+LISTENER_READY_TIMEOUT = 5.0
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -86,7 +100,7 @@ NLMSG_ERROR, NLM_F_CAPPED, NLM_F_ACK_TLVS, NLMSGERR_ATTR_MSG = 2, 0x100, 0x200, 
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE = \
     16, 18, 20, 21, 24, 25
-IFF_UP = 0x1
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 
 
 class Rtnl:
@@ -210,6 +224,65 @@ def remove_netns(name: str) -> bool:
     return True
 
 
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(os.path.join(NETNS_DIR, name)).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def pids_in(inodes: set[int]) -> list[int]:
+    """Every process whose network namespace is one of ``inodes`` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                found.append(int(entry))
+        except OSError:
+            continue                                # gone, or a zombie
+    return found
+
+
+def kill_all(pids: list[int], wait: float = 3.0) -> None:
+    """SIGKILL each; reap our own children; wait until /proc no longer lists them."""
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        still = []
+        for pid in left:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                    state = f.read().rsplit(")", 1)[-1].split()[0]
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if state not in ("Z", "X"):
+                still.append(pid)
+        left = still
+        if left:
+            time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class RealListener:
+    key: str                  # the namespace as the lab names it
+    proto: str
+    port: int
+    addr: str
+    record: str               # its log file
+    pid: int
+
+
 class LinuxBackend:
     def __init__(self, lab: str, journal: Journal | None = None):
         self.lab = lab
@@ -222,6 +295,9 @@ class LinuxBackend:
         self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         self._iptables_restore = shutil.which("iptables-restore")
         self._ip = shutil.which("ip")
+        self.listeners: list[RealListener] = []
+        self._procs: list[subprocess.Popen] = []
+        self._state_dir: str | None = None
 
     # --- the mapping -----------------------------------------------------------------
     def real_name(self, ns_key_: str) -> str:
@@ -258,6 +334,11 @@ class LinuxBackend:
                 self._forget_devices()
 
     def close(self) -> None:
+        for proc in self._procs:                  # they run on; close our ends of the pipes
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        self._procs.clear()
         for ipr in self._sockets.values():
             try:
                 ipr.close()  # type: ignore[attr-defined]
@@ -393,6 +474,10 @@ class LinuxBackend:
         ipr = self._sockets.pop(real, None)
         if ipr is not None:
             ipr.close()  # type: ignore[attr-defined]
+        inode = netns_inode(real)            # its listeners go with it, as in the model
+        if inode is not None:
+            kill_all(pids_in({inode}))
+        self.listeners = [l for l in self.listeners if l.key != key]
         self._rtnl.pop(real).close()
         os.close(self._fds.pop(real))
         del self._names[key]
@@ -583,6 +668,150 @@ class LinuxBackend:
             words = (done.stderr or done.stdout).strip().splitlines()
             raise CommandError(words[0] if words else f"iptables-restore: exit status "
                                f"{done.returncode}", status=done.returncode)
+
+
+    def _in_netns(self, key: str, tool: str, args: list[str]) -> None:
+        """``tool args`` inside the namespace; the tool's first line when it refuses."""
+        if shutil.which(tool) is None:
+            raise missing_tool(tool)
+        fd = self._fds[self.real_name(key)]
+
+        def enter() -> None:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                os._exit(126)
+        done = subprocess.run([tool, *args], capture_output=True, text=True, check=False,
+                              preexec_fn=enter, timeout=30)
+        if done.returncode != 0:
+            words = (done.stderr or done.stdout).strip().splitlines()
+            raise CommandError(words[0] if words else f"{tool}: exit status {done.returncode}",
+                               status=done.returncode)
+
+    def _Ipset(self, op: O.Ipset) -> None:
+        self._in_netns(op.netns, "ipset", list(op.args))
+
+    def _FlushConntrack(self, op: O.FlushConntrack) -> None:
+        self._in_netns(op.netns, "conntrack", ["-F"])
+
+    # --- before probing ----------------------------------------------------------------------
+    def unsettled(self) -> list[str]:
+        """Links whose operational state has not caught up with admin state and carrier
+        yet (linkwatch runs late), and bridge ports not forwarding: ``real:dev`` each."""
+        out = []
+        for key, real in self._names.items():
+            for msg in self._ipr(key).get_links():
+                if not msg["flags"] & IFF_UP:
+                    continue
+                name, state = msg.get_attr("IFLA_IFNAME"), msg.get_attr("IFLA_OPERSTATE")
+                if msg["flags"] & IFF_LOWER_UP:
+                    ok = state in ("UP", "UNKNOWN") and msg.get_attr("IFLA_QDISC") != "noop"
+                    info = msg.get_attr("IFLA_LINKINFO")
+                    if ok and info is not None and info.get_attr("IFLA_INFO_SLAVE_KIND") == "bridge":
+                        data = info.get_attr("IFLA_INFO_SLAVE_DATA")
+                        ok = data is None or data.get_attr("IFLA_BRPORT_STATE") in (None, 3)
+                else:
+                    ok = state != "UP"
+                if not ok:
+                    out.append(f"{real}:{name}")
+        return out
+
+    def settle(self, timeout: float = 3.0) -> list[str]:
+        """Wait until every link has settled (KERNEL_NOTES); what has not, after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.unsettled()
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.02)
+
+    # --- listeners -------------------------------------------------------------------------
+    def state_dir(self) -> str:
+        """Where the lab's listeners log: ``<run dir>/<lab>.d`` (journalled before made)."""
+        if self._state_dir is None:
+            if self.journal is not None:
+                path = self.journal.path[:-len(".json")] + ".d"
+                self.journal.record("dir", path)
+                os.makedirs(path, exist_ok=True)
+            else:
+                path = tempfile.mkdtemp(prefix=f"netlab-{self.lab}-")
+            self._state_dir = path
+        return self._state_dir
+
+    def _AddListener(self, op: O.AddListener) -> None:
+        real = self.real_name(op.netns)
+        record = os.path.join(self.state_dir(), f"{real}-{op.proto}-{op.port}.jsonl")
+        fd = self._fds[real]
+
+        def enter() -> None:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                os._exit(126)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", LISTENER_SCRIPT, op.proto, str(op.port), op.addr, record],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=enter, start_new_session=True)
+        self._procs.append(proc)
+        if self.journal is not None:       # `down` finds it by its namespace anyway
+            self.journal.record("listener", str(proc.pid), f"{op.netns} {op.proto}/{op.port}")
+        ready, _, _ = select.select([proc.stdout], [], [], LISTENER_READY_TIMEOUT)
+        line = proc.stdout.readline() if ready else b""  # type: ignore[union-attr]
+        if line.strip() != b"ready":
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace").strip() \
+                if proc.wait(5) is not None else ""  # type: ignore[union-attr]
+            raise CommandError(err.splitlines()[-1] if err else
+                               f"nc: the listener on {op.proto}/{op.port} did not start",
+                               status=1)
+        self.listeners.append(RealListener(op.netns, op.proto, op.port, op.addr, record,
+                                           proc.pid))
+
+    # --- VXLAN, FDB, a lab's files (the cluster and CNI layers' Ops) ----------------------
+    def _AddVxlan(self, op: O.AddVxlan) -> None:
+        """`ip link add NAME type vxlan id VNI [local] [remote] dstport PORT dev DEV
+        [nolearning]`: IFLA_VXLAN_* as iproute2 sends them (remote is the GROUP attribute;
+        the kernel makes its all-zeros FDB entry)."""
+        args: dict[str, object] = {"ifname": op.name, "kind": "vxlan", "vxlan_id": op.vni,
+                                   "vxlan_port": op.dstport,
+                                   "vxlan_learning": 1 if op.learning else 0}
+        if op.dev is not None:
+            args["vxlan_link"] = self._index(op.netns, op.dev)
+        if op.local is not None:
+            args["vxlan_local"] = op.local
+        if op.remote is not None:
+            args["vxlan_group"] = op.remote
+        if op.mtu is not None:
+            args["mtu"] = op.mtu
+        if op.address is not None:
+            args["address"] = op.address
+        self._ipr(op.netns).link("add", **args)
+        self._short_arp_retry(op.netns, op.name)
+
+    def _AddFdb(self, op: O.AddFdb) -> None:
+        """`bridge fdb append MAC dev DEV dst IP`: RTM_NEWNEIGH, AF_BRIDGE, NLM_F_APPEND,
+        NTF_SELF, NUD_PERMANENT|NUD_NOARP (what `bridge` assumes without a state)."""
+        self._ipr(op.netns).fdb("append", ifindex=self._index(op.netns, op.dev),
+                                lladdr=op.mac.lower(), dst=op.dst)
+
+    def file_path(self, node: str, path: str) -> str:
+        """Where the node's file ``path`` lives in real mode: under the lab's run dir
+        (``<run dir>/<lab>.d/files/<node>/<path>``), never at the real path."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not path.startswith("/") or ".." in parts or "/" in node or node in ("", ".", ".."):
+            raise CommandError(f"a lab file needs an absolute path without '..': {path!r}",
+                               status=2)
+        return os.path.join(self.state_dir(), "files", node, *parts)
+
+    def _WriteFile(self, op: O.WriteFile) -> None:
+        """A lab's file (or host-local's), written under the run dir; None removes it.
+        The run dir is journalled (state_dir), so `down` removes the files with it."""
+        real = self.file_path(op.node, op.path)
+        if op.content is None:
+            try:
+                os.unlink(real)
+            except FileNotFoundError:
+                pass
+            return
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        with open(real, "w", encoding="utf-8") as f:
+            f.write(op.content)
 
 
 def _default_scope(op: O.AddRoute) -> int:

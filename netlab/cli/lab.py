@@ -138,11 +138,12 @@ def topology_text(lab) -> str:
 
 # --- run and check ------------------------------------------------------------------------
 def check_backend(backend: str) -> None:
-    if backend == "real":
-        fail("lab run --backend real is not available yet: build the lab with "
-             "`sudo netlab real up LAB`")
-    if backend != "model":
+    if backend not in ("model", "real"):
         fail(f"unknown backend '{backend}' (model or real)")
+    if backend == "real":
+        from netlab.cli.real import need_root
+
+        need_root()
 
 
 def print_step(out, record, lab, total: int) -> None:
@@ -226,9 +227,25 @@ def run_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
     """
     check_backend(backend)
     loaded = open_lab(lab)
-    from netlab.labs import Runner, RunResult
+    from netlab.labs import Runner
 
-    runner = Runner(loaded)
+    if backend == "real":                # the same steps on this kernel, removed afterwards
+        from netlab.labs.kernel import KernelRunner
+
+        runner = KernelRunner(loaded)
+    else:
+        runner = Runner(loaded)
+    try:
+        _run_steps(runner, loaded, step, as_json, html, no_color)
+    finally:
+        if backend == "real":
+            runner.close()
+
+
+def _run_steps(runner, loaded, step: bool, as_json: bool, html: str | None = None,
+               no_color: bool = False) -> None:
+    from netlab.labs import RunResult
+
     records = []
     pages = None
     if html is not None:
@@ -286,7 +303,17 @@ def check_lab(lab: str = typer.Argument(..., help=LAB_HELP, metavar="LAB"),
     loaded = open_lab(lab)
     from netlab.labs import run_lab as run
 
-    result = run(loaded)
+    if backend == "real":
+        from netlab.labs import RunResult
+        from netlab.labs.kernel import KernelRunner
+
+        runner = KernelRunner(loaded)
+        try:
+            result = RunResult(lab=loaded, steps=list(runner.steps()), backend=runner.backend)
+        finally:
+            runner.close()
+    else:
+        result = run(loaded)
     if not as_json:
         for record, exp in result.failed:
             typer.echo(f"{loaded.where(exp.line)}: {CROSS} {exp.detail}")

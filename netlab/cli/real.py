@@ -1,17 +1,18 @@
-"""`netlab real up | down | exec`: a lab on the machine's kernel, in namespaces netlab owns.
+"""`netlab real up | down | exec | verify`: a lab on the machine's kernel, in namespaces
+netlab owns.
 
     netlab real up 02            # namespaces nl-veth-host, nl-veth-host-red, ...
     netlab real exec 02 red -- ip addr
     netlab real down 02          # removes exactly what /run/netlab/veth.json lists
     netlab real down --all
+    netlab real verify 06        # model and kernel, probe by probe; exit 1 on a difference
 
 Each command line of a step is parsed as the model parses it (netlab.commands)
-and its Ops are applied to the kernel first, then to a model World kept
-alongside (which `ip route flush`-like commands read to plan their Ops). The
-kernel decides: a refusal stops `up` with the kernel's words and the step's
-file:line, and leaves a state that `down` cleans. Show commands and probes
-(`ip addr`, `ping`, `nc -z`) are not run in this increment, and neither are
-listeners (`nc -l`): they are counted and reported.
+and its Ops are applied to the kernel first (netlab.labs.kernel). The kernel
+decides: a refusal stops `up` with the kernel's words and the step's
+file:line, and leaves a state that `down` cleans. `nc -l` starts a real
+listener; the lab's ping / curl / nc -z run as the real tools; show commands
+are not run. The journal directory is /run/netlab, or $NETLAB_RUN_DIR.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
-from netlab.cli.common import EXIT_BAD_INPUT, examples, fail, handles_errors
-from netlab.errors import CommandError, NetlabError
+from netlab.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, examples, fail, handles_errors
+from netlab.errors import NetlabError
 
 app = typer.Typer(
     name="real",
@@ -34,173 +34,56 @@ app = typer.Typer(
          "and removes (root only).",
     no_args_is_help=True,
     epilog=examples("sudo netlab real up 02", "sudo netlab real exec 02 red -- ip addr",
-                    "sudo netlab real down 02", "sudo netlab real down --all"),
+                    "sudo netlab real down 02", "sudo netlab real down --all",
+                    "sudo netlab real verify 06"),
 )
 
-SKIPPED_KINDS = ("show", "probe")
+# Building, probing and removing a lab on the kernel live in netlab.labs.kernel (imported
+# when used: `netlab --help` must not load the labs); these names stay importable here.
 
+def up_lab(lab, run_dir: str | None = None, name: str | None = None):  # type: ignore[no-untyped-def]
+    from netlab.labs.kernel import up_lab as up_
 
-# --- building a lab on the kernel (also used by the privileged tests) -----------------------
-
-class KernelFirst:
-    """The backend a Shell-like loop talks to in real mode: each Op goes to the kernel,
-    then to the model, so the model's World stays what the kernel holds."""
-
-    def __init__(self, model, linux):  # type: ignore[no-untyped-def]
-        self.model = model
-        self.linux = linux
-        self.listeners_skipped = 0
-
-    @property
-    def world(self):  # type: ignore[no-untyped-def]
-        return self.model.world
-
-    def apply_all(self, ops) -> None:  # type: ignore[no-untyped-def]
-        for op in ops:
-            self.apply(op)
-
-    def apply(self, op) -> None:  # type: ignore[no-untyped-def]
-        from netlab import ops as O
-
-        if isinstance(op, O.AddListener):
-            self.listeners_skipped += 1          # real listeners: a later increment
-        else:
-            self.linux.apply(op)
-        try:
-            self.model.apply(op)
-        except CommandError as exc:
-            raise CommandError(f"the kernel accepted {type(op).__name__} but the model "
-                               f"refused it: {exc.message}", status=2) from None
-
-
-@dataclass
-class UpReport:
-    lab: str
-    applied: int = 0
-    skipped: list[str] = field(default_factory=list)      # show/probe command lines
-    listeners_skipped: int = 0
-    names: dict[str, str] = field(default_factory=dict)
-    error: str | None = None                               # file:line: cmd: kernel's words
-
-    def to_json(self) -> dict[str, Any]:
-        return {"lab": self.lab, "ok": self.error is None, "applied": self.applied,
-                "skipped": self.skipped, "listeners_skipped": self.listeners_skipped,
-                "namespaces": self.names, "error": self.error}
-
-
-def real_lab_name(lab) -> str:  # type: ignore[no-untyped-def]
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", lab.name).strip("-") or "lab"
-
-
-def up_lab(lab, run_dir: str | None = None,  # type: ignore[no-untyped-def]
-           name: str | None = None) -> UpReport:
-    """Build the lab on the kernel. The journal stays on disk whatever happens, so
-    `down` can clean; raises NetlabError when the lab is up already. ``name``: the
-    prefix of its namespaces instead of the lab's own name (tests use their own)."""
-    from netlab.backends.journal import RUN_DIR, Journal
-    from netlab.backends.linux import LinuxBackend
-    from netlab.backends.model import ModelBackend
-    from netlab.commands.shell import script_commands
-    from netlab.labs.build import topology_ops
-    from netlab.model import World
-
-    name = name or real_lab_name(lab)
-    journal = Journal.open_new(name, run_dir or RUN_DIR)
-    report = UpReport(lab=name)
-    linux = LinuxBackend(name, journal)
-    twin = KernelFirst(ModelBackend(World(name=lab.name)), linux)
-    try:
-        for op in topology_ops(lab):
-            try:
-                twin.apply(op)
-            except NetlabError as exc:
-                from netlab.commands.shell import one_line
-
-                report.error = f"{lab.where(None)}: {type(op).__name__}: {one_line(exc)}"
-                journal.set_state("failed")
-                return report
-        for step in lab.steps:
-            for command in step.commands:
-                where = lab.where(command.line)
-                for _offset, text, stdin in script_commands(command.text):
-                    try:
-                        report.applied += _run_line(twin, text, step.node, stdin, report)
-                    except NetlabError as exc:
-                        from netlab.commands.shell import one_line
-
-                        report.error = f"{where}: {text}: {one_line(exc)}"
-                        if step.on_error != "continue":
-                            journal.set_state("failed")
-                            return report
-        journal.set_state("up")
-        return report
-    finally:
-        report.names = linux.names
-        report.listeners_skipped = twin.listeners_skipped
-        linux.close()
-
-
-def _run_line(twin: KernelFirst, text: str, node: str, stdin: str | None,
-              report: UpReport) -> int:
-    from netlab.commands.shell import parse
-
-    command = parse(text, node=node, stdin=stdin)
-    if command.kind in SKIPPED_KINDS or (command.query is not None and not command.ops
-                                         and command.plan is None):
-        report.skipped.append(text)
-        return 0
-    world = twin.world
-    if command.netns not in world.namespaces:
-        from netlab.commands.base import netns_missing
-        from netlab.model import split_key
-
-        raise netns_missing(split_key(command.netns)[1])
-    for check in command.checks:
-        check(world)
-    ops = list(command.ops)
-    if command.plan is not None:
-        ops += command.plan(world)
-    twin.apply_all(ops)
-    return len(ops)
+    return up_(lab, run_dir, name)
 
 
 def down_lab(name: str, run_dir: str | None = None) -> list[str]:
-    """Remove what the lab's journal lists; the names removed. Missing: nothing to do."""
-    from netlab.backends.journal import RUN_DIR, Journal
+    from netlab.labs.kernel import down_lab as down_
 
-    journal = Journal.load(name, run_dir or RUN_DIR)
-    if journal is None:
-        return []
-    return _remove(journal)
+    return down_(name, run_dir)
 
 
 def down_all(run_dir: str | None = None) -> list[str]:
-    from netlab.backends.journal import RUN_DIR, Journal
+    from netlab.labs.kernel import down_all as down_all_
 
-    removed: list[str] = []
-    for journal in Journal.all(run_dir or RUN_DIR):
-        removed += _remove(journal)
-    return removed
+    return down_all_(run_dir)
 
 
-def _remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
-    from netlab.backends.linux import remove_netns
+def journal_dir(given: str | None = None) -> str:
+    from netlab.labs.kernel import journal_dir as journal_dir_
 
-    removed = []
-    for entry in reversed(journal.entries):
-        if entry.kind == "netns" and remove_netns(entry.name):
-            removed.append(entry.name)
-    journal.remove()
-    return removed
+    return journal_dir_(given)
+
+
+def real_lab_name(lab) -> str:  # type: ignore[no-untyped-def]
+    from netlab.labs.kernel import real_lab_name as name_
+
+    return name_(lab)
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in ("KernelFirst", "UpReport"):
+        from netlab.labs import kernel
+
+        return getattr(kernel, name)
+    raise AttributeError(name)
 
 
 # --- the commands ------------------------------------------------------------------------------
 
-def _need_root() -> None:
+def need_root() -> None:
     if os.geteuid() != 0:
-        fail("real mode needs root (it creates network namespaces): run it with sudo")
+        fail("real mode needs root (run with sudo)")
     if shutil.which("ip") is None:
         fail("real mode needs `ip`, which is not on PATH (apt-get install iproute2)")
 
@@ -224,11 +107,24 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
                                           "lab, and only its steps (one VM of several)."),
        lan_iface: List[str] = typer.Option([], "--lan-iface", metavar="[LAN=]IFACE",
                                            help="With --node: this machine's interface that "
-                                           "carries the lab's LAN to the other nodes.")) -> None:
+                                           "carries the lab's LAN to the other nodes."),
+       host: bool = typer.Option(False, "--host", help="The lab's first node is this "
+                                 "machine's own network namespace (needs --yes-modify-host)."),
+       confirmed: bool = typer.Option(False, "--yes-modify-host",
+                                      help="Confirm --host: the lab changes this machine's "
+                                      "links, addresses, routes and rules.")) -> None:
     """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
     from netlab.cli.common import open_lab, print_json
 
-    _need_root()
+    if host and not confirmed:
+        fail("--host changes this machine's own network namespace (links, addresses, routes, "
+             "iptables): add --yes-modify-host to confirm")
+    if confirmed and not host:
+        fail("--yes-modify-host confirms --host, which was not given")
+    if host:
+        fail("--host is not available in this version: run the lab in namespaces "
+             "(netlab real up LAB) and look at a machine with netlab snapshot --host")
+    need_root()
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
         fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")
@@ -253,9 +149,11 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
                    f"{report.applied} changes")
         for key, real in report.names.items():
             typer.echo(f"  {key:<20} {real}")
-        if report.skipped or report.listeners_skipped:
-            typer.echo(f"not run yet in real mode: {len(report.skipped)} show/probe commands, "
-                       f"{report.listeners_skipped} listeners")
+        if report.listeners or report.probes_run:
+            typer.echo(f"{report.listeners} listeners running, {report.probes_run} probe "
+                       f"commands run")
+        if report.skipped:
+            typer.echo(f"not run in real mode: {len(report.skipped)} show commands")
 
 
 def _uses_iptables(lab) -> bool:  # type: ignore[no-untyped-def]
@@ -265,11 +163,12 @@ def _uses_iptables(lab) -> bool:  # type: ignore[no-untyped-def]
 @app.command("down", epilog=examples("sudo netlab real down 02", "sudo netlab real down --all"))
 @handles_errors
 def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
-         every: bool = typer.Option(False, "--all", help="Remove every lab in /run/netlab."),
+         every: bool = typer.Option(False, "--all", help="Remove every lab in /run/netlab "
+                                    "(or $NETLAB_RUN_DIR)."),
          node: Optional[str] = typer.Option(None, "--node", help="Only this node's part "
                                             "(what `up LAB --node NAME` built).")) -> None:
     """Remove exactly the namespaces the lab's journal lists (also after a crash)."""
-    _need_root()
+    need_root()
     if every == (lab is not None):
         fail("name one lab, or give --all")
     if node is not None:
@@ -296,13 +195,13 @@ def exec_(lab: str = typer.Argument(..., help="The lab (it must be up)."),
     from netlab.backends.journal import Journal
     from netlab.backends.linux import netns_exists
 
-    _need_root()
+    need_root()
     name = _lab_name(lab)
     if node is not None:
         from netlab.cli.real_node import node_journal_name
 
         name = node_journal_name(name, node)
-    journal = Journal.load(name)
+    journal = Journal.load(name, journal_dir())
     if journal is None:
         fail(f"lab {name} is not up (netlab real up {lab})")
     real = _resolve_real(name, netns, journal.entries)
@@ -333,3 +232,75 @@ def _resolve_real(lab: str, netns: str, entries) -> str:  # type: ignore[no-unty
         raise NetlabError(f"lab {lab} has no namespace called '{netns}' (there are: "
                           f"{', '.join(labels)})")
     return keys[found[0]]
+
+
+@app.command("verify", epilog=examples("sudo netlab real verify 02",
+                                       "sudo netlab real verify 06 --json"))
+@handles_errors
+def verify(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+           cap: int = typer.Option(200, "--cap", min=0,
+                                   help="At most this many automatic probes.")) -> None:
+    """Run LAB on the model and on this kernel; compare every reach/trace expectation and
+    an automatic probe set (every namespace to every address, ICMP and the listener
+    ports). Exit 1 on any difference. The namespaces are removed afterwards."""
+    from netlab.cli.common import open_lab, print_json
+    from netlab.labs.verify import verify_lab
+
+    need_root()
+    loaded = open_lab(lab)
+    if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
+        fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")
+    result = verify_lab(loaded, cap=cap)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_verify(result)
+    raise typer.Exit(EXIT_FAILED if result.differences else 0)
+
+
+def _cell(view: dict, proto: str) -> str:
+    text = str(view.get("outcome"))
+    if view.get("outcomes"):
+        text += " (" + "|".join(view["outcomes"]) + ")"
+    if view.get("delivered_to") and (proto != "icmp" or view.get("src")):
+        text += f" at {view['delivered_to']}"
+    if view.get("src"):
+        text += f" {view['src']}→{view.get('dst')}"
+    if view.get("ends"):
+        others = len(view["ends"]) - 1
+        text += f" (or {others} other endpoint{'s' if others > 1 else ''})"
+    return text
+
+
+def _print_verify(result) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    header = ("", "from", "to", "probe", "where", "model", "kernel")
+    rows = []
+    for row in result.rows:
+        probe = row.proto if row.port is None else f"{row.proto}/{row.port}"
+        rows.append(("" if row.same else "DIFF", row.source, row.to, probe, row.origin,
+                     _cell(row.model, row.proto), _cell(row.kernel, row.proto)))
+    if sys.stdout.isatty():
+        from rich.table import Table
+
+        from netlab.cli.common import console
+
+        table = Table(title=f"{result.lab}: model and kernel", show_lines=False)
+        for name in header:
+            table.add_column(name or " ", style="bold red" if not name else None)
+        for r in rows:
+            table.add_row(*r)
+        console().print(table)
+    else:
+        widths = [max(len(str(x[i])) for x in rows + [header]) for i in range(len(header))]
+        for r in [header] + rows:
+            typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    for problem in result.problems:
+        typer.echo(f"DIFF {problem}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    diffs = result.differences
+    typer.echo(f"{result.lab}: {len(result.rows)} probes, "
+               + (f"{diffs} differences" if diffs else "model and kernel agree"))

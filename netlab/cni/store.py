@@ -214,6 +214,11 @@ class FileTreeStore(MemoryStore):
         self.tree = tree
         self.prefix = directory.rstrip("/") + "/"
 
+    def lock(self) -> None:
+        """host-local's empty ``lock`` file: made at the first lock, kept for good (the
+        kernel's data dir shows it in `ls`, as the reference's does)."""
+        self.tree.setdefault(self.prefix + "lock", "")
+
     def read(self, name: str) -> str | None:
         return self.tree.get(self.prefix + name)
 

@@ -90,10 +90,10 @@ def _plugin(ctx: Ctx, plugin: str, env: dict, stdin_path: str | None,
                 return json.dumps(default)
             raise CommandError(f"sh: {stdin_path}: No such file or directory", status=1)
         return text
-    return _run_command(ctx, lambda world: [(plugin, env, conf_text(world))])
+    return _run_command(ctx, lambda world: [(plugin, env, conf_text(world))], stdin_path)
 
 
-def _run_command(ctx: Ctx, calls) -> Command:
+def _run_command(ctx: Ctx, calls, stdin_path: str | None = None) -> Command:
     """A Command whose plan runs plugin calls ``[(plugin, env, stdin)]`` on a copy of the World."""
     box: dict = {"text": "", "status": 0}
 
@@ -112,7 +112,10 @@ def _run_command(ctx: Ctx, calls) -> Command:
                 error = box["text"].strip().splitlines()[0] if box["text"].strip() else None
         return Output(text=text, status=box["status"], error=error)
 
-    return ctx.command(plan=plan, query=query)
+    command = ctx.command(plan=plan, query=query)
+    command.cni_calls = calls           # type: ignore[attr-defined]  # real mode runs these
+    command.cni_stdin = stdin_path      # type: ignore[attr-defined]  # (netlab.labs.realcni)
+    return command
 
 
 class _Recorder:

@@ -38,8 +38,7 @@ from netlab.dataplane.conntrack import (
 )
 from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
     walk
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get, \
-    select_source
+from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
@@ -57,6 +56,10 @@ REJECT_CODES = {"icmp-net-unreachable": 0, "icmp-host-unreachable": 1,
                 "icmp-net-prohibited": 9, "icmp-host-prohibited": 10,
                 "icmp-admin-prohibited": 13}
 CONNTRACK_MODES = ("auto", "new", "continue")
+# icmp_err_convert[]: a UDP socket (without IP_RECVERR) reports only the "fatal" ICMP
+# errors; net/host unreachable (also for a TOS, or unknown-ish 4/5) and time exceeded
+# leave it waiting. TCP in SYN_SENT and ping see them all.
+UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
 MAX_RETARGETS = 8
 
@@ -73,6 +76,20 @@ def segments_of(world: World) -> l2.Segments:
     key = id(world)
     _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation, seg)
     return seg
+
+
+VXLAN_SOCKET = "udp port "     # the start of the hop where a VXLAN socket takes a datagram
+_TUNNEL_ARP = False             # tracing an ARP's datagrams through a tunnel: no nested ARP
+
+
+def _at_vxlan_socket(t: Trace, ns: Netns) -> bool:
+    """The plain datagram of ``t`` reached ``ns`` and was taken by a VXLAN device's socket
+    there (where an encapsulated frame would be decapsulated)."""
+    live = [p for p in t.paths if p.probability > 0]
+    return bool(live) and all(
+        p.verdict == DROPPED and p.delivered_to == ns.label and p.hops
+        and p.hops[-1].event == "drop" and p.hops[-1].detail.startswith(VXLAN_SOCKET)
+        for p in live)
 
 
 def trace(world: World, source: str, dst: str, proto: str = "icmp", dport: int | None = None,
@@ -266,6 +283,15 @@ class _Walk:
             # ip_route_me_harder: the destination changed, route again (same source).
             d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
             if not d.ok:
+                if skb.probe and skb.pkt.proto == "tcp":
+                    # ip_route_me_harder fails: NF_DROP with ENETUNREACH, which
+                    # tcp_connect ignores; the SYN is retried until connect() times out.
+                    skb.hops.append(self.hop(ns, "drop", f"no route to {skb.pkt.dst} after "
+                                             f"DNAT: the SYN is dropped"))
+                    return self.end(NO_ROUTE, TIMEOUT, skb.hops, skb.pkt,
+                                    diagnosis=f"{ns.label} has no route to {skb.pkt.dst}, the "
+                                              f"destination after DNAT; TCP retries the "
+                                              f"dropped SYN and times out")
                 return self._no_route(ns, skb, d)
             skb.hops.append(self.hop(ns, "route", f"re-routed after DNAT: {_describe_route(d)}",
                                      dev=d.dev, src=skb.pkt.src))
@@ -341,21 +367,29 @@ class _Walk:
                             diagnosis=f"{link.name} of {ns.label} is down")
         neigh = next((n for n in ns.neighbours if n.ip == nexthop and n.dev == link.name
                       and n.mac), None)
-        if neigh is None:
-            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {link.name}: no "
-                                     "neighbour entry (an overlay writes them: ip neigh add … "
-                                     "nud permanent)", dev=link.name, ip=nexthop, mac=None))
-            return self._arp_failed(ns, skb, nexthop, link.name)
+        mac = neigh.mac if neigh is not None else None
+        if mac is None:
+            found = self._vxlan_arp(ns, link, nexthop)
+            if found is None:
+                skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop} on {link.name}: no "
+                                         "neighbour entry, and no answer through the tunnel "
+                                         "(an overlay writes them: ip neigh add … nud "
+                                         "permanent)", dev=link.name, ip=nexthop, mac=None))
+                return self._arp_failed(ns, skb, nexthop, link.name)
+            mac, who = found
+            skb.hops.append(self.hop(ns, "arp", f"ARP who-has {nexthop}, broadcast through "
+                                     f"{link.name}'s tunnel: is-at {mac} ({who})",
+                                     dev=link.name, ip=nexthop, mac=mac, src_mac=link.mac))
         zero = "00:00:00:00:00:00"
-        entry = next((e for e in link.fdb if e["mac"] == neigh.mac), None) or \
+        entry = next((e for e in link.fdb if e["mac"] == mac), None) or \
             next((e for e in link.fdb if e["mac"] == zero), None)
         remote = entry["dst"] if entry else vx.get("remote")
         if remote is None:
-            skb.hops.append(self.hop(ns, "drop", f"{link.name}: no FDB entry for {neigh.mac} "
+            skb.hops.append(self.hop(ns, "drop", f"{link.name}: no FDB entry for {mac} "
                                      "and no remote: the frame is dropped", dev=link.name))
             return self.end(DROPPED, TIMEOUT, skb.hops, skb.pkt,
                             diagnosis=f"{link.name} of {ns.label} does not know where "
-                                      f"{neigh.mac} is — bridge fdb append {neigh.mac} dev "
+                                      f"{mac} is — bridge fdb append {mac} dev "
                                       f"{link.name} dst VTEP")
         inner = skb.pkt
         flow = f"{inner.proto} {inner.src} {inner.sport} {inner.dst} {inner.dport}".encode()
@@ -368,7 +402,7 @@ class _Walk:
         shown = outer_pkt.with_(src=src or "(no route)")
         # The tunnel contract (trace.py, Hop): this hop and the decapsulating one.
         skb.hops.append(self.hop(
-            ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {neigh.mac} dst "
+            ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {mac} dst "
             f"{remote}): outer {shown.describe()}, inner {inner.describe()}", dev=link.name,
             action="encap", vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json(),
             mac=neigh.mac, src_mac=link.mac))
@@ -382,6 +416,55 @@ class _Walk:
         return next((l for l in ns.links.values() if l.kind == "vxlan" and l.vxlan
                      and l.vxlan["dstport"] == skb.pkt.dport and l.vxlan["vni"] == skb.vni
                      and l.up), None)
+
+    def _vxlan_arp(self, ns: Netns, link: Link, nexthop: str) -> tuple[str, str] | None:
+        """ARP through a VXLAN device (no neighbour entry): the broadcast goes to the
+        default destination (the all-zeros FDB entry, or ``remote``); the VTEP there
+        (same VNI and port, up) answers for an address of its namespace, and its answer
+        finds the way back by its FDB (the sender's MAC, learned when learning is on, or
+        its own default). Both datagrams must cross the underlay (routes, firewalls).
+        (MAC, who answered) or None."""
+        global _TUNNEL_ARP
+        vx = link.vxlan or {}
+        zero = "00:00:00:00:00:00"
+        dst = next((e["dst"] for e in link.fdb if e["mac"] == zero), None) or vx.get("remote")
+        if dst is None or _TUNNEL_ARP:
+            return None
+        peer = next((p for p in self.world.namespaces.values()
+                     if p is not ns and p.kind != "switch" and is_local(p, dst)), None)
+        if peer is None or not is_local(peer, nexthop):
+            return None
+        vtep = next((l for l in peer.links.values() if l.kind == "vxlan" and l.vxlan
+                     and l.vxlan["vni"] == vx["vni"] and l.vxlan["dstport"] == vx["dstport"]
+                     and self._carrier(peer, l)), None)
+        if vtep is None:
+            return None
+        src = vx.get("local") or route_get(ns, dst).src
+        pvx = vtep.vxlan or {}
+        back = next((e["dst"] for e in vtep.fdb if e["mac"] == link.mac), None) or \
+            (src if pvx.get("learning") else None) or \
+            next((e["dst"] for e in vtep.fdb if e["mac"] == zero), None) or pvx.get("remote")
+        if src is None or back is None or not is_local(ns, back):
+            return None
+        _TUNNEL_ARP = True
+        try:
+            there = trace(self.world, ns.key, dst, "udp", dport=vx["dstport"], src=src,
+                          record=False)
+            again = trace(self.world, peer.key, back, "udp", dport=pvx["dstport"],
+                          src=pvx.get("local"), record=False)
+        finally:
+            _TUNNEL_ARP = False
+        if not (_at_vxlan_socket(there, peer) and _at_vxlan_socket(again, ns)):
+            return None
+        return vtep.mac, f"{peer.label} {vtep.name}"
+
+    def _vxlan_socket(self, ns: Netns, skb: _Skb) -> Link | None:
+        """A VXLAN device that is up holds a UDP socket on its port (any address): a
+        datagram it has no device for is dropped there, without an ICMP error."""
+        if skb.pkt.proto != "udp":
+            return None
+        return next((l for l in ns.links.values() if l.kind == "vxlan" and l.vxlan
+                     and l.vxlan["dstport"] == skb.pkt.dport and l.up), None)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
         return oper_up(self.world, ns, link)
@@ -494,11 +577,10 @@ class _Walk:
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
-        if skb.local is ns:
-            lo = ns.links.get("lo")
-            outcome = UNREACHABLE if lo is not None and lo.up else TIMEOUT
-            return self.end(HOST_UNREACHABLE, outcome, skb.hops, skb.pkt, diagnosis=diagnosis)
-        # A router that cannot resolve the next hop answers "host unreachable".
+        # A router that cannot resolve the next hop answers "host unreachable"; so does the
+        # sender's own stack (ipv4_link_failure): that answer loops back through lo and the
+        # namespace's own OUTPUT and INPUT hooks, so lo down or an INPUT DROP keeps it from
+        # the socket, which then times out.
         return self._icmp_error(ns, skb, ICMP_UNREACH, HOST_UNREACH, HOST_UNREACHABLE, diagnosis)
 
     # --- received --------------------------------------------------------------------
@@ -509,6 +591,15 @@ class _Walk:
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
+        if not loopback and self._martian_source(ns, link, pkt):
+            skb.hops.append(self.hop(ns, "drop", f"martian source: {pkt.src} is an address of "
+                                     f"{ns.label} itself, arriving on {link.name}",
+                                     dev=link.name))
+            return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
+                            diagnosis=f"{ns.label} drops a packet from its own address "
+                                      f"{pkt.src} arriving on {link.name} (fib_validate_source: "
+                                      f"a martian source; accept_local=1 allows it) — often a "
+                                      f"routing loop that brings the packet back")
         if not loopback and not self._rp_filter_ok(ns, link, pkt):
             skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
                                      f"not leave through {link.name}", dev=link.name))
@@ -519,6 +610,17 @@ class _Walk:
         if is_local(ns, pkt.dst):
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
         return self.forward(ns, link, skb, physdev_in=physdev_in)
+
+    @staticmethod
+    def _martian_source(ns: Netns, link: Link, pkt: Packet) -> bool:
+        """fib_validate_source: without rp_filter, a packet whose source is one of the
+        namespace's own interface addresses is refused on input (unless accept_local)."""
+        if pkt.src is None or link.kind == "loopback":
+            return False
+        if enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0")) \
+                or enabled(link.conf.get("accept_local", "0")):
+            return False
+        return any(a.ip == pkt.src for l in ns.links.values() for a in l.addresses)
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
@@ -576,6 +678,16 @@ class _Walk:
                                  vni=skb.vni, outer=pkt.to_json(), inner=inner.pkt.to_json()))
             inner.crossed(netns_changed=True)
             return self.receive(ns, vxlan, inner)
+        taker = self._vxlan_socket(ns, skb)
+        if taker is not None:               # vxlan_rcv: not for any of its VNIs, dropped
+            what = f"VNI {skb.vni}" if skb.inner is not None else "no VXLAN frame"
+            hops.append(self.hop(ns, "drop", f"{VXLAN_SOCKET}{pkt.dport} is {taker.name}'s "
+                                 f"(VNI "
+                                 f"{taker.vxlan['vni']}): {what}, the datagram is dropped",
+                                 dev=link.name))
+            return self.end(DROPPED, TIMEOUT, hops, pkt, delivered_to=label,
+                            diagnosis=f"{taker.name} of {label} takes udp port {pkt.dport} "
+                                      f"but not {what}: nothing answers")
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
             hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
@@ -643,9 +755,13 @@ class _Walk:
             return (f"the answer is delivered to {back.delivered_to}, not to {origin}: "
                     f"an address translation is not undone on the way back")
         sent, got = self.sent, back.packet_out
+        quoted = got.inner if isinstance(got, IcmpError) else None
+        if sent is not None and quoted is not None and quoted.proto != sent.proto:
+            return (f"the ICMP error is about a {quoted.proto} datagram to {quoted.dst}:"
+                    f"{quoted.dport} (a tunnel's), not about what {origin} sent: its socket "
+                    f"does not get it")
         if sent is None or sent.proto != "tcp":
             return None
-        quoted = got.inner if isinstance(got, IcmpError) else None
         if got.proto == "tcp":
             ours = (got.src, got.sport) == (sent.dst, sent.dport)
             came = f"{got.src}:{got.sport}"
@@ -705,7 +821,17 @@ class _Walk:
         self._attach(ns, answer, skb)
         back = self.send(ns, answer)
         outcome = UNREACHABLE if self._answer_problem(back) is None else TIMEOUT
+        if outcome == UNREACHABLE and self._silent_for_udp(skb, icmp_type, code):
+            outcome = TIMEOUT
+            diagnosis += (f"; a UDP socket does not report {error.describe()} (only with "
+                          "IP_RECVERR): the sender just waits")
         return self.end(verdict, outcome, hops, pkt, diagnosis=diagnosis, reply=back)
+
+    @staticmethod
+    def _silent_for_udp(skb: _Skb, icmp_type: int, code: int) -> bool:
+        return skb.probe and skb.pkt.proto == "udp" and (
+            icmp_type == ICMP_TIME_EXCEEDED
+            or (icmp_type == ICMP_UNREACH and code in UDP_SILENT_UNREACH))
 
     # --- netfilter ----------------------------------------------------------------------
     def _hook(self, ns: Netns, hook: str, skb: _Skb, *, in_dev: str | None = None,
@@ -1005,6 +1131,9 @@ class _Walk:
             diagnosis += " — send() fails at once with EPERM (Operation not permitted)"
         elif self._answer_problem(back) is None:
             outcome = REFUSED if refused else UNREACHABLE
+            if not refused and self._silent_for_udp(skb, ICMP_UNREACH, code):
+                outcome = TIMEOUT
+                diagnosis += "; a UDP socket does not report it (only with IP_RECVERR)"
         else:
             outcome = TIMEOUT
         return self.end(REJECTED, outcome, hops, pkt, diagnosis=diagnosis + f": answered with "
@@ -1030,17 +1159,23 @@ def masquerade_source(ns: Netns, dev: str | None, nexthop: str) -> str | None:
     """inet_select_addr(out, nexthop, RT_SCOPE_UNIVERSE): the device's primary address on
     the next hop's network, else its first primary address, else another device's."""
     link = ns.links.get(dev) if dev else None
-    if link is not None and link.addresses:
+    usable = [a for a in link.addresses if not ipaddress.IPv4Address(a.ip).is_loopback] \
+        if link is not None else []       # RT_SCOPE_UNIVERSE: lo's 127.0.0.1 is host scope
+    if link is not None and usable:
         target = ipaddress.IPv4Address(nexthop)
         primaries = []
-        for addr in link.addresses:
+        for addr in usable:
             if not any(p.network == addr.network for p in primaries):
                 primaries.append(addr)
         for addr in primaries:
             if target in addr.network:
                 return addr.ip
         return primaries[0].ip
-    return select_source(ns, None, nexthop)
+    for other in ns.links.values():          # any device's first address of global scope,
+        for addr in other.addresses:         # up or not (in_dev_select_addr)
+            if not ipaddress.IPv4Address(addr.ip).is_loopback:
+                return addr.ip
+    return None
 
 
 def packet_json(pkt: Packet) -> dict:

@@ -562,6 +562,20 @@ def routing_loop_ends_in_ttl_exceeded():
     """
 
 
+@scenario(ping("router", "10.0.9.9", TIMEOUT),
+          tcp("router", "10.0.9.9", 80, TIMEOUT),
+          ping("red", "10.0.9.9", UNREACHABLE))
+def a_loop_through_the_sender_is_a_martian_source():
+    """The same loop, but the router itself sends: blue hands the packet back, and the
+    router drops it on input because its source is the router's own 10.0.2.1 (a martian
+    source, fib_validate_source): no "Time to live exceeded", a silent timeout. red's
+    packets still bounce until the TTL runs out. (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + FORWARDING_ON + """
+        ip -n router route add 10.0.9.0/24 via 10.0.2.2
+        ip netns exec blue sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+    """
+
+
 @scenario(ping("red", "10.0.2.2", TIMEOUT),
           udp("red", "10.0.2.2", 53, SUCCESS),
           tcp("red", "10.0.2.2", 81, TIMEOUT),

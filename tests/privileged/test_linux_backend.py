@@ -33,15 +33,30 @@ def _out(argv: list[str]) -> str:
     return done.stdout
 
 
+# Other sessions on this machine make namespaces of their own while these tests run
+# (the twin harness's nlt*/nls*, CNI tests' cn-*, VM labs' nl-vm*): they are not ours to
+# compare. Everything else, netlab's nl-* included, must be exactly as before.
+# Another pytest run of these tests uses prefixes b<its session>/p<its session>.
+FOREIGN = ("nlt", "nls", "cn-", "nl-vm")
+_OTHER_RUN = re.compile(r"^nl-[bp][0-9a-f]{4}")
+
+
+def foreign(name: str) -> bool:
+    if name.startswith(FOREIGN):
+        return True
+    return bool(_OTHER_RUN.match(name)) and not name.startswith((f"nl-b{SESSION}",
+                                                                 f"nl-p{SESSION}"))
+
+
 def _netlab_namespaces() -> list[str]:
     names = [line.split()[0] for line in _out(["ip", "netns", "list"]).splitlines() if line]
-    return sorted(n for n in names if n.startswith("nl-"))
+    return sorted(n for n in names if not foreign(n))
 
 
 def machine_snapshot() -> dict[str, object]:
     """What must be the same before `up` and after `down`. Counters and dates are left
     out of iptables-save (the host's traffic moves them); other sessions' namespaces
-    (nlt*, nls-*) come and go, so the netns list is netlab's own prefix."""
+    (FOREIGN) come and go."""
     snap: dict[str, object] = {"netns": _netlab_namespaces(), "link": _out(["ip", "link"])}
     save = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
     if save.returncode == 0:
@@ -54,8 +69,9 @@ def machine_snapshot() -> dict[str, object]:
 def machine(kernel):
     before = machine_snapshot()
     yield before
-    left = [n for n in _netlab_namespaces() if n not in before["netns"]]  # type: ignore
-    for name in left:                                # never leave anything behind
+    left = [n for n in _netlab_namespaces() if n not in before["netns"]  # type: ignore
+            and n.startswith("nl-b")]
+    for name in left:                                # never leave anything of ours behind
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 

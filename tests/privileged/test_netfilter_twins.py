@@ -356,6 +356,68 @@ def output_reject():
     """
 
 
+@scenario(udp("red", "10.0.2.2", 54, TIMEOUT, seen=NOBODY),
+          tcp("red", "10.0.2.2", 84, UNREACHABLE, seen=NOBODY),
+          udp("red", "10.0.2.2", 55, UNREACHABLE, seen=NOBODY),
+          udp("red", "10.0.9.9", 53, TIMEOUT, seen=NOBODY),
+          ping("red", "10.0.9.9", UNREACHABLE),
+          udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY))
+def udp_hears_only_the_fatal_icmp_errors():
+    """A connected UDP socket without IP_RECVERR reports only the "fatal" ICMP errors
+    (icmp_err_convert): `--reject-with icmp-host-unreachable` and the router's own "net
+    unreachable" (no route to 10.0.9.9) leave it waiting, while a TCP connect gets
+    EHOSTUNREACH and ping prints the error; `icmp-host-prohibited` reaches the UDP
+    socket (EHOSTUNREACH). red's own failed ARP for 10.0.1.77 is silent for UDP too.
+    (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec router iptables -A FORWARD -p udp --dport 54 -j REJECT --reject-with icmp-host-unreachable
+        ip netns exec router iptables -A FORWARD -p tcp --dport 84 -j REJECT --reject-with icmp-host-unreachable
+        ip netns exec router iptables -A FORWARD -p udp --dport 55 -j REJECT --reject-with icmp-host-prohibited
+    """
+
+
+@scenario(tcp("blue", "10.0.2.2", 80, SUCCESS, seen=at("blue", 80, "10.0.2.2")),
+          udp("blue", "10.0.2.2", 53, SUCCESS, seen=at("blue", 53, "10.0.2.2")))
+def masquerade_on_lo_keeps_a_global_source():
+    """`-t nat -A POSTROUTING -s 10.0.2.0/24 -j MASQUERADE` in blue also matches blue's
+    traffic to itself, which leaves through lo. MASQUERADE wants an address of universe
+    scope and lo's 127.0.0.1 is host scope, so it takes blue's own 10.0.2.2: the listener
+    sees 10.0.2.2, not 127.0.0.1. (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec blue iptables -t nat -A POSTROUTING -s 10.0.2.0/24 -j MASQUERADE
+    """
+
+
+@scenario(tcp("red", "10.0.1.2", 8080, TIMEOUT, seen=NOBODY),
+          udp("red", "10.0.1.2", 8080, UNREACHABLE, seen=NOBODY),
+          ping("red", "10.0.1.1", SUCCESS))
+def output_dnat_to_an_unroutable_address():
+    """In red, OUTPUT DNAT of red's own 10.0.1.2:8080 to 10.9.9.9, which red has no route
+    for (its default route is gone): the re-route after DNAT fails and the packet is
+    dropped with ENETUNREACH. A UDP send() returns that error; TCP's connect() ignores it,
+    retries the SYN and times out. (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip -n red route del default
+        ip netns exec red iptables -t nat -A OUTPUT -p tcp --dport 8080 -j DNAT --to-destination 10.9.9.9:80
+        ip netns exec red iptables -t nat -A OUTPUT -p udp --dport 8080 -j DNAT --to-destination 10.9.9.9:53
+    """
+
+
+@scenario(ping("red", "10.0.1.77", TIMEOUT),
+          tcp("red", "10.0.1.77", 80, TIMEOUT, seen=NOBODY),
+          udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY),
+          ping("blue", "10.0.2.77", UNREACHABLE))
+def input_drop_hides_the_senders_own_host_unreachable():
+    """Nobody has 10.0.1.77: red's ARP fails and red's own stack sends itself ICMP host
+    unreachable, which loops back through lo and crosses red's INPUT chain. With
+    `-P INPUT DROP` in red it never reaches the socket: ping, TCP and UDP time out
+    instead of "No route to host". blue, without the rule, sees the unreachable.
+    (Found by the random twin test.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec red iptables -P INPUT DROP
+    """
+
+
 # --- bridges: br_netfilter ------------------------------------------------------------------
 
 @scenario(ping("red", "192.168.15.2", TIMEOUT),

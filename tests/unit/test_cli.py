@@ -141,10 +141,12 @@ def test_unknown_lab():
     one_line_error(invoke("lab", "run", "labs/no-such.yaml"), "netlab: labs/no-such.yaml: no such lab file")
 
 
-def test_real_backend_of_lab_run_points_to_real_up():
+def test_real_backend_of_lab_run_needs_root(monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     one_line_error(invoke("lab", "run", "02", "--backend", "real"),
-                   "netlab: lab run --backend real is not available yet: build the lab with "
-                   "`sudo netlab real up LAB`")
+                   "netlab: real mode needs root (run with sudo)")
+    one_line_error(invoke("lab", "check", "02", "--backend", "real"),
+                   "netlab: real mode needs root (run with sudo)")
 
 
 def test_usage_errors_exit_2():

@@ -36,7 +36,7 @@ def test_plugin_line_prints_the_result_and_changes_the_world(shell):
     assert r.ok, r.error
     assert json.loads(r.output)["ips"][0]["address"] == "10.22.0.2/16"
     assert "inet 10.22.0.2/16" in shell.run("ip -n red addr show eth0").output
-    assert shell.run("ls /var/lib/cni/networks/mynet").output == "10.22.0.2\nlast_reserved_ip.0\n"
+    assert shell.run("ls /var/lib/cni/networks/mynet").output == "10.22.0.2\nlast_reserved_ip.0\nlock\n"
     assert shell.run("cat /var/lib/cni/networks/mynet/10.22.0.2").output == "red\r\neth0"
 
 
@@ -55,7 +55,7 @@ def test_seed_shorthand_and_del(shell):
     assert "10.22.0.3" in shell.run("ip -n blue addr").output
     for _ in range(2):
         assert shell.run("bridge del blue /var/run/netns/blue").ok
-    assert shell.run("ls /var/lib/cni/networks/mynet").output == "10.22.0.2\nlast_reserved_ip.0\n"
+    assert shell.run("ls /var/lib/cni/networks/mynet").output == "10.22.0.2\nlast_reserved_ip.0\nlock\n"
     assert shell.run("bridge link").ok        # iproute2's bridge command is still there
 
 

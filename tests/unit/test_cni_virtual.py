@@ -170,7 +170,8 @@ def test_executable_on_a_world_file_in_parallel(world_file):
     for i in range(12):
         assert plugin(world_file, "DEL", f"p{i}", f"p{i}") == (0, "")
     files = json.loads(world_file.read_text())["files"]["host"]
-    assert sorted(files) == ["/var/lib/cni/networks/mynet/last_reserved_ip.0"]
+    assert sorted(files) == ["/var/lib/cni/networks/mynet/last_reserved_ip.0",
+                            "/var/lib/cni/networks/mynet/lock"]
 
 
 def test_host_local_executable_shares_the_world_store(world_file):
