@@ -83,10 +83,12 @@ def test_host_local_keeps_its_files_on_each_node(cluster, world):
         files = world.files[node.name]
         on_node = [p for p in pods(cluster) if p.node == node.name]
         prefix = f"{kubelet.DATA_DIR}/{kubelet.NETWORK_NAME}/"
-        ips = {path[len(prefix):]: content for path, content in files.items()
-               if path.startswith(prefix) and not path.rsplit("/", 1)[-1].startswith("last_")}
+        names = {path[len(prefix):] for path in files if path.startswith(prefix)}
+        ips = {name: files[prefix + name] for name in names
+               if not name.startswith("last_") and name != "lock"}
         assert ips == {p.ip: f"{kubelet.container_id(p)}\r\neth0" for p in on_node}
         assert files[prefix + "last_reserved_ip.0"] == on_node[-1].ip
+        assert files[prefix + "lock"] == ""            # the reference's flock file, empty
 
 
 def test_building_twice_gives_the_same_world(cluster, world):
