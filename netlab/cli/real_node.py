@@ -15,6 +15,11 @@ macvlan's MAC address in its filter (a veth or a VM's NIC is put in promiscuous 
 for it). Frames between the nodes' macvlans cross the real LAN, so the other nodes
 may be other VMs, or namespaces joined by a veth pair (the privileged test).
 
+A cluster lab (``cluster:``) is split the same way: of the cluster's Ops (netlab.k8s.build)
+only those of NAME are applied here: its root namespace, its pods, its host-gw routes or
+VXLAN device, neighbours and FDB, its kube-proxy and NetworkPolicy rules, its listeners.
+Every node is on the cluster's one LAN, so a bare ``--lan-iface IFACE`` is enough.
+
 The journal is per node, ``RUN_DIR/LAB@NAME.json``: `down LAB --node NAME` (or `down
 LAB@NAME`) removes exactly this node's part; the macvlan goes with the node's namespace.
 
@@ -60,7 +65,7 @@ def lan_mapping(lab, node: str, specs: Sequence[str]) -> dict[str, str]:  # type
     if node not in lab.nodes:
         raise LabError(f"{lab.path}: lab {lab.name} has no node '{node}' "
                        f"(its nodes: {', '.join(lab.nodes)})")
-    lans = [lan.name for lan in lab.lans if any(m.node == node for m in lan.members)]
+    lans = _lans_of(lab, node)
     mapping: dict[str, str] = {}
     for spec in specs:
         lan, sep, iface = spec.rpartition("=")
@@ -81,6 +86,31 @@ def lan_mapping(lab, node: str, specs: Sequence[str]) -> dict[str, str]:  # type
         raise LabError(f"{node} is on the LAN {missing[0]}: give --lan-iface IFACE, this "
                        f"machine's interface on the network to the other nodes")
     return mapping
+
+
+def _lans_of(lab, node: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The LANs ``node`` is on: a cluster's nodes are all on its one LAN."""
+    if lab.cluster is not None:
+        from netlab.k8s.build import LAN
+
+        return [LAN]
+    return [lan.name for lan in lab.lans if any(m.node == node for m in lan.members)]
+
+
+def op_node(op) -> str | None:  # type: ignore[no-untyped-def]
+    """The node an Op changes (its ``node``, or the node of its namespace key); None for
+    an Op of no node (a LAN switch)."""
+    from netlab.model import split_key
+
+    node = getattr(op, "node", None)
+    if node is None and getattr(op, "netns", None) is not None:
+        node = split_key(op.netns)[0]
+    for other in ("peer_netns", "to_netns"):
+        key = getattr(op, other, None)
+        if key is not None and split_key(key)[0] != node:
+            raise LabError(f"real_node: {type(op).__name__} joins two nodes "
+                           f"({node} and {split_key(key)[0]}): not one machine's part")
+    return node
 
 
 def up_node(lab, node: str, lan_iface: Sequence[str],  # type: ignore[no-untyped-def]
@@ -144,23 +174,20 @@ def _build_machine(lab, node: str, lowers: dict[str, tuple[str, int]], twin: Ker
     from netlab.model import ns_key
 
     mine = ns_key(node)
-    for op in topology_ops(lab):
+    files = [O.WriteFile(node, path, content) for path, content in lab.files.items()]
+    for op in topology_ops(lab) + files:      # a cluster's: every node's pods, routes, rules
         try:
-            if isinstance(op, O.AddNode):
-                if op.node == node:
-                    twin.apply(op)
-            elif isinstance(op, O.AddSwitch):
+            if isinstance(op, O.AddSwitch):
                 if op.name in lowers:
                     twin.model.apply(op)
             elif isinstance(op, O.AttachToSwitch):
                 if op.node == node:
                     _add_macvlan(twin.linux, mine, op.dev, *lowers[op.switch])
                     twin.model.apply(op)
-            elif isinstance(op, O.AddAddress):
-                if op.netns == mine:
-                    twin.apply(op)
-            else:
-                raise LabError(f"real_node: unexpected topology op {type(op).__name__}")
+            elif op_node(op) is None:
+                raise LabError(f"real_node: {type(op).__name__} belongs to no node")
+            elif op_node(op) == node:
+                twin.apply(op)
         except NetlabError as exc:
             report.error = f"{lab.where(None)}: {type(op).__name__}: {one_line(exc)}"
             return False

@@ -98,3 +98,46 @@ def test_the_two_node_lab_holds_in_the_model():
     failed = [e for s in result.steps for e in s.expect if not e.ok]
     assert not failed, failed
     assert sum(len(s.expect) for s in result.steps) == 4
+
+
+# --- a cluster lab, one node at a time ------------------------------------------------------
+
+CLUSTER = DATA / "vm-two-node-cluster.yaml"
+
+
+def test_a_cluster_node_is_on_the_cluster_lan():
+    assert lan_mapping(load_lab(CLUSTER), "node2", ["eth1"]) == {"lan": "eth1"}
+    assert lan_mapping(load_lab(CLUSTER), "node1", ["lan=eth1"]) == {"lan": "eth1"}
+    with pytest.raises(LabError, match="not on a LAN called 'lan2'"):
+        lan_mapping(load_lab(CLUSTER), "node1", ["lan2=eth1"])
+
+
+@pytest.mark.parametrize("network", ["host-gw", "vxlan"])
+def test_every_cluster_op_but_the_switch_belongs_to_one_node(tmp_path, network):
+    from netlab import ops as O
+    from netlab.cli.real_node import op_node
+    from netlab.labs.build import topology_ops
+
+    path = tmp_path / "c.yaml"
+    path.write_text(CLUSTER.read_text().replace("network: host-gw", f"network: {network}"))
+    ops = topology_ops(load_lab(path))
+    owners = {id(op): op_node(op) for op in ops}
+    assert {type(op) for op in ops if owners[id(op)] is None} == {O.AddSwitch}
+    by_node = {n: [op for op in ops if owners[id(op)] == n] for n in ("node1", "node2")}
+    assert len(by_node["node1"]) + len(by_node["node2"]) == len(ops) - 1
+    mine = {(type(op).__name__, getattr(op, "netns", "")) for op in by_node["node2"]}
+    assert ("AddNetns", "") in mine and ("IptablesRestore", "node2/root") in mine
+    if network == "vxlan":
+        fdb = [op for op in by_node["node1"] if isinstance(op, O.AddFdb)]
+        assert [op.dst for op in fdb] == ["192.168.1.12"], "node1's FDB points at node2"
+    else:
+        routes = [op for op in by_node["node1"] if isinstance(op, O.AddRoutes)]
+        assert [op.routes for op in routes] == [(("10.244.2.0/24", "192.168.1.12"),)]
+
+
+def test_an_op_joining_two_nodes_is_refused():
+    from netlab import ops as O
+    from netlab.cli.real_node import op_node
+
+    with pytest.raises(LabError, match="joins two nodes"):
+        op_node(O.AddLink("node1/root", "v", "veth", peer="p", peer_netns="node2/root"))

@@ -1,0 +1,178 @@
+"""A cluster lab on two "VMs": `netlab real up LAB --node node1` in one, `--node node2`
+in the other, the two joined only by a veth LAN (as test_multinode.py does for a plain
+lab, and for the same reason through `nsenter --net=...`).
+
+    vmh2-<s>-1 [lan0] ==veth== [lan0] vmh2-<s>-2
+       `- nl-<lab>-node1 (eth0: macvlan on lan0)      `- nl-<lab>-node2 (eth0: macvlan)
+          `- default.client                              `- default.backend-<hash> :8080
+
+The lab is tests/data/vm-two-node-cluster.yaml (a Deployment `backend` of one replica
+pinned to node2, its Service, a client pod on node1) under a name of this run
+(`vm2c<session>`), built with host-gw routes and with flannel's VXLAN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel_host import PROBE_CODE, SESSION, link_settled, namespaces_now, run
+
+pytestmark = pytest.mark.privileged
+
+LAB_FILE = Path(__file__).resolve().parents[1] / "data" / "vm-two-node-cluster.yaml"
+LAB = f"vm2c{SESSION}"
+VM = {"node1": f"vmh2-{SESSION}-1", "node2": f"vmh2-{SESSION}-2"}
+LAN_IFACE = "lan0"
+MINE = (f"vmh2-{SESSION}-", f"nl-{LAB}-")   # the namespaces this test may make
+
+
+def _mine() -> set[str]:
+    return {n for n in namespaces_now() if n.startswith(MINE)}
+
+
+def _netlab_argv() -> list[str]:
+    script = Path(sys.executable).parent / "netlab"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from netlab.cli.main import main; main()"]
+
+
+def _ip_json(netns: str, *what: str) -> list[dict]:
+    done = run(["ip", "-json", "-d", "-n", netns, *what])
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout or "[]")
+
+
+def _wait_settled(namespaces: list[str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(link_settled(l) for ns in namespaces for l in _ip_json(ns, "link", "show")):
+            return
+        time.sleep(0.05)
+
+
+def _connect(netns: str, dst: str, port: int) -> str:
+    done = run(["ip", "netns", "exec", netns, sys.executable, "-c", PROBE_CODE, "tcp", dst,
+                str(port), "2.0", "-"])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _pod_ip(netns: str) -> str:
+    return [i["local"] for i in _ip_json(netns, "addr", "show", "eth0")[0]["addr_info"]
+            if i["family"] == "inet"][0]
+
+
+class Machines:
+    def __init__(self, run_dir: Path, lab_file: Path):
+        self.run_dir, self.lab_file = run_dir, lab_file
+
+    def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
+        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *_netlab_argv(), "real", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
+                              check=False)
+
+    def up(self, node: str) -> dict:
+        done = self.netlab(node, "up", str(self.lab_file), "--node", node,
+                           "--lan-iface", LAN_IFACE, "--json")
+        assert done.returncode == 0, f"real up --node {node}: {done.stdout}{done.stderr}"
+        return json.loads(done.stdout)
+
+    def down(self, node: str) -> subprocess.CompletedProcess:
+        return self.netlab(node, "down", str(self.lab_file), "--node", node)
+
+    def peers_seen(self, node: str, port: int) -> list[str]:
+        """The source addresses the real listeners on ``port`` logged (JSON lines)."""
+        return [json.loads(line)["peer"][0]
+                for path in sorted((self.run_dir / node).glob(f"*.d/*-tcp-{port}.jsonl"))
+                for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(params=["host-gw", "vxlan"])
+def machines(request, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    for tool in ("ip", "nsenter", "iptables-restore"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool} (apt-get install iproute2 util-linux iptables)")
+    before = _mine()
+    text = LAB_FILE.read_text().replace("name: vm-two-node-cluster", f"name: {LAB}")
+    lab_file = tmp_path / f"{LAB}.yaml"
+    lab_file.write_text(text.replace("network: host-gw", f"network: {request.param}"))
+    m = Machines(tmp_path, lab_file)
+    try:
+        for node in VM:
+            made = run(["ip", "netns", "add", VM[node]])
+            if made.returncode != 0:
+                pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
+            (tmp_path / node).mkdir()
+        made = run(["ip", "-n", VM["node1"], "link", "add", LAN_IFACE, "type", "veth", "peer",
+                    "name", LAN_IFACE, "netns", VM["node2"]])
+        assert made.returncode == 0, made.stderr
+        for node in VM:
+            assert run(["ip", "-n", VM[node], "link", "set", LAN_IFACE, "up"]).returncode == 0
+        yield m
+    finally:
+        for node in VM:
+            if (tmp_path / node).exists():
+                m.down(node)
+        for name in VM.values():
+            run(["ip", "netns", "del", name])
+        assert _mine() == before, "the test left namespaces behind (or removed others)"
+
+
+def _service_ip(lab_file: Path, name: str) -> str:
+    from netlab.labs import load_lab
+
+    cluster = load_lab(str(lab_file)).cluster
+    return next(s.cluster_ip for s in cluster.services if s.name == name)
+
+
+def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
+    cluster_ip = _service_ip(machines.lab_file, "backend")
+    up1 = machines.up("node1")
+    assert up1["ok"] and up1["node"] == "node1", up1
+    assert set(up1["namespaces"]) == {"node1/root", "node1/default.client"}, "node1's part only"
+    node1, client = up1["namespaces"]["node1/root"], up1["namespaces"]["node1/default.client"]
+    eth0 = _ip_json(node1, "link", "show", "eth0")[0]
+    assert eth0["linkinfo"]["info_kind"] == "macvlan", eth0
+    rules = run(["ip", "netns", "exec", node1, "iptables-save", "-t", "nat"]).stdout
+    assert f"-d {cluster_ip}/32" in rules, "kube-proxy's rules for the Service are on node1"
+
+    _wait_settled([node1, client])
+    alone = _connect(client, cluster_ip, 80)
+    assert not alone.startswith("success"), f"node2 is not up yet, but: {alone}"
+
+    up2 = machines.up("node2")
+    assert up2["ok"], up2
+    pods2 = [k for k in up2["namespaces"] if k != "node2/root"]
+    assert len(pods2) == 1 and pods2[0].startswith("node2/default.backend-"), up2["namespaces"]
+    node2, backend = up2["namespaces"]["node2/root"], up2["namespaces"][pods2[0]]
+    assert up2["listeners"] >= 1, "the backend's containerPort 8080 is a real listener"
+    _wait_settled([node1, client, node2, backend])
+
+    outcome = _connect(client, cluster_ip, 80)
+    assert outcome.startswith("success"), f"client -> {cluster_ip}:80: {outcome}"
+    time.sleep(0.2)
+    client_ip = _pod_ip(client)
+    assert machines.peers_seen("node2", 8080) == [client_ip], \
+        "the backend on node2 saw the client pod's own address"
+    assert machines.peers_seen("node1", 8080) == [], "nothing on node1 answered"
+
+
+def test_down_with_node_leaves_the_other_node(machines):
+    up1, up2 = machines.up("node1"), machines.up("node2")
+    done = machines.down("node1")
+    assert done.returncode == 0, done.stderr
+    left = _mine()
+    assert not set(up1["namespaces"].values()) & left, "node1's namespaces are gone"
+    assert set(up2["namespaces"].values()) <= left, "node2's are not touched"
