@@ -176,3 +176,31 @@ def test_down_with_node_leaves_the_other_node(machines):
     left = _mine()
     assert not set(up1["namespaces"].values()) & left, "node1's namespaces are gone"
     assert set(up2["namespaces"].values()) <= left, "node2's are not touched"
+
+
+POLICY = """\
+    ---
+    apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: backend-from-frontend}
+    spec:
+      podSelector: {matchLabels: {app: backend}}
+      policyTypes: [Ingress]
+      ingress: [{from: [{podSelector: {matchLabels: {app: frontend}}}]}]
+"""
+
+
+def test_node2s_network_policy_drops_the_client_from_node1(machines):
+    """The policy's rules are node2's part (the backend's node): the client, which has
+    not the label `app: frontend`, reaches the Service's DNAT on node1 but not the pod."""
+    text = machines.lab_file.read_text()
+    machines.lab_file.write_text(text.replace("steps:", POLICY + "steps:", 1))
+    cluster_ip = _service_ip(machines.lab_file, "backend")
+    up1, up2 = machines.up("node1"), machines.up("node2")
+    client = up1["namespaces"]["node1/default.client"]
+    rules = run(["ip", "netns", "exec", up2["namespaces"]["node2/root"], "iptables-save"]).stdout
+    assert "backend-from-frontend" in rules, "the policy's rules are on node2"
+    _wait_settled(list(up1["namespaces"].values()) + list(up2["namespaces"].values()))
+    outcome = _connect(client, cluster_ip, 80)
+    assert not outcome.startswith("success"), f"the policy let the client in: {outcome}"
+    assert machines.peers_seen("node2", 8080) == []
