@@ -38,7 +38,12 @@ def machine(kernel):
     print(f"\nrandom twins: seed {SEED}, {COUNT} scenarios (NETLAB_TWIN_SEED to change)")
     before = machine_snapshot()
     yield before
-    assert machine_snapshot() == before
+    after = machine_snapshot()
+    mine = f"nl-rtr{SEED % 1000}-"
+    assert [n for n in after["netns"] if n.startswith(mine)] == []  # type: ignore[union-attr]
+    # other labs may come and go on a shared machine: the root namespace must not
+    assert {k: v for k, v in after.items() if k != "netns"} == \
+        {k: v for k, v in before.items() if k != "netns"}
 
 
 def _lab_of(text: str, tmp_path, tag: str):
