@@ -386,7 +386,13 @@ class LinuxBackend:
             self.journal.record("netns", real, key)           # on disk before it exists
         _share_netns_dir()
         path = os.path.join(NETNS_DIR, real)
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:               # someone else's since we looked: not ours
+            if self.journal is not None:
+                self.journal.forget("netns", real, key)
+            raise CommandError(f'Cannot create namespace file "{NETNS_DIR}/{real}": '
+                               f"File exists", status=1) from None
         if _libc.unshare(CLONE_NEWNET) != 0:
             raise _os_error("unshare")
         try:
