@@ -65,6 +65,9 @@ REPEATABLE_SYSCTLS = (
     ("net.ipv4.conf.all.accept_redirects", "0"),
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv4.icmp_ratelimit", "0"),
+    # no ICMP type is rate limited: this also skips the kernel's global ICMP budget
+    # (icmp_msgs_per_sec), which busy neighbours on the machine can use up
+    ("net.ipv4.icmp_ratemask", "0"),
 )
 # What the model calls a fresh namespace: a distribution's sysctl.d may have raised these
 # on the machine, and new namespaces inherit them (devconf_inherit_init_net). Looked at in
