@@ -117,6 +117,13 @@ class Journal:
         self.entries.append(entry)
         self._write()
 
+    def forget(self, kind: str, name: str, key: str | None = None) -> None:
+        """Take back an entry whose thing was never made by us (it existed already)."""
+        entry = Entry(kind, name, key)
+        if entry in self.entries:
+            self.entries.remove(entry)
+            self._write()
+
     def set_state(self, state: str) -> None:
         self.state = state
         self._write()

@@ -65,11 +65,15 @@ REPEATABLE_SYSCTLS = (
     ("net.ipv4.conf.all.accept_redirects", "0"),
     ("net.ipv4.conf.default.accept_redirects", "0"),
     ("net.ipv4.icmp_ratelimit", "0"),
-    # What the model calls a fresh namespace: a distribution's sysctl.d may have raised
-    # these on the machine, and new namespaces inherit them (devconf_inherit_init_net).
-    ("net.ipv4.conf.all.rp_filter", "0"),
-    ("net.ipv4.conf.default.rp_filter", "0"),
+    # no ICMP type is rate limited: this also skips the kernel's global ICMP budget
+    # (icmp_msgs_per_sec), which busy neighbours on the machine can use up
+    ("net.ipv4.icmp_ratemask", "0"),
 )
+# What the model calls a fresh namespace: a distribution's sysctl.d may have raised these
+# on the machine, and new namespaces inherit them (devconf_inherit_init_net). Looked at in
+# the first namespace a backend makes; written in every one only when they are not 0.
+FRESH_SYSCTLS = (("net.ipv4.conf.all.rp_filter", "0"),
+                 ("net.ipv4.conf.default.rp_filter", "0"))
 # A new namespace has no neigh/default sysctls (only the first namespace does): the short
 # ARP retry is set on each device as it appears (created, or moved in).
 ARP_RETRANS_MS = "100"
@@ -298,6 +302,7 @@ class LinuxBackend:
         self.listeners: list[RealListener] = []
         self._procs: list[subprocess.Popen] = []
         self._state_dir: str | None = None
+        self._inherits_sysctls: bool | None = None     # see FRESH_SYSCTLS
 
     # --- the mapping -----------------------------------------------------------------
     def real_name(self, ns_key_: str) -> str:
@@ -384,7 +389,13 @@ class LinuxBackend:
             self.journal.record("netns", real, key)           # on disk before it exists
         _share_netns_dir()
         path = os.path.join(NETNS_DIR, real)
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:               # someone else's since we looked: not ours
+            if self.journal is not None:
+                self.journal.forget("netns", real, key)
+            raise CommandError(f'Cannot create namespace file "{NETNS_DIR}/{real}": '
+                               f"File exists", status=1) from None
         if _libc.unshare(CLONE_NEWNET) != 0:
             raise _os_error("unshare")
         try:
@@ -395,6 +406,11 @@ class LinuxBackend:
             self._rtnl[real] = Rtnl()                     # bound to this namespace, now
             for k, v in REPEATABLE_SYSCTLS:
                 _write_sysctl(k, v)
+            if self._inherits_sysctls is None:
+                self._inherits_sysctls = any(_read_sysctl(k) != v for k, v in FRESH_SYSCTLS)
+            if self._inherits_sysctls:
+                for k, v in FRESH_SYSCTLS:
+                    _write_sysctl(k, v)
         finally:
             if _libc.setns(self._home, CLONE_NEWNET) != 0:
                 raise SystemExit("netlab: cannot return to the original network namespace")
@@ -823,6 +839,11 @@ def _default_scope(op: O.AddRoute) -> int:
     if op.type == "unicast" and op.gateway is None:
         return SCOPES["link"]
     return SCOPES["global"]
+
+
+def _read_sysctl(key: str) -> str:
+    with open(proc_path(key), encoding="ascii") as f:
+        return f.read().strip()
 
 
 def _write_sysctl(key: str, value: str) -> None:

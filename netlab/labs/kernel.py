@@ -312,8 +312,16 @@ def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
 
     netns = [e.name for e in journal.entries if e.kind == "netns"]
     inodes = {i for i in (netns_inode(n) for n in netns) if i is not None}
-    if inodes:
-        kill_all(pids_in(inodes))
+    pids = pids_in(inodes) if inodes else []
+    # A listener whose namespace is gone already (removed by someone else) keeps it alive:
+    # the journal's pid, if that process is still our listener (its log is in our dir).
+    state_dir = journal.path[:-len(".json")] + ".d"
+    for entry in journal.entries:
+        if entry.kind == "listener" and entry.name.isdigit() and int(entry.name) not in pids \
+                and _runs_with(int(entry.name), state_dir):
+            pids.append(int(entry.name))
+    if pids:
+        kill_all(pids)
     removed = []
     for name in reversed(netns):
         if remove_netns(name):
@@ -425,3 +433,12 @@ class KernelRunner:
             self.kl.close()
         finally:
             down_lab(self.kl.name, self.kl.run_dir)
+
+
+def _runs_with(pid: int, path: str) -> bool:
+    """The process ``pid`` has ``path`` in its command line (our listener, not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return path.encode() in f.read()
+    except OSError:
+        return False

@@ -145,9 +145,15 @@ def _iptables(rng: random.Random, ns: str, ips: list[str], links) -> str:  # typ
         return f"{prefix}iptables -P {rng.choice(('INPUT', 'FORWARD', 'OUTPUT'))} DROP"
     chain = rng.choice(("INPUT", "FORWARD", "OUTPUT"))
     match = rng.choice(("", "-p icmp ", "-p tcp --dport 80 ", "-p udp --dport 53 ",
-                        f"-s {subnet} ", f"-d {ip}/32 "))
+                        f"-s {subnet} ", f"-d {ip}/32 ",
+                        "-m conntrack --ctstate RELATED,ESTABLISHED "))
     target = rng.choice(("DROP", "ACCEPT", "REJECT"))
     if target == "REJECT" and match.startswith("-p tcp") and rng.random() < 0.5:
         target = "REJECT --reject-with tcp-reset"
+    elif target == "REJECT" and rng.random() < 0.3:
+        target = "REJECT --reject-with " + rng.choice(("icmp-host-unreachable",
+                                                         "icmp-net-unreachable",
+                                                         "icmp-host-prohibited",
+                                                         "icmp-admin-prohibited"))
     verb = rng.choice(("-A", "-I"))
     return f"{prefix}iptables {verb} {chain} {match}-j {target}"

@@ -37,7 +37,7 @@ def _out(argv: list[str]) -> str:
 # (the twin harness's nlt*/nls*, CNI tests' cn-*, VM labs' nl-vm*): they are not ours to
 # compare. Everything else, netlab's nl-* included, must be exactly as before.
 # Another pytest run of these tests uses prefixes b<its session>/p<its session>.
-FOREIGN = ("nlt", "nls", "cn-", "nl-vm")
+FOREIGN = ("nlt", "nls", "cn-", "cnf-", "nl-vm")
 _OTHER_RUN = re.compile(r"^nl-[bp][0-9a-f]{4}")
 
 

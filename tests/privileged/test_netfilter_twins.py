@@ -403,6 +403,21 @@ def output_dnat_to_an_unroutable_address():
     """
 
 
+@scenario(tcp("red", "10.0.2.2", 80, REFUSED, seen=NOBODY),
+          disagree="the model ends a TCP probe at the SYN-ACK; the kernel's client sends the "
+                   "handshake's last ACK, which blue's INPUT rejects as ESTABLISHED, and a "
+                   "connect() with a timeout (nc -w, curl) then reports ECONNREFUSED "
+                   "(a blocking connect() still succeeds)")
+def input_reject_of_established_refuses_after_the_handshake():
+    """`-I INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j REJECT` in blue: the SYN is
+    NEW and gets its SYN-ACK, but red's final ACK is ESTABLISHED and rejected with ICMP
+    port unreachable; nc -z and curl (non-blocking connect) see "Connection refused".
+    (Found by the random twin test, seed 9009, scenario 22.)"""
+    return ROUTER + BLUE_ROUTE_BACK + BLUE_LISTENS + """
+        ip netns exec blue iptables -I INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j REJECT
+    """
+
+
 @scenario(ping("red", "10.0.1.77", TIMEOUT),
           tcp("red", "10.0.1.77", 80, TIMEOUT, seen=NOBODY),
           udp("red", "10.0.1.77", 53, TIMEOUT, seen=NOBODY),

@@ -29,8 +29,20 @@ COUNT = int(os.environ.get("NETLAB_TWIN_COUNT", "200"))
 TIMEOUT = 0.6                 # per probe: above a failed ARP (3 x 100 ms), below TCP's 1 s retry
 SHRINK_BUDGET = 90.0          # seconds
 
-# Scenarios where the model and the kernel are known to differ: seed/index -> reason.
-KNOWN: dict[str, str] = {}
+# Scenarios where the model and the kernel are known to differ: seed-index -> reason
+# (run as xfail(strict=True): one that starts to agree fails, so the entry goes).
+KNOWN: dict[str, str] = {
+    "9009-22": "the model ends a TCP probe at the SYN-ACK; an INPUT REJECT of ESTABLISHED "
+               "rejects the handshake's last ACK and the kernel's client reports ECONNREFUSED "
+               "(test_netfilter_twins: input-reject-of-established-refuses-after-the-handshake)",
+}
+
+
+def _cases():
+    for i in range(COUNT):
+        key = f"{SEED}-{i}"
+        marks = [pytest.mark.xfail(strict=True, reason=KNOWN[key])] if key in KNOWN else []
+        yield pytest.param(i, id=key, marks=marks)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +50,12 @@ def machine(kernel):
     print(f"\nrandom twins: seed {SEED}, {COUNT} scenarios (NETLAB_TWIN_SEED to change)")
     before = machine_snapshot()
     yield before
-    assert machine_snapshot() == before
+    after = machine_snapshot()
+    mine = f"nl-rtr{SEED % 1000}-"
+    assert [n for n in after["netns"] if n.startswith(mine)] == []  # type: ignore[union-attr]
+    # other labs may come and go on a shared machine: the root namespace must not
+    assert {k: v for k, v in after.items() if k != "netns"} == \
+        {k: v for k, v in before.items() if k != "netns"}
 
 
 def _lab_of(text: str, tmp_path, tag: str):
@@ -86,14 +103,12 @@ def shrink(lab: RandomLab, keys: set[str], tmp_path, tag: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("index", range(COUNT), ids=lambda i: f"{SEED}-{i}")
+@pytest.mark.parametrize("index", list(_cases()))
 def test_random_lab_twins(index, machine, tmp_path):
     rng = random.Random(f"{SEED}-{index}")
     tag = f"rtr{SEED % 1000}-{index}"
     lab = random_lab(rng, tag)
-    key = f"{SEED}-{index}"
-    if key in KNOWN:
-        pytest.xfail(KNOWN[key])
+    known = f"{SEED}-{index}" in KNOWN
     result = _verify(lab.yaml(), tmp_path, tag)
     assert result.rows, "no probe ran"
     problems = _differences(result)
@@ -103,6 +118,8 @@ def test_random_lab_twins(index, machine, tmp_path):
         pytest.fail(f"seed {SEED}, scenario {index}: a namespace of this scenario vanished "
                     f"while it ran (removed from outside the test?): "
                     f"{vanished[0].kernel.get('detail')}", pytrace=False)
+    if problems and known:
+        pytest.fail("known difference:\n  " + "\n  ".join(problems), pytrace=False)
     if problems:
         lines = shrink(lab, _keys(result), tmp_path, tag)
         minimal = lab.yaml(lines)

@@ -260,3 +260,24 @@ def test_kill_9_of_up_with_a_listener_running_then_down_kills_it(machine, prefix
     assert not _alive(pids[0])
     assert not (tmp_path / f"{prefix}.json").exists()
     assert machine_snapshot() == machine
+
+
+def test_down_kills_a_listener_whose_namespace_someone_else_removed(machine, prefix, tmp_path):
+    from netlab.labs.kernel import KernelLab, down_lab
+
+    lab = _lab(tmp_path)
+    kl = KernelLab(lab, str(tmp_path), prefix)
+    try:
+        kl.build_topology()
+        assert kl.run_step(lab.steps[0]).stopped is None, kl.report.error
+        pids = [l.pid for l in kl.linux.listeners]
+        subprocess.run(["ip", "netns", "del", kl.real_of("blue", "host")], check=True)
+        assert all(_alive(p) for p in pids), "the listeners keep the namespace alive"
+    finally:
+        kl.close()
+        down_lab(prefix, str(tmp_path))
+    deadline = time.monotonic() + 3
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+    assert machine_snapshot() == machine
