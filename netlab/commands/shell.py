@@ -222,6 +222,9 @@ def parse_words_line(line: str, ctx: Ctx) -> Command:
     if any(not s for s in stages):
         raise CommandError("sh: syntax error near unexpected token `|'", status=2)
     first, redirect = _redirections(stages[0] if len(stages) == 1 else stages[-1])
+    if not first and len(stages) > 1:        # `ip link | > FILE`: only a redirection
+        raise unsupported_feature("a pipeline stage that is only a redirection",
+                                  hint="write the output to a file with `CMD > FILE`")
     if len(stages) == 1:
         command = _with_redirect(first, redirect, ctx)
     else:

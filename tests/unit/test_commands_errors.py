@@ -152,6 +152,10 @@ ERRORS = [
      "netlab has no DNS: use an IP address"),
     ("curl-hostname", "curl http://example.com/", "curl: (6) Could not resolve host: example.com",
      6, "netlab has no DNS: use an IP address"),
+    # found by the parser fuzz test: the last stage of a pipeline is only a redirection
+    ("pipe-into-redirection", "ip link set veth-red-br | > link",
+     "netlab does not model a pipeline stage that is only a redirection", 2,
+     "write the output to a file with `CMD > FILE`"),
 ]
 
 
