@@ -405,7 +405,7 @@ class _Walk:
             ns, "vxlan", f"{link.name} encapsulates (VNI {vx['vni']}, FDB {mac} dst "
             f"{remote}): outer {shown.describe()}, inner {inner.describe()}", dev=link.name,
             action="encap", vni=vx["vni"], outer=shown.to_json(), inner=inner.to_json(),
-            mac=neigh.mac, src_mac=link.mac))
+            mac=mac, src_mac=link.mac))
         outer = _Skb(outer_pkt, hops=skb.hops, inner=skb, vni=vx["vni"])
         return self.send(ns, outer, oif=vx.get("dev"))
 
