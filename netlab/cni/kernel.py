@@ -7,7 +7,6 @@ container, so only sysctl writes need to switch namespaces, and each
 switches straight back.
 """
 
-from __future__ import annotations
 
 import posix
 import time
@@ -18,6 +17,9 @@ from netlab.cni.netlink import IFF_PROMISC, IFF_UP, Netlink, setns
 
 EEXIST = 17
 PORT_RETRIES_MS = (0, 50, 500, 1000, 1000)
+# Read first and written only when they differ, as the reference's EnableIP4Forward and
+# EnableIP6Forward do (observed: it opens ip_forward read-only when it is already 1).
+READ_FIRST = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")
 
 
 def _err(exc: OSError) -> str:
@@ -74,6 +76,8 @@ class KernelHost:
         return self.ctr if side == "ctr" else self.host
 
     def sysctl(self, side: str, key: str, value: str) -> None:
+        if side == "host" and key in READ_FIRST and self._read_sysctl(key) == value:
+            return
         if side == "ctr":
             setns(self.ctr_fd)
         try:

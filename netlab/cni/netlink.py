@@ -7,7 +7,6 @@ flags, addresses, routes); this file encodes exactly those with ``struct``
 over an AF_NETLINK socket. Errors are OSError with the kernel's errno.
 """
 
-from __future__ import annotations
 
 import posix
 import struct
