@@ -9,7 +9,7 @@ over an AF_NETLINK socket. Errors are OSError with the kernel's errno.
 
 
 import posix
-import struct
+import _struct as struct   # the C module: struct.py is one more import for nothing
 
 import _socket   # the C module: socket.py's enums cost ~5 ms at start-up
 
