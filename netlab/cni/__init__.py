@@ -75,7 +75,8 @@ def preload(names) -> None:
         bundle = None
     if bundle is None:
         bundle = _bundle()
-        _write(bundle)
+        if not sys.dont_write_bytecode:      # python -B: as for .pyc files
+            _write(bundle)
     package = sys.modules[__name__]
     for name in names:
         full = f"{__name__}.{name}"

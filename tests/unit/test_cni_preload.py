@@ -58,3 +58,11 @@ def test_a_damaged_bundle_is_rebuilt(tmp_path):
     bundle.write_bytes(bundle.read_bytes()[:100])
     assert probe(root)[0] == str(root / "netlab/cni/skel.py")
     assert bundle.stat().st_size > 100
+
+
+def test_no_bundle_is_written_under_dont_write_bytecode(tmp_path):
+    root = copy_package(tmp_path)
+    out = subprocess.run([sys.executable, "-SEB", "-c", PROBE, str(root)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == str(root / "netlab/cni/skel.py")
+    assert not list((root / "netlab/cni").glob("__pycache__/plugins.*.bundle"))
