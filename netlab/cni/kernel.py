@@ -80,9 +80,12 @@ class KernelHost:
             return
         if side == "ctr":
             setns(self.ctr_fd)
-        try:
-            with open("/proc/sys/" + key, "w") as f:
-                f.write(value)
+        try:                       # posix, not open(): no text and buffer layers (~0.1 ms each)
+            fd = posix.open("/proc/sys/" + key, posix.O_WRONLY | posix.O_CLOEXEC)
+            try:
+                posix.write(fd, value.encode())
+            finally:
+                posix.close(fd)
         except OSError:
             pass                   # the reference ignores these errors too
         finally:
@@ -91,8 +94,11 @@ class KernelHost:
 
     def _read_sysctl(self, key: str) -> str | None:
         try:
-            with open("/proc/sys/" + key) as f:
-                return f.read().strip()
+            fd = posix.open("/proc/sys/" + key, posix.O_RDONLY | posix.O_CLOEXEC)
+            try:
+                return posix.read(fd, 4096).decode().strip()
+            finally:
+                posix.close(fd)
         except OSError:
             return None
 
