@@ -1,7 +1,6 @@
 """One hierarchy of errors. Library code raises these; only the CLI turns
 them into a message and an exit code."""
 
-from __future__ import annotations
 
 
 class NetlabError(Exception):

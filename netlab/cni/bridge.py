@@ -23,7 +23,6 @@ Better than the reference (each has a test, and README lists them):
   CHECK of an L2-only attachment (no IPAM) succeeds.
 """
 
-from __future__ import annotations
 
 import posix
 

@@ -8,7 +8,6 @@ the same code on the same files, minus a second interpreter start-up
 (~10 ms, most of the latency budget). ``NETLAB_CNI_EXEC=1`` forces a real exec.
 """
 
-from __future__ import annotations
 
 import posix
 

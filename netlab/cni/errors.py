@@ -3,7 +3,6 @@
 Kept free of imports: every plugin start-up path loads it.
 """
 
-from __future__ import annotations
 
 from netlab.errors import NetlabError
 

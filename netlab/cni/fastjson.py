@@ -8,7 +8,6 @@ json.loads (the error path may import json; the happy path never does).
 ``dumps_compact`` like json.Marshal.
 """
 
-from __future__ import annotations
 
 import _json
 

@@ -12,7 +12,6 @@ that fails (a later range set exhausted, a requested IP left over) puts
 ``last_reserved_ip`` back as it was, so a failed ADD changes nothing.
 """
 
-from __future__ import annotations
 
 from netlab.cni.errors import NOT_AVAILABLE, CniError, internal
 from netlab.cni.ip import IP, Net, parse_cidr, parse_ip

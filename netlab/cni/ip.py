@@ -5,7 +5,6 @@ functools); this is all they need: parse, print (RFC 5952, as Go prints),
 networks, masks.
 """
 
-from __future__ import annotations
 
 
 class IP:

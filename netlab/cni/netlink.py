@@ -7,10 +7,9 @@ flags, addresses, routes); this file encodes exactly those with ``struct``
 over an AF_NETLINK socket. Errors are OSError with the kernel's errno.
 """
 
-from __future__ import annotations
 
 import posix
-import struct
+import _struct as struct   # the C module: struct.py is one more import for nothing
 
 import _socket   # the C module: socket.py's enums cost ~5 ms at start-up
 
@@ -35,6 +34,7 @@ IF_OPER_UP = 6
 AF_INET, AF_INET6, AF_BRIDGE = 2, 10, 7
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
@@ -62,10 +62,14 @@ def ifinfo(index: int = 0, flags: int = 0, change: int = 0, family: int = 0) -> 
     return _IFINFO.pack(family, 0, index, flags, change)
 
 
+_ATTR_HDR = struct.Struct("=HH").unpack_from    # a Struct: no format-cache look-up per attribute
+
+
 def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
+    end = len(data)
+    while offset + 4 <= end:
+        length, kind = _ATTR_HDR(data, offset)
         if length < 4:
             break
         out[kind & 0x3FFF] = data[offset + 4:offset + length]
@@ -83,6 +87,11 @@ def mac_text(raw: bytes) -> str:
 
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
+
+
+# Link lookups leave out the counters (kernels without the flag ignore it): less for
+# the kernel to fill in and for parse_attrs to walk.
+_SKIP_STATS = u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
 class Link:
@@ -147,7 +156,7 @@ class Netlink:
     # --- links -----------------------------------------------------------------------
     def link(self, name: str) -> Link | None:
         try:
-            msgs = self.request(RTM_GETLINK, 0, ifinfo() + text(IFLA_IFNAME, name))
+            msgs = self.request(RTM_GETLINK, 0, ifinfo() + text(IFLA_IFNAME, name) + _SKIP_STATS)
         except OSError as exc:
             if exc.errno in (19, 2):      # ENODEV, ENOENT
                 return None
@@ -155,7 +164,7 @@ class Netlink:
         return Link(msgs[0]) if msgs else None
 
     def links(self) -> list[Link]:
-        return [Link(m) for m in self.request(RTM_GETLINK, NLM_F_DUMP, ifinfo())]
+        return [Link(m) for m in self.request(RTM_GETLINK, NLM_F_DUMP, ifinfo() + _SKIP_STATS)]
 
     def add_bridge(self, name: str, mtu: int = 0, vlan_filtering: bool = False) -> None:
         data = u8(IFLA_BR_VLAN_FILTERING, 1) if vlan_filtering else b""

@@ -14,7 +14,6 @@ GC and STATUS (spec 1.1.0) need only CNI_COMMAND and CNI_PATH.
 Only stdlib imports: this is on every plugin's start-up path.
 """
 
-from __future__ import annotations
 
 import sys
 

@@ -18,7 +18,6 @@ Differences, all invisible to a reader of the format:
 netlab's virtual namespaces and the in-process API.
 """
 
-from __future__ import annotations
 
 import posix
 

@@ -6,7 +6,6 @@ with the interpreter. The plugins' modules call ``posix`` directly and take
 these few helpers from here.
 """
 
-from __future__ import annotations
 
 import posix
 from _stat import S_ISDIR, S_ISREG

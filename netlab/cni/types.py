@@ -8,7 +8,6 @@ with ``interface`` index and ``gateway``, ``routes``, ``dns``).
 Output is formatted like Go's ``json.MarshalIndent`` with four spaces.
 """
 
-from __future__ import annotations
 
 from netlab.cni.errors import INCOMPATIBLE_VERSION, CniError, internal
 
