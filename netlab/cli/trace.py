@@ -93,19 +93,7 @@ def trace_command(
     world, default_node = load_world(lab, world_file, after_step)
     ns = resolve_netns(world, source, default_node)
     traced = trace(world, ns.key, ip, proto=proto, dport=port, sport=sport)
-    if pick is not None:
-        if pick > len(traced.paths):
-            fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
-        traced.paths = [traced.paths[pick - 1]]
-    title = f"{traced.packet.describe()} from {traced.source}"
-    if html is not None:
-        from netlab.cli.draw import write_html
-
-        write_html(html, world, [(title, traced)], title=title)
-    if pcap is not None:
-        from netlab.cli.draw import write_pcap
-
-        write_pcap(pcap, traced, world)
+    _pick_and_write(traced, world, pick, html, pcap)
     if as_json:
         print_json(traced.to_json())
         return
@@ -114,28 +102,34 @@ def trace_command(
     print_trace(traced, world, no_color=no_color)
 
 
+def _pick_and_write(traced, world, pick, html, pcap, before=None) -> None:
+    """Keep only path ``pick`` (1-based) if given; write the --html page (with the trace
+    ``before`` it, a DNS query, as a page of its own) and the --pcap capture."""
+    if pick is not None:
+        if pick > len(traced.paths):
+            fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
+        traced.paths = [traced.paths[pick - 1]]
+    if html is not None:
+        from netlab.cli.draw import write_html
+
+        title = f"{traced.packet.describe()} from {traced.source}"
+        pages = [(title, traced)]
+        if before is not None:
+            pages.insert(0, (f"DNS query: {before.packet.describe()}", before))
+        write_html(html, world, pages, title=title)
+    if pcap is not None:
+        from netlab.cli.draw import write_pcap
+
+        write_pcap(pcap, traced, world)
+
+
 def _cluster_trace(files, source, to, proto, sport, pick, as_json, no_color, html, pcap) -> None:
     from netlab.cli.draw import print_trace
     from netlab.k8s.endpoints import cluster_trace
 
     ct = cluster_trace(files, source, to, proto, sport)
     traced = ct.trace
-    if pick is not None:
-        if pick > len(traced.paths):
-            fail(f"--pick {pick}: the trace has {len(traced.paths)} path(s)")
-        traced.paths = [traced.paths[pick - 1]]
-    title = f"{traced.packet.describe()} from {traced.source}"
-    if html is not None:
-        from netlab.cli.draw import write_html
-
-        pages = [(title, traced)]
-        if ct.dns_trace is not None:
-            pages.insert(0, (f"DNS query: {ct.dns_trace.packet.describe()}", ct.dns_trace))
-        write_html(html, ct.world, pages, title=title)
-    if pcap is not None:
-        from netlab.cli.draw import write_pcap
-
-        write_pcap(pcap, traced, ct.world)
+    _pick_and_write(traced, ct.world, pick, html, pcap, before=ct.dns_trace)
     if as_json:
         out = traced.to_json()
         if ct.dns_queries is not None:
