@@ -21,13 +21,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from kernel_host import PROBE_CODE, SESSION, Listener, link_settled, namespaces_now, run
+from kernel_host import SESSION, Listener, namespaces_now, run
+from vms import connect, ip_json, netlab_argv, wait_settled
 
 pytestmark = pytest.mark.privileged
 
@@ -43,13 +43,6 @@ def _mine() -> set[str]:
     return {n for n in namespaces_now() if n.startswith(MINE)}
 
 
-def _netlab_argv() -> list[str]:
-    script = Path(sys.executable).parent / "netlab"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from netlab.cli.main import main; main()"]
-
-
 class Machines:
     """The two "VMs" and what runs in them."""
 
@@ -59,7 +52,7 @@ class Machines:
 
     def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
-        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *_netlab_argv(), "real", *args]
+        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *netlab_argv(), "real", *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
                               check=False)
 
@@ -71,28 +64,6 @@ class Machines:
 
     def down(self, node: str) -> subprocess.CompletedProcess:
         return self.netlab(node, "down", LAB, "--node", node)
-
-
-def _ip_json(netns: str, *what: str) -> list[dict]:
-    done = run(["ip", "-json", "-d", "-n", netns, *what])
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout or "[]")
-
-
-def _wait_settled(namespaces: list[str], timeout: float = 5.0) -> None:
-    """Until every link's operstate caught up with its carrier (KERNEL_NOTES)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(link_settled(l) for ns in namespaces for l in _ip_json(ns, "link", "show")):
-            return
-        time.sleep(0.05)
-
-
-def _connect(netns: str, dst: str, port: int) -> str:
-    done = run(["ip", "netns", "exec", netns, sys.executable, "-c", PROBE_CODE, "tcp", dst,
-                str(port), "2.0", "-"])
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def _peers_seen(listener: Listener | None, run_dir: Path) -> list[str]:
@@ -107,8 +78,8 @@ def _peers_seen(listener: Listener | None, run_dir: Path) -> list[str]:
 def _machine_state(netns: str) -> list[tuple]:
     """A VM's own namespace as `ip` shows it: its links (name, kind, up) and addresses."""
     links = [(l["ifname"], l.get("linkinfo", {}).get("info_kind"), "UP" in l["flags"])
-             for l in _ip_json(netns, "link", "show")]
-    addrs = [(a["ifname"], i["local"], i["prefixlen"]) for a in _ip_json(netns, "addr", "show")
+             for l in ip_json(netns, "link", "show")]
+    addrs = [(a["ifname"], i["local"], i["prefixlen"]) for a in ip_json(netns, "addr", "show")
              for i in a.get("addr_info", []) if i.get("family") == "inet"]
     return sorted(links) + sorted(addrs)
 
@@ -153,13 +124,13 @@ def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
     assert up1["steps_elsewhere"] == [2], "node2's step is not run on node1"
     node1, pod_a = up1["namespaces"]["node1/root"], up1["namespaces"]["node1/pod-a"]
 
-    eth0 = _ip_json(node1, "link", "show", "eth0")[0]
+    eth0 = ip_json(node1, "link", "show", "eth0")[0]
     assert eth0["linkinfo"]["info_kind"] == "macvlan", eth0
     assert eth0.get("link_netnsid") is not None, "its lower device is in another namespace"
     assert _machine_state(VM["node1"]) == vm1_before, "the machine's own namespace is as it was"
 
-    _wait_settled([node1, pod_a])
-    alone = _connect(pod_a, CLUSTER_IP, 80)
+    wait_settled([node1, pod_a])
+    alone = connect(pod_a, CLUSTER_IP, 80)
     assert not alone.startswith("success"), f"node2 is not up yet, but: {alone}"
 
     up2 = machines.up("node2")
@@ -172,15 +143,15 @@ def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
         machines.listeners.append(listener)
         ready, err = listener.wait_ready()
         assert ready, err
-    _wait_settled([node1, pod_a, node2, pod_b])
+    wait_settled([node1, pod_a, node2, pod_b])
 
-    outcome = _connect(pod_a, CLUSTER_IP, 80)
+    outcome = connect(pod_a, CLUSTER_IP, 80)
     assert outcome.startswith("success"), f"pod-a -> {CLUSTER_IP}:80: {outcome}"
     time.sleep(0.2)
     peers = _peers_seen(listener, machines.run_dir / "node2")
     assert peers == [POD_A], f"pod-b saw {peers}: the DNAT on node1 sent pod-a's own address"
 
-    direct = _connect(pod_a, POD_B, 80)
+    direct = connect(pod_a, POD_B, 80)
     assert direct.startswith("refused"), f"pod-b has nothing on 80: {direct}"
 
 
@@ -193,5 +164,5 @@ def test_down_with_node_removes_that_node_only(machines):
     assert set(up2["namespaces"].values()) <= left, "node2's are not touched"
     assert not (machines.run_dir / "node1" / f"{LAB}@node1.json").exists()
     assert (machines.run_dir / "node2" / f"{LAB}@node2.json").exists()
-    eth0 = _ip_json(up2["namespaces"]["node2/root"], "link", "show", "eth0")
+    eth0 = ip_json(up2["namespaces"]["node2/root"], "link", "show", "eth0")
     assert eth0 and "UP" in eth0[0]["flags"]

@@ -17,13 +17,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from kernel_host import PROBE_CODE, SESSION, link_settled, namespaces_now, run
+from kernel_host import SESSION, namespaces_now, run
+from vms import connect, ip_json, netlab_argv, wait_settled
 
 pytestmark = pytest.mark.privileged
 
@@ -38,36 +38,8 @@ def _mine() -> set[str]:
     return {n for n in namespaces_now() if n.startswith(MINE)}
 
 
-def _netlab_argv() -> list[str]:
-    script = Path(sys.executable).parent / "netlab"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from netlab.cli.main import main; main()"]
-
-
-def _ip_json(netns: str, *what: str) -> list[dict]:
-    done = run(["ip", "-json", "-d", "-n", netns, *what])
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout or "[]")
-
-
-def _wait_settled(namespaces: list[str], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(link_settled(l) for ns in namespaces for l in _ip_json(ns, "link", "show")):
-            return
-        time.sleep(0.05)
-
-
-def _connect(netns: str, dst: str, port: int) -> str:
-    done = run(["ip", "netns", "exec", netns, sys.executable, "-c", PROBE_CODE, "tcp", dst,
-                str(port), "2.0", "-"])
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def _pod_ip(netns: str) -> str:
-    return [i["local"] for i in _ip_json(netns, "addr", "show", "eth0")[0]["addr_info"]
+    return [i["local"] for i in ip_json(netns, "addr", "show", "eth0")[0]["addr_info"]
             if i["family"] == "inet"][0]
 
 
@@ -77,7 +49,7 @@ class Machines:
 
     def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
-        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *_netlab_argv(), "real", *args]
+        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *netlab_argv(), "real", *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
                               check=False)
 
@@ -143,13 +115,13 @@ def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
     assert up1["ok"] and up1["node"] == "node1", up1
     assert set(up1["namespaces"]) == {"node1/root", "node1/default.client"}, "node1's part only"
     node1, client = up1["namespaces"]["node1/root"], up1["namespaces"]["node1/default.client"]
-    eth0 = _ip_json(node1, "link", "show", "eth0")[0]
+    eth0 = ip_json(node1, "link", "show", "eth0")[0]
     assert eth0["linkinfo"]["info_kind"] == "macvlan", eth0
     rules = run(["ip", "netns", "exec", node1, "iptables-save", "-t", "nat"]).stdout
     assert f"-d {cluster_ip}/32" in rules, "kube-proxy's rules for the Service are on node1"
 
-    _wait_settled([node1, client])
-    alone = _connect(client, cluster_ip, 80)
+    wait_settled([node1, client])
+    alone = connect(client, cluster_ip, 80)
     assert not alone.startswith("success"), f"node2 is not up yet, but: {alone}"
 
     up2 = machines.up("node2")
@@ -158,9 +130,9 @@ def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
     assert len(pods2) == 1 and pods2[0].startswith("node2/default.backend-"), up2["namespaces"]
     node2, backend = up2["namespaces"]["node2/root"], up2["namespaces"][pods2[0]]
     assert up2["listeners"] >= 1, "the backend's containerPort 8080 is a real listener"
-    _wait_settled([node1, client, node2, backend])
+    wait_settled([node1, client, node2, backend])
 
-    outcome = _connect(client, cluster_ip, 80)
+    outcome = connect(client, cluster_ip, 80)
     assert outcome.startswith("success"), f"client -> {cluster_ip}:80: {outcome}"
     time.sleep(0.2)
     client_ip = _pod_ip(client)
@@ -200,7 +172,7 @@ def test_node2s_network_policy_drops_the_client_from_node1(machines):
     client = up1["namespaces"]["node1/default.client"]
     rules = run(["ip", "netns", "exec", up2["namespaces"]["node2/root"], "iptables-save"]).stdout
     assert "backend-from-frontend" in rules, "the policy's rules are on node2"
-    _wait_settled(list(up1["namespaces"].values()) + list(up2["namespaces"].values()))
-    outcome = _connect(client, cluster_ip, 80)
+    wait_settled(list(up1["namespaces"].values()) + list(up2["namespaces"].values()))
+    outcome = connect(client, cluster_ip, 80)
     assert not outcome.startswith("success"), f"the policy let the client in: {outcome}"
     assert machines.peers_seen("node2", 8080) == []
