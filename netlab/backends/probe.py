@@ -104,6 +104,20 @@ class Records:
 
 # --- sockets made inside a namespace ----------------------------------------------------
 
+
+def _bound_socket(p: "KernelProbe", kind: int) -> socket.socket:
+    """A TCP or UDP socket in the probe's source namespace, on its source port if it has
+    one (SO_REUSEADDR, so a probe can reuse a port a previous one left in TIME_WAIT)."""
+    sock = socket_in(p.source, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if p.sport is not None:
+            sock.bind(("0.0.0.0", p.sport))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
 def socket_in(netns: str, kind: int, proto: int = 0) -> socket.socket:
     """A socket of namespace ``netns`` (the calling thread enters it and comes back)."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
@@ -220,11 +234,8 @@ class Prober:
     def _tcp(self, p: KernelProbe) -> Seen:
         timeout = p.timeout if p.timeout is not None else TCP_TIMEOUT
         token = f"netlab-{secrets.token_hex(6)}"
-        sock = socket_in(p.source, socket.SOCK_STREAM)
+        sock = _bound_socket(p, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if p.sport is not None:
-                sock.bind(("0.0.0.0", p.sport))
             sock.settimeout(timeout)
             try:
                 sock.connect((p.dst, p.port or 0))
@@ -243,11 +254,8 @@ class Prober:
     def _udp(self, p: KernelProbe) -> Seen:
         timeout = p.timeout if p.timeout is not None else UDP_TIMEOUT
         token = f"netlab-{secrets.token_hex(6)}"
-        sock = socket_in(p.source, socket.SOCK_DGRAM)
+        sock = _bound_socket(p, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if p.sport is not None:
-                sock.bind(("0.0.0.0", p.sport))
             try:
                 sock.connect((p.dst, p.port or 0))
                 sock.send(token.encode())
