@@ -18,16 +18,14 @@ so its namespaces are `nl-vm2n<session>-node1...`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from kernel_host import SESSION, Listener, namespaces_now, run
-from vms import connect, ip_json, netlab_argv, wait_settled
+from kernel_host import SESSION, Listener, namespaces_now
+from vms import Machines, connect, ip_json, wait_settled
 
 pytestmark = pytest.mark.privileged
 
@@ -41,29 +39,6 @@ MINE = (f"vmh-{SESSION}-", f"nl-{LAB}-")   # the namespaces this run's test may 
 
 def _mine() -> set[str]:
     return {n for n in namespaces_now() if n.startswith(MINE)}
-
-
-class Machines:
-    """The two "VMs" and what runs in them."""
-
-    def __init__(self, run_dir: Path, lab_file: Path):
-        self.run_dir, self.lab_file = run_dir, lab_file
-        self.listeners: list[Listener] = []
-
-    def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
-        env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
-        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *netlab_argv(), "real", *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
-                              check=False)
-
-    def up(self, node: str) -> dict:
-        done = self.netlab(node, "up", str(self.lab_file), "--node", node,
-                           "--lan-iface", LAN_IFACE, "--json")
-        assert done.returncode == 0, f"real up --node {node}: {done.stdout}{done.stderr}"
-        return json.loads(done.stdout)
-
-    def down(self, node: str) -> subprocess.CompletedProcess:
-        return self.netlab(node, "down", LAB, "--node", node)
 
 
 def _peers_seen(listener: Listener | None, run_dir: Path) -> list[str]:
@@ -93,26 +68,10 @@ def machines(kernel, tmp_path):
     before = _mine()
     lab_file = tmp_path / "vm-two-node.yaml"
     lab_file.write_text(LAB_FILE.read_text().replace("name: vm-two-node", f"name: {LAB}", 1))
-    m = Machines(tmp_path, lab_file)
     try:
-        for node in VM:
-            made = run(["ip", "netns", "add", VM[node]])
-            assert made.returncode == 0, made.stderr
-            (tmp_path / node).mkdir()
-        made = run(["ip", "-n", VM["node1"], "link", "add", LAN_IFACE, "type", "veth", "peer",
-                    "name", LAN_IFACE, "netns", VM["node2"]])
-        assert made.returncode == 0, made.stderr
-        for node in VM:
-            assert run(["ip", "-n", VM[node], "link", "set", LAN_IFACE, "up"]).returncode == 0
-        yield m
+        with Machines(tmp_path, lab_file, VM, LAN_IFACE, timeout=60).running() as m:
+            yield m
     finally:
-        for listener in m.listeners:
-            listener.stop()
-        for node in VM:
-            if (tmp_path / node).exists():
-                m.down(node)
-        for name in VM.values():
-            run(["ip", "netns", "del", name])
         assert _mine() == before, "the test left namespaces behind (or removed others)"
 
 

@@ -13,17 +13,15 @@ pinned to node2, its Service, a client pod on node1) under a name of this run
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from kernel_host import SESSION, namespaces_now, run
-from vms import connect, ip_json, netlab_argv, wait_settled
+from vms import Machines, connect, ip_json, wait_settled
 
 pytestmark = pytest.mark.privileged
 
@@ -43,32 +41,6 @@ def _pod_ip(netns: str) -> str:
             if i["family"] == "inet"][0]
 
 
-class Machines:
-    def __init__(self, run_dir: Path, lab_file: Path):
-        self.run_dir, self.lab_file = run_dir, lab_file
-
-    def netlab(self, node: str, *args: str) -> subprocess.CompletedProcess:
-        env = dict(os.environ, NETLAB_RUN_DIR=str(self.run_dir / node))
-        argv = ["nsenter", f"--net=/run/netns/{VM[node]}", *netlab_argv(), "real", *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
-                              check=False)
-
-    def up(self, node: str) -> dict:
-        done = self.netlab(node, "up", str(self.lab_file), "--node", node,
-                           "--lan-iface", LAN_IFACE, "--json")
-        assert done.returncode == 0, f"real up --node {node}: {done.stdout}{done.stderr}"
-        return json.loads(done.stdout)
-
-    def down(self, node: str) -> subprocess.CompletedProcess:
-        return self.netlab(node, "down", str(self.lab_file), "--node", node)
-
-    def peers_seen(self, node: str, port: int) -> list[str]:
-        """The source addresses the real listeners on ``port`` logged (JSON lines)."""
-        return [json.loads(line)["peer"][0]
-                for path in sorted((self.run_dir / node).glob(f"*.d/*-tcp-{port}.jsonl"))
-                for line in path.read_text().splitlines() if line.strip()]
-
-
 @pytest.fixture(params=["host-gw", "vxlan"])
 def machines(request, tmp_path):
     if os.geteuid() != 0:
@@ -80,25 +52,10 @@ def machines(request, tmp_path):
     text = LAB_FILE.read_text().replace("name: vm-two-node-cluster", f"name: {LAB}")
     lab_file = tmp_path / f"{LAB}.yaml"
     lab_file.write_text(text.replace("network: host-gw", f"network: {request.param}"))
-    m = Machines(tmp_path, lab_file)
     try:
-        for node in VM:
-            made = run(["ip", "netns", "add", VM[node]])
-            if made.returncode != 0:
-                pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
-            (tmp_path / node).mkdir()
-        made = run(["ip", "-n", VM["node1"], "link", "add", LAN_IFACE, "type", "veth", "peer",
-                    "name", LAN_IFACE, "netns", VM["node2"]])
-        assert made.returncode == 0, made.stderr
-        for node in VM:
-            assert run(["ip", "-n", VM[node], "link", "set", LAN_IFACE, "up"]).returncode == 0
-        yield m
+        with Machines(tmp_path, lab_file, VM, LAN_IFACE).running() as m:
+            yield m
     finally:
-        for node in VM:
-            if (tmp_path / node).exists():
-                m.down(node)
-        for name in VM.values():
-            run(["ip", "netns", "del", name])
         assert _mine() == before, "the test left namespaces behind (or removed others)"
 
 
