@@ -191,30 +191,9 @@ def masquerade_uses_the_address_on_the_nexthops_network():
     """r-blue holds 10.0.3.1/24 first and 10.0.2.1/24 second. MASQUERADE asks the device
     for an address on the next hop's network (inet_select_addr), so blue sees 10.0.2.1,
     not the first address of the device."""
-    return """
-        ip netns add red
-        ip netns add router
-        ip netns add blue
-        ip link add veth-red type veth peer name r-red
-        ip link add veth-blue type veth peer name r-blue
-        ip link set veth-red netns red
-        ip link set r-red netns router
-        ip link set veth-blue netns blue
-        ip link set r-blue netns router
-        ip -n red addr add 10.0.1.2/24 dev veth-red
-        ip -n router addr add 10.0.1.1/24 dev r-red
-        ip -n router addr add 10.0.3.1/24 dev r-blue
-        ip -n router addr add 10.0.2.1/24 dev r-blue
-        ip -n blue addr add 10.0.2.2/24 dev veth-blue
-        ip -n red link set veth-red up
-        ip -n router link set r-red up
-        ip -n router link set r-blue up
-        ip -n blue link set veth-blue up
-        ip -n red link set lo up
-        ip -n router link set lo up
-        ip -n blue link set lo up
-        ip -n red route add default via 10.0.1.1
-        ip netns exec router sysctl -w net.ipv4.ip_forward=1
+    second = "    ip -n router addr add 10.0.2.1/24 dev r-blue\n"
+    assert second in ROUTER
+    return ROUTER.replace(second, "    ip -n router addr add 10.0.3.1/24 dev r-blue\n" + second) + """
         ip netns exec router iptables -t nat -A POSTROUTING -o r-blue -j MASQUERADE
     """ + BLUE_LISTENS
 
