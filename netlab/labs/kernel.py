@@ -90,7 +90,8 @@ class KernelLab:
     """One lab being built on the kernel. ``name``: the prefix of its namespaces and the
     journal's name (default: the lab's own name)."""
 
-    def __init__(self, lab: Lab, run_dir: str | None = None, name: str | None = None):
+    def __init__(self, lab: Lab, run_dir: str | None = None, name: str | None = None,
+                 host: bool = False):
         from netlab.backends.journal import Journal
         from netlab.backends.linux import LinuxBackend
         from netlab.backends.model import ModelBackend
@@ -99,8 +100,10 @@ class KernelLab:
         self.lab = lab
         self.name = name or real_lab_name(lab)
         self.run_dir = journal_dir(run_dir)
+        # --host: the lab's first node is this namespace (netlab.backends.hostmode)
+        self.host = lab.nodes[0] if host else None
         self.journal = Journal.open_new(self.name, self.run_dir)
-        self.linux = LinuxBackend(self.name, self.journal)
+        self.linux = LinuxBackend(self.name, self.journal, host=self.host)
         self.twin = KernelFirst(ModelBackend(World(name=lab.name)), self.linux)
         self.report = UpReport(lab=self.name)
         self._prober = None
@@ -121,9 +124,26 @@ class KernelLab:
         for op in topology_ops(self.lab) + files:
             try:
                 self.twin.apply(op)
+                if isinstance(op, O.AddNode) and op.node == self.host:
+                    self._model_of_host()
             except NetlabError as exc:
                 self.report.error = f"{self.lab.where(None)}: {type(op).__name__}: {one_line(exc)}"
                 raise
+
+    def _model_of_host(self) -> None:
+        """--host: the model's host node is what this namespace holds (netlab.backends.
+        snapshot), so commands on the machine's own links see them; its iptables tables
+        too, unless the model cannot read them (then it starts with empty ones)."""
+        from netlab.backends.snapshot import build_netns, read_raw
+        from netlab.model import ns_key
+
+        raw = read_raw(None)
+        try:
+            ns, _peers = build_netns(raw, self.host)
+        except NetlabError:
+            raw.iptables = None
+            ns, _peers = build_netns(raw, self.host)
+        self.world.namespaces[ns_key(self.host)] = ns  # type: ignore[arg-type]
 
     def run_step(self, step: Step, *, keep_going: bool = False):  # type: ignore[no-untyped-def]
         """The step's command lines on the kernel; a runner.StepRecord (no expectations)."""
@@ -166,6 +186,11 @@ class KernelLab:
             self.report.skipped.append(text)
             return CommandRecord(text, line, True, None, "(not run in real mode: show commands "
                                  "print the model's view)\n", 0)
+        if getattr(command, "cni_calls", None) is not None and self.host is not None \
+                and command.netns.startswith(f"{self.host}/"):
+            raise CommandError("--host: a CNI plugin changes this machine's namespace "
+                               "without telling netlab, so `down` could not undo it; run "
+                               "the lab without --host", status=2)
         if getattr(command, "cni_calls", None) is not None:   # the real plugins
             from netlab.labs.realcni import run_cni
 
@@ -263,10 +288,12 @@ def tool_argv(text: str) -> list[str] | None:
 
 # --- up and down -----------------------------------------------------------------------------
 
-def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None) -> UpReport:
+def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None,
+           host: bool = False) -> UpReport:
     """Build the lab on the kernel and leave it up. The journal stays on disk whatever
-    happens, so `down` can clean; raises NetlabError when the lab is up already."""
-    kl = KernelLab(lab, run_dir, name)
+    happens, so `down` can clean; raises NetlabError when the lab is up already.
+    ``host``: the lab's first node is this namespace (`real up --host`)."""
+    kl = KernelLab(lab, run_dir, name, host=host)
     try:
         try:
             kl.build_topology()
@@ -284,44 +311,60 @@ def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None) -> UpR
         kl.close()
 
 
-def down_lab(name: str, run_dir: str | None = None) -> list[str]:
-    """Remove what the lab's journal lists; the namespaces removed. No journal: nothing."""
+def down_lab(name: str, run_dir: str | None = None,
+             undone: list[int] | None = None) -> list[str]:
+    """Remove what the lab's journal lists; the namespaces removed. No journal: nothing.
+    ``undone`` (a list) gets the number of changes undone on the host (--host labs)."""
     from netlab.backends.journal import Journal
 
     journal = Journal.load(name, journal_dir(run_dir))
     if journal is None:
         return []
-    return remove(journal)
+    return remove(journal, undone)
 
 
-def down_all(run_dir: str | None = None) -> list[str]:
+def down_all(run_dir: str | None = None, undone: list[int] | None = None) -> list[str]:
     from netlab.backends.journal import Journal
 
     removed: list[str] = []
+    problems: list[str] = []
     for journal in Journal.all(journal_dir(run_dir)):
-        removed += remove(journal)
+        try:
+            removed += remove(journal, undone)
+        except NetlabError as exc:                  # the others still go
+            problems.append(exc.message if hasattr(exc, "message") else str(exc))
+    if problems:
+        raise NetlabError("; ".join(problems))
     return removed
 
 
-def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
-    """Every process in the lab's namespaces (its listeners) killed, then the namespaces,
-    then the listeners' log directory; last the journal itself."""
+def remove(journal, undone: list[int] | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every process in the lab's namespaces (its listeners) killed, then the changes
+    made to the host undone (--host: netlab.backends.hostmode), then the namespaces,
+    then the listeners' log directory; last the journal itself — kept, listing what is
+    left, when a change to the host could not be undone."""
     import shutil
 
+    from netlab.backends.hostmode import host_entry, undo_host
     from netlab.backends.linux import kill_all, netns_inode, pids_in, remove_netns
 
     netns = [e.name for e in journal.entries if e.kind == "netns"]
     inodes = {i for i in (netns_inode(n) for n in netns) if i is not None}
     pids = pids_in(inodes) if inodes else []
+    state_dir = journal.path[:-len(".json")] + ".d"
+    if host_entry(journal) is not None:           # a listener on the host: by its log path
+        pids += [p for p in _listeners_of(state_dir) if p not in pids]
     # A listener whose namespace is gone already (removed by someone else) keeps it alive:
     # the journal's pid, if that process is still our listener (its log is in our dir).
-    state_dir = journal.path[:-len(".json")] + ".d"
     for entry in journal.entries:
         if entry.kind == "listener" and entry.name.isdigit() and int(entry.name) not in pids \
                 and _runs_with(int(entry.name), state_dir):
             pids.append(int(entry.name))
     if pids:
         kill_all(pids)
+    count, problems = undo_host(journal)
+    if undone is not None:
+        undone.append(count)
     removed = []
     for name in reversed(netns):
         if remove_netns(name):
@@ -329,8 +372,24 @@ def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
     for entry in journal.entries:
         if entry.kind == "dir" and entry.name.startswith(journal.path[:-len(".json")]):
             shutil.rmtree(entry.name, ignore_errors=True)
+    if problems:
+        raise NetlabError(f"lab {journal.lab}: could not undo {len(problems)} changes to the "
+                          f"host (kept in {journal.path}; `down` tries again): {problems[0]}")
     journal.remove()
     return removed
+
+
+def _listeners_of(state_dir: str) -> list[int]:
+    """The processes whose command line names the lab's log directory (its listeners),
+    wherever they run: with --host they run in the machine's own namespace."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and \
+                _runs_with(int(entry), state_dir + os.sep):
+            found.append(int(entry))
+    return found
 
 
 # --- `lab run --backend real` ---------------------------------------------------------------
