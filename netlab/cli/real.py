@@ -11,8 +11,8 @@ Each command line of a step is parsed as the model parses it (netlab.commands)
 and its Ops are applied to the kernel first (netlab.labs.kernel). The kernel
 decides: a refusal stops `up` with the kernel's words and the step's
 file:line, and leaves a state that `down` cleans. `nc -l` starts a real
-listener; the lab's ping / curl / nc -z run as the real tools; show commands
-are not run. The journal directory is /run/netlab, or $NETLAB_RUN_DIR.
+listener; the lab's ping / curl / nc -z run as the real tools, and so do its show
+commands (ip route, iptables -S, conntrack -L, …; `ip netns` keeps the model's view). The journal directory is /run/netlab, or $NETLAB_RUN_DIR.
 """
 
 from __future__ import annotations

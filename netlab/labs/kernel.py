@@ -13,8 +13,10 @@ Ops go to the kernel first, then to a model World kept alongside (which
 `ip route flush`-like commands read to plan their Ops). The kernel decides: a
 refusal stops the step with the kernel's words and the line. Listeners (`nc
 -l`) are real sockets (LinuxBackend.AddListener). A lab's own probe commands
-(ping, nc -z, curl, traceroute) run as the real tools inside the namespace;
-show commands are not run (they are listed as skipped).
+(ping, nc -z, curl, traceroute) run as the real tools inside the namespace, and
+so do its show commands (``ip route``, ``iptables -S``, ``iptables-save``, ``bridge
+fdb``, ``conntrack -L``, …: show_argv), whose output is the kernel's; the others
+(``ip netns``, shell lines) are listed as skipped.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class UpReport:
     applied: int = 0
     skipped: list[str] = field(default_factory=list)      # show commands, not run
     probes_run: int = 0                                    # the lab's own ping / curl / nc
+    shows_run: int = 0                                     # show commands run for real
     listeners: int = 0
     names: dict[str, str] = field(default_factory=dict)
     error: str | None = None                               # file:line: cmd: kernel's words
@@ -83,6 +86,7 @@ class UpReport:
     def to_json(self) -> dict[str, Any]:
         return {"lab": self.lab, "ok": self.error is None, "applied": self.applied,
                 "skipped": self.skipped, "probes_run": self.probes_run,
+                "shows_run": self.shows_run,
                 "listeners": self.listeners, "namespaces": self.names, "error": self.error}
 
 
@@ -183,6 +187,9 @@ class KernelLab:
             return self._run_probe_command(text, command.netns, line)
         if command.kind == "show" or (command.query is not None and not command.ops
                                       and command.plan is None):
+            argv = show_argv(text) if not command.ops else None
+            if argv is not None:                      # the kernel's own answer
+                return self._run_show(text, command.netns, argv, line)
             self.report.skipped.append(text)
             return CommandRecord(text, line, True, None, "(not run in real mode: show commands "
                                  "print the model's view)\n", 0)
@@ -222,6 +229,22 @@ class KernelLab:
             error = words[-1] if words else f"exit status {done.returncode}"
         return CommandRecord(text, line, done.returncode == 0, error, done.stdout,
                              done.returncode, probed=True)
+
+    def _run_show(self, text: str, key: str, argv: list[str], line: int):  # type: ignore[no-untyped-def]
+        """A show command (``ip route``, ``iptables -S``, ``conntrack -L``, …) run as the
+        real tool in the step's namespace; what it printed is the record's output."""
+        from netlab.backends.probe import run_tool
+        from netlab.labs.runner import CommandRecord
+
+        done = run_tool(self.linux.real_name(key), argv)
+        self.report.shows_run += 1
+        error = None
+        if done.returncode != 0:
+            words = (done.stderr or done.stdout).strip().splitlines()
+            error = words[-1] if words else f"exit status {done.returncode}"
+        return CommandRecord(text, line, done.returncode == 0, error,
+                             done.stdout + ("" if done.returncode == 0 else done.stderr),
+                             done.returncode)
 
     # --- probing --------------------------------------------------------------------------
     def settle(self) -> None:
@@ -263,6 +286,65 @@ class KernelLab:
         if self._prober is not None:
             self._prober.close()
         self.linux.close()
+
+
+SHOW_TOOLS = ("ip", "iptables", "iptables-save", "bridge", "conntrack", "ss", "sysctl")
+# `ip` objects whose listing is the kernel's; `ip netns` lists the machine's real names,
+# not the lab's, so it keeps the model's view.
+IP_SHOWN = {"link", "l", "address", "addr", "a", "route", "r", "ro", "neigh", "neighbour",
+            "n", "rule", "ru", "maddress", "maddr", "tunnel"}
+IP_OPTIONS_WITH_VALUE = ("-n", "-netns", "--netns", "-f", "-family")
+READ_VERBS = ("show", "list", "ls", "lst", "sh", "get")
+
+
+def show_argv(text: str) -> list[str] | None:
+    """The argument list of a lab's show line, to run in the step's namespace (``ip -n
+    NS`` and ``ip netns exec NS`` taken off: the namespace is entered instead); None when
+    the line keeps the model's view (`ip netns`, a shell line, another tool)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return None
+    if any(w in SHELL_WORDS or w == "&" for w in words):
+        return None
+    while words:
+        if words[0] == "sudo":
+            words = words[1:]
+        elif len(words) >= 4 and words[:3] == ["ip", "netns", "exec"]:
+            words = words[4:]
+        else:
+            break
+    if not words or words[0] not in SHOW_TOOLS:
+        return None
+    if words[0] == "sysctl" and any(w.startswith("-w") or "=" in w or w in ("-p", "--system")
+                                    for w in words[1:]):
+        return None
+    if words[0] in ("iptables", "conntrack"):
+        reads = ("-L", "-S", "-C", "--list", "--list-rules", "--check", "--dump", "-V")
+        ok = any(w in reads or (w.startswith("-") and not w.startswith("--") and "L" in w
+                                and "Z" not in w and w[1:].isalpha()) for w in words[1:])
+        return words if ok and "-Z" not in words and "--zero" not in words else None
+    if words[0] == "bridge":
+        verbs = [w for w in words[1:] if not w.startswith("-")]
+        return words if len(verbs) < 2 or verbs[1] in READ_VERBS else None
+    if words[0] != "ip":
+        return words
+    out, rest = ["ip"], words[1:]
+    while rest and rest[0].startswith("-"):
+        if rest[0] in ("-n", "-netns", "--netns") and len(rest) > 1:
+            rest = rest[2:]
+            continue
+        if rest[0] in IP_OPTIONS_WITH_VALUE and len(rest) > 1:
+            out += rest[:2]
+            rest = rest[2:]
+            continue
+        out.append(rest[0])
+        rest = rest[1:]
+    if not rest or rest[0] not in IP_SHOWN:
+        return None
+    if len(rest) > 1 and rest[1] not in READ_VERBS and rest[1] not in ("dev", "table", "type"):
+        return None
+    return out + rest
 
 
 def tool_argv(text: str) -> list[str] | None:
