@@ -9,6 +9,8 @@ Only things outside what netlab already owns are journalled: the namespaces
 themselves. Links, addresses, routes and rules live inside them and go with
 them. A crash between ``record`` and the change leaves an entry for something
 that does not exist; removing it is then a no-op, so ``down`` is always safe.
+With `real up --host`, each change to the namespace netlab runs in is journalled
+too (kind ``host``, ``data``: what undoes it; netlab.backends.hostmode).
 """
 
 from __future__ import annotations

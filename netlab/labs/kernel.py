@@ -187,8 +187,10 @@ class KernelLab:
             return self._run_probe_command(text, command.netns, line)
         if command.kind == "show" or (command.query is not None and not command.ops
                                       and command.plan is None):
+            import shutil
+
             argv = show_argv(text) if not command.ops else None
-            if argv is not None:                      # the kernel's own answer
+            if argv is not None and shutil.which(argv[0]) is not None:   # the kernel's answer
                 return self._run_show(text, command.netns, argv, line)
             self.report.skipped.append(text)
             return CommandRecord(text, line, True, None, "(not run in real mode: show commands "
@@ -466,10 +468,13 @@ def _listeners_of(state_dir: str) -> list[int]:
     wherever they run: with --host they run in the machine's own namespace."""
     import os
 
+    from netlab.backends.linux import LISTENER_SCRIPT
+
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid() and \
-                _runs_with(int(entry), state_dir + os.sep):
+                _runs_with(int(entry), state_dir + os.sep) and \
+                _runs_with(int(entry), LISTENER_SCRIPT):
             found.append(int(entry))
     return found
 
