@@ -447,7 +447,9 @@ class HostGuard:
                 undo.append(("rule", table, f"-D {chain} {spec}"))
             elif flag == "-N":
                 if self._chain_exists(table, chain):
-                    return                          # the kernel refuses: Chain already exists
+                    # the kernel refuses this table's lines (Chain already exists): their
+                    # undos find nothing to undo; other tables' lines are journalled as usual
+                    continue
                 made.add((table, chain))
                 undo.append(("chain", table, chain))
             elif flag == "-P":

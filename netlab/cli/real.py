@@ -162,6 +162,8 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
         if report.listeners or report.probes_run:
             typer.echo(f"{report.listeners} listeners running, {report.probes_run} probe "
                        f"commands run")
+        if getattr(report, "shows_run", 0):
+            typer.echo(f"{report.shows_run} show commands run on the kernel")
         if report.skipped:
             typer.echo(f"not run in real mode: {len(report.skipped)} show commands")
 

@@ -141,7 +141,10 @@ class KernelLab:
         from netlab.backends.snapshot import build_netns, read_raw
         from netlab.model import ns_key
 
-        raw = read_raw(None)
+        try:
+            raw = read_raw(None)
+        except NetlabError:          # no iptables-save, say: the model starts fresh
+            return
         try:
             ns, _peers = build_netns(raw, self.host)
         except NetlabError:

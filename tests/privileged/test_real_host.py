@@ -333,6 +333,7 @@ def test_kill_9_during_host_up_then_down_restores_the_host(lab, entries, fake_ho
     same(host_state(fake_host), before)
     assert ours() == spaces
     assert not (tmp_path / f"{name}.json").exists()
+    assert ":8080" not in _ok(["ss", "-Hltn"], fake_host), "a listener on the host is gone"
 
 
 # --- what --host refuses -----------------------------------------------------------------------
