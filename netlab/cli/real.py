@@ -173,14 +173,29 @@ def _check_host_mode(lab) -> None:  # type: ignore[no-untyped-def]
     if lab.cluster is not None:
         fail("--host runs plain labs; a cluster lab changes too much of a node to be undone "
              "exactly: use `netlab real up LAB` (or --node NAME in a VM)")
-    try:
-        private = os.stat("/proc/self/ns/mnt").st_ino != os.stat("/proc/1/ns/mnt").st_ino
-    except OSError:
-        private = False
-    if private and any("ip netns add" in c.text for s in lab.steps for c in s.commands):
+    private = _netns_dir_is_private()
+    makes_netns = len(lab.nodes) > 1 or bool(lab.lans) or \
+        any("netns add" in c.text for s in lab.steps for c in s.commands)
+    if private and makes_netns:
         fail("--host: netlab runs in a mount namespace of its own (`ip netns exec`?), so the "
              "namespaces the lab makes would vanish with it; enter the namespace with "
              "`nsenter --net=/run/netns/NAME` instead")
+
+
+def _netns_dir_is_private() -> bool:
+    """/run/netns here is a slave of another mount namespace's (`ip netns exec` makes it
+    one): namespaces bind-mounted here would not be seen from there."""
+    private = False
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:                            # the last mount there is the one seen
+                fields = line.split()
+                if len(fields) > 6 and fields[4] == "/run/netns":
+                    tags = fields[6:fields.index("-")] if "-" in fields else []
+                    private = any(t.startswith("master:") for t in tags)
+    except OSError:
+        pass
+    return private
 
 
 def _uses_iptables(lab) -> bool:  # type: ignore[no-untyped-def]

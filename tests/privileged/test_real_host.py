@@ -386,6 +386,22 @@ def test_what_down_could_not_undo_is_refused(line, words, fake_host, tmp_path):
     assert ours() == spaces
 
 
+def test_ip_netns_exec_is_refused_when_the_lab_makes_namespaces(fake_host, tmp_path):
+    """`ip netns exec` gives netlab a mount namespace of its own: the lab's namespaces
+    would be bind mounts there only, gone when netlab exits. `nsenter --net` is fine."""
+    path = lab_file(tmp_path, "03", lab_name())
+    before, spaces = host_state(fake_host), ours()
+    env = dict(os.environ, NETLAB_RUN_DIR=str(tmp_path),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = _run(["ip", "netns", "exec", fake_host, *NETLAB, "real", "up", str(path), "--host",
+                 "--yes-modify-host"], env=env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "mount namespace of its own" in done.stderr and "nsenter" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    same(host_state(fake_host), before)
+    assert ours() == spaces and not list(tmp_path.glob("*.json"))
+
+
 def test_cluster_labs_and_node_are_refused_with_host(fake_host, tmp_path):
     before = host_state(fake_host)
     cluster = netlab(fake_host, tmp_path, "real", "up", "10", "--host", "--yes-modify-host")
