@@ -321,8 +321,10 @@ def show_argv(text: str) -> list[str] | None:
             break
     if not words or words[0] not in SHOW_TOOLS:
         return None
-    if words[0] == "sysctl" and any(w.startswith("-w") or "=" in w or w in ("-p", "--system")
-                                    for w in words[1:]):
+    if words[0] == "sysctl" and any(w.startswith(("-w", "--w", "-p", "--load")) or "=" in w
+                                    or w == "--system" for w in words[1:]):
+        return None
+    if words[0] == "ss" and any(w in ("-K", "--kill", "-E", "--events") for w in words[1:]):
         return None
     if words[0] in ("iptables", "conntrack"):
         reads = ("-L", "-S", "-C", "--list", "--list-rules", "--check", "--dump", "-V")
@@ -331,6 +333,8 @@ def show_argv(text: str) -> list[str] | None:
         return words if ok and "-Z" not in words and "--zero" not in words else None
     if words[0] == "bridge":
         verbs = [w for w in words[1:] if not w.startswith("-")]
+        if verbs[:1] == ["monitor"]:
+            return None
         return words if len(verbs) < 2 or verbs[1] in READ_VERBS else None
     if words[0] != "ip":
         return words

@@ -31,6 +31,10 @@ from netlab.cli.main import app
     ("sysctl -w net.ipv4.ip_forward=1", None),
     ("ip route | grep default", None),
     ("cat /etc/cni/net.d/10-bridge.conf", None),
+    ("ss -K dst 10.0.0.1", None),
+    ("bridge monitor", None),
+    ("conntrack -E", None),
+    ("sysctl -p", None),
 ])
 def test_which_show_lines_run_as_the_real_tool(line, argv):
     from netlab.labs.kernel import show_argv
