@@ -336,6 +336,50 @@ def test_kill_9_during_host_up_then_down_restores_the_host(lab, entries, fake_ho
     assert ":8080" not in _ok(["ss", "-Hltn"], fake_host), "a listener on the host is gone"
 
 
+SLOW_DOWN = """
+import sys, time
+from netlab.backends import hostmode
+from netlab.cli.real import down_lab
+undo = hostmode._undo_one
+def slow(*a, **k):
+    done = undo(*a, **k)
+    print("UNDONE", flush=True)
+    time.sleep(0.3)
+    return done
+hostmode._undo_one = slow
+down_lab(sys.argv[1])
+"""
+
+
+def test_kill_9_during_down_then_down_again_restores_the_host(fake_host, tmp_path):
+    name = lab_name()
+    path = lab_file(tmp_path, CHANGES, name)
+    before, spaces = host_state(fake_host), ours()
+    up = netlab(fake_host, tmp_path, "real", "up", str(path), "--host", "--yes-modify-host")
+    assert up.returncode == 0, up.stderr
+    env = dict(os.environ, NETLAB_RUN_DIR=str(tmp_path),
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    fd = os.open(f"/run/netns/{fake_host}", os.O_RDONLY)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_DOWN, name], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: _libc.setns(fd, CLONE_NEWNET))
+    os.close(fd)
+    try:
+        for _ in range(6):                          # part-way: six changes undone
+            assert proc.stdout.readline().strip() == "UNDONE", proc.stderr.read()  # type: ignore
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert host_state(fake_host) != before, "killed part-way through"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        down = netlab(fake_host, tmp_path, "real", "down", name)
+    assert down.returncode == 0, down.stderr
+    same(host_state(fake_host), before)
+    assert ours() == spaces and not (tmp_path / f"{name}.json").exists()
+
+
 # --- what --host refuses -----------------------------------------------------------------------
 
 REFUSED = [
