@@ -9,6 +9,8 @@ Only things outside what netlab already owns are journalled: the namespaces
 themselves. Links, addresses, routes and rules live inside them and go with
 them. A crash between ``record`` and the change leaves an entry for something
 that does not exist; removing it is then a no-op, so ``down`` is always safe.
+With `real up --host`, each change to the namespace netlab runs in is journalled
+too (kind ``host``, ``data``: what undoes it; netlab.backends.hostmode).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")   # LAB@NODE: one node of a
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str               # "netns"
+    kind: str               # "netns" (or "dir", "listener", "host"; netlab.backends.hostmode)
     name: str               # the real name (/run/netns/NAME)
     key: str | None = None  # what the lab calls it ("node/name")
+    data: dict[str, Any] | None = None   # what undoes a change to the host (--host)
 
-    def to_json(self) -> dict[str, str | None]:
-        return {"kind": self.kind, "name": self.name, "key": self.key}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name, "key": self.key}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
 
 
 @dataclass
@@ -87,7 +93,8 @@ class Journal:
             raise LabError(f"{path} is not a netlab journal (version {VERSION})")
         try:
             entries = [Entry(str(e["kind"]), str(e["name"]),
-                             None if e.get("key") is None else str(e["key"]))
+                             None if e.get("key") is None else str(e["key"]),
+                             e["data"] if isinstance(e.get("data"), dict) else None)
                        for e in data.get("entries", [])]
         except (KeyError, TypeError, AttributeError):
             raise LabError(f"{path}: a journal entry needs a kind and a name") from None
@@ -109,9 +116,10 @@ class Journal:
         return out
 
     # --- writing ----------------------------------------------------------------------
-    def record(self, kind: str, name: str, key: str | None = None) -> None:
+    def record(self, kind: str, name: str, key: str | None = None,
+               data: dict[str, Any] | None = None) -> None:
         """Write the entry to disk; only then may the caller make the thing."""
-        entry = Entry(kind, name, key)
+        entry = Entry(kind, name, key, data)
         if entry in self.entries:
             return
         self.entries.append(entry)
@@ -123,6 +131,11 @@ class Journal:
         if entry in self.entries:
             self.entries.remove(entry)
             self._write()
+
+    def amend(self, old: Entry, new: Entry) -> None:
+        """Replace an entry in place (what was learnt once the thing was made)."""
+        self.entries[self.entries.index(old)] = new
+        self._write()
 
     def set_state(self, state: str) -> None:
         self.state = state

@@ -20,6 +20,10 @@ that logs the peers it sees to ``<run dir>/<lab>.d/``); its pid goes to the
 journal, and `down` kills every process left in the lab's namespaces anyway.
 The machine's own namespace is only ever re-entered, never changed; every
 namespace is written to the journal before it is created.
+
+With ``host=NODE`` (`netlab real up LAB --host`), NODE is the namespace this process
+runs in, not a new one: netlab.backends.hostmode.HostGuard sees each Op on it first,
+refuses what could not be undone exactly, and journals what undoes the rest.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ from netlab.model.sysctl import proc_path
 
 PREFIX = "nl-"
 NETNS_DIR = "/run/netns"
+# With --host, the real "name" of the host node: a path that opens this namespace
+# (os.path.join(NETNS_DIR, HOST_REAL) is HOST_REAL itself).
+HOST_REAL = "/proc/self/ns/net"
 SWITCH_BRIDGE = "br0"
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED, MNT_DETACH = 4096, 16384, 1 << 20, 2
@@ -288,9 +295,11 @@ class RealListener:
 
 
 class LinuxBackend:
-    def __init__(self, lab: str, journal: Journal | None = None):
+    def __init__(self, lab: str, journal: Journal | None = None, host: str | None = None):
         self.lab = lab
         self.journal = journal
+        self.host = host                            # the node that is this namespace
+        self.guard = None                           # its HostGuard, once AddNode made it
         self._sockets: dict[str, object] = {}      # real name -> IPRoute (dumps, link add)
         self._rtnl: dict[str, Rtnl] = {}            # real name -> plain rtnetlink socket
         self._fds: dict[str, int] = {}             # real name -> open namespace fd
@@ -328,7 +337,10 @@ class LinuxBackend:
         handler = getattr(self, "_" + type(op).__name__, None)
         if handler is None:
             raise CommandError(f"real mode cannot apply {type(op).__name__} yet", status=2)
+        guard = self.guard
         try:
+            if guard is not None:
+                guard.before(op)
             handler(op)
         except CommandError:
             raise
@@ -337,6 +349,8 @@ class LinuxBackend:
         finally:
             if isinstance(op, FORGET_DEVICES_AFTER):
                 self._forget_devices()
+            if guard is not None:
+                guard.after(op)
 
     def close(self) -> None:
         for proc in self._procs:                  # they run on; close our ends of the pipes
@@ -465,9 +479,29 @@ class LinuxBackend:
 
     def _AddNode(self, op: O.AddNode) -> None:
         key = ns_key(op.node)
+        if op.node == self.host and self.guard is None:
+            self._adopt_host(key)
+            return
         self._create_netns(key)
         self._set_link(key, "lo", up=True)
         self._sysctl_if_present(key, "net.bridge.bridge-nf-call-iptables", "1")
+
+    def _adopt_host(self, key: str) -> None:
+        """The host node is this namespace: journalled (by its inode, so `down` finds it
+        from elsewhere too), lo up if it is not; no sysctl is changed."""
+        from netlab.backends.hostmode import HostGuard
+
+        if self.journal is not None:
+            self.journal.record("host", "netns", key,
+                                {"inode": os.fstat(self._home).st_ino, "path": HOST_REAL})
+        self._fds[HOST_REAL] = os.dup(self._home)
+        self._rtnl[HOST_REAL] = Rtnl()
+        self._names[key] = HOST_REAL
+        guard = HostGuard(self, key)
+        guard.adopt()                              # journals lo's state if it must change
+        if not self._ipr(key).get_links(ifname="lo")[0]["flags"] & IFF_UP:
+            self._set_link(key, "lo", up=True)
+        self.guard = guard
 
     def _sysctl_if_present(self, key: str, name: str, value: str) -> None:
         with self._inside(self.real_name(key)):
@@ -675,7 +709,10 @@ class LinuxBackend:
             raise missing_tool("ip")
         if self._iptables_restore is None:
             raise missing_tool("iptables-restore")
-        argv = [self._ip, "netns", "exec", self.real_name(op.netns), "iptables-restore", "-w"]
+        real = self.real_name(op.netns)
+        argv = [self._ip, "netns", "exec", real, "iptables-restore", "-w"]
+        if real == HOST_REAL:
+            argv = [self._iptables_restore, "-w"]
         if op.noflush:
             argv.append("--noflush")
         done = subprocess.run(argv, input=op.payload, capture_output=True, text=True,
@@ -754,7 +791,8 @@ class LinuxBackend:
 
     def _AddListener(self, op: O.AddListener) -> None:
         real = self.real_name(op.netns)
-        record = os.path.join(self.state_dir(), f"{real}-{op.proto}-{op.port}.jsonl")
+        label = "host-netns" if real == HOST_REAL else real
+        record = os.path.join(self.state_dir(), f"{label}-{op.proto}-{op.port}.jsonl")
         fd = self._fds[real]
 
         def enter() -> None:

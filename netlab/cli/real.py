@@ -11,8 +11,8 @@ Each command line of a step is parsed as the model parses it (netlab.commands)
 and its Ops are applied to the kernel first (netlab.labs.kernel). The kernel
 decides: a refusal stops `up` with the kernel's words and the step's
 file:line, and leaves a state that `down` cleans. `nc -l` starts a real
-listener; the lab's ping / curl / nc -z run as the real tools; show commands
-are not run. The journal directory is /run/netlab, or $NETLAB_RUN_DIR.
+listener; the lab's ping / curl / nc -z run as the real tools, and so do its show
+commands (ip route, iptables -S, conntrack -L, …; `ip netns` keeps the model's view). The journal directory is /run/netlab, or $NETLAB_RUN_DIR.
 """
 
 from __future__ import annotations
@@ -41,22 +41,23 @@ app = typer.Typer(
 # Building, probing and removing a lab on the kernel live in netlab.labs.kernel (imported
 # when used: `netlab --help` must not load the labs); these names stay importable here.
 
-def up_lab(lab, run_dir: str | None = None, name: str | None = None):  # type: ignore[no-untyped-def]
+def up_lab(lab, run_dir: str | None = None, name: str | None = None,  # type: ignore[no-untyped-def]
+           host: bool = False):
     from netlab.labs.kernel import up_lab as up_
 
-    return up_(lab, run_dir, name)
+    return up_(lab, run_dir, name, host=host)
 
 
-def down_lab(name: str, run_dir: str | None = None) -> list[str]:
+def down_lab(name: str, run_dir: str | None = None, undone: list[int] | None = None) -> list[str]:
     from netlab.labs.kernel import down_lab as down_
 
-    return down_(name, run_dir)
+    return down_(name, run_dir, undone)
 
 
-def down_all(run_dir: str | None = None) -> list[str]:
+def down_all(run_dir: str | None = None, undone: list[int] | None = None) -> list[str]:
     from netlab.labs.kernel import down_all as down_all_
 
-    return down_all_(run_dir)
+    return down_all_(run_dir, undone)
 
 
 def journal_dir(given: str | None = None) -> str:
@@ -99,7 +100,8 @@ def _lab_name(ref: str) -> str:
 
 
 @app.command("up", epilog=examples("sudo netlab real up 02", "sudo netlab real up 05 --json",
-                                   "sudo netlab real up cluster.yaml --node node1 --lan-iface eth1"))
+                                   "sudo netlab real up cluster.yaml --node node1 --lan-iface eth1",
+                                   "sudo netlab real up 03 --host --yes-modify-host"))
 @handles_errors
 def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -108,12 +110,16 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
        lan_iface: List[str] = typer.Option([], "--lan-iface", metavar="[LAN=]IFACE",
                                            help="With --node: this machine's interface that "
                                            "carries the lab's LAN to the other nodes."),
-       host: bool = typer.Option(False, "--host", help="The lab's first node is this "
-                                 "machine's own network namespace (needs --yes-modify-host)."),
+       host: bool = typer.Option(False, "--host", help="The lab's first node (the first of "
+                                 "`nodes:`, else `host`) is the network namespace netlab runs "
+                                 "in, normally this machine's own, instead of a new one. Each "
+                                 "change is journalled with what undoes it; what `down` could "
+                                 "not undo exactly is refused. Needs --yes-modify-host."),
        confirmed: bool = typer.Option(False, "--yes-modify-host",
                                       help="Confirm --host: the lab changes this machine's "
                                       "links, addresses, routes and rules.")) -> None:
-    """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel."""
+    """Build LAB in namespaces named `nl-LAB-NODE` (and `nl-LAB-NODE-NAME`) on this kernel
+    (with --host, the first node is this machine's own namespace)."""
     from netlab.cli.common import open_lab, print_json
 
     if host and not confirmed:
@@ -121,17 +127,19 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
              "iptables): add --yes-modify-host to confirm")
     if confirmed and not host:
         fail("--yes-modify-host confirms --host, which was not given")
-    if host:
-        fail("--host is not available in this version: run the lab in namespaces "
-             "(netlab real up LAB) and look at a machine with netlab snapshot --host")
+    if host and (node is not None or lan_iface):
+        fail("--host builds the whole lab with its first node here; it does not go with "
+             "--node / --lan-iface")
     need_root()
     loaded = open_lab(lab)
+    if host:
+        _check_host_mode(loaded)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:
         fail("this lab needs `iptables-restore`, which is not on PATH (apt-get install iptables)")
     if node is None and lan_iface:
         fail("--lan-iface maps a LAN for one node: give --node NAME too")
     if node is None:
-        report = up_lab(loaded)
+        report = up_lab(loaded, host=host)
     else:
         from netlab.cli.real_node import up_node
 
@@ -147,13 +155,47 @@ def up(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by numb
     if not as_json:
         typer.echo(f"{report.lab} is up: {len(report.names)} namespaces, "
                    f"{report.applied} changes")
+        from netlab.backends.linux import HOST_REAL
+
         for key, real in report.names.items():
-            typer.echo(f"  {key:<20} {real}")
+            typer.echo(f"  {key:<20} {'this namespace (--host)' if real == HOST_REAL else real}")
         if report.listeners or report.probes_run:
             typer.echo(f"{report.listeners} listeners running, {report.probes_run} probe "
                        f"commands run")
+        if getattr(report, "shows_run", 0):
+            typer.echo(f"{report.shows_run} show commands run on the kernel")
         if report.skipped:
             typer.echo(f"not run in real mode: {len(report.skipped)} show commands")
+
+
+def _check_host_mode(lab) -> None:  # type: ignore[no-untyped-def]
+    """What --host cannot do, said before anything is made."""
+    if lab.cluster is not None:
+        fail("--host runs plain labs; a cluster lab changes too much of a node to be undone "
+             "exactly: use `netlab real up LAB` (or --node NAME in a VM)")
+    private = _netns_dir_is_private()
+    makes_netns = len(lab.nodes) > 1 or bool(lab.lans) or \
+        any("netns add" in c.text for s in lab.steps for c in s.commands)
+    if private and makes_netns:
+        fail("--host: netlab runs in a mount namespace of its own (`ip netns exec`?), so the "
+             "namespaces the lab makes would vanish with it; enter the namespace with "
+             "`nsenter --net=/run/netns/NAME` instead")
+
+
+def _netns_dir_is_private() -> bool:
+    """/run/netns here is a slave of another mount namespace's (`ip netns exec` makes it
+    one): namespaces bind-mounted here would not be seen from there."""
+    private = False
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:                            # the last mount there is the one seen
+                fields = line.split()
+                if len(fields) > 6 and fields[4] == "/run/netns":
+                    tags = fields[6:fields.index("-")] if "-" in fields else []
+                    private = any(t.startswith("master:") for t in tags)
+    except OSError:
+        pass
+    return private
 
 
 def _uses_iptables(lab) -> bool:  # type: ignore[no-untyped-def]
@@ -177,9 +219,13 @@ def down(lab: Optional[str] = typer.Argument(None, help="The lab to remove."),
         if lab is None:
             fail("--node goes with LAB (netlab real down LAB --node NAME), not with --all")
         lab = node_journal_name(_lab_name(lab), node)
-    removed = down_all() if every else down_lab(_lab_name(lab))  # type: ignore[arg-type]
+    undone: list[int] = []
+    removed = down_all(undone=undone) if every else \
+        down_lab(_lab_name(lab), undone=undone)  # type: ignore[arg-type]
     typer.echo(f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}"
                                                        if removed else ""))
+    if any(undone):
+        typer.echo(f"undid {sum(undone)} changes to the host's namespace")
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False},
@@ -204,20 +250,35 @@ def exec_(lab: str = typer.Argument(..., help="The lab (it must be up)."),
     journal = Journal.load(name, journal_dir())
     if journal is None:
         fail(f"lab {name} is not up (netlab real up {lab})")
+    from netlab.backends.linux import HOST_REAL
+
     real = _resolve_real(name, netns, journal.entries)
-    if not netns_exists(real):
+    if real != HOST_REAL and not netns_exists(real):
         fail(f"namespace {real} of lab {name} does not exist")
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
         fail("give the command after --: netlab real exec LAB NS -- CMD ...")
+    if real == HOST_REAL:                   # --host: the node is the namespace up ran in
+        from netlab.backends.hostmode import host_entry, this_netns
+
+        inode = ((host_entry(journal) or journal.entries[0]).data or {}).get("inode")
+        if inode != this_netns():
+            fail(f"{netns} of lab {name} is the namespace `up --host` ran in (net:[{inode}]), "
+                 f"not this one: run `real exec` from there")
+        try:
+            done = subprocess.run(cmd, check=False)
+        except FileNotFoundError:
+            fail(f"{cmd[0]}: command not found")
+        raise typer.Exit(done.returncode)
     done = subprocess.run(["ip", "netns", "exec", real, *cmd], check=False)
     raise typer.Exit(done.returncode)
 
 
 def _resolve_real(lab: str, netns: str, entries) -> str:  # type: ignore[no-untyped-def]
     """A namespace as a learner names it (red, node1/red, node1) to its real name."""
-    keys = {e.key: e.name for e in entries if e.key}
+    keys = {e.key: (e.data or {}).get("path", e.name) if e.kind == "host" else e.name
+            for e in entries if e.key}
     if "/" in netns:
         node, name = netns.split("/", 1)
         wanted = [f"{node}/{name or 'root'}"]
@@ -240,13 +301,17 @@ def _resolve_real(lab: str, netns: str, entries) -> str:  # type: ignore[no-unty
 def verify(lab: str = typer.Argument(..., help="A lab file, or a bundled lab by number or name."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON."),
            cap: int = typer.Option(200, "--cap", min=0,
-                                   help="At most this many automatic probes.")) -> None:
+                                   help="At most this many automatic probes."),
+           host: bool = typer.Option(False, "--host", hidden=True)) -> None:
     """Run LAB on the model and on this kernel; compare every reach/trace expectation and
     an automatic probe set (every namespace to every address, ICMP and the listener
     ports). Exit 1 on any difference. The namespaces are removed afterwards."""
     from netlab.cli.common import open_lab, print_json
     from netlab.labs.verify import verify_lab
 
+    if host:
+        fail("verify builds the lab in namespaces of its own and removes them; --host is for "
+             "`netlab real up` (then probe it with `netlab real exec`)")
     need_root()
     loaded = open_lab(lab)
     if _uses_iptables(loaded) and shutil.which("iptables-restore") is None:

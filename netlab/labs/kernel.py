@@ -13,8 +13,10 @@ Ops go to the kernel first, then to a model World kept alongside (which
 `ip route flush`-like commands read to plan their Ops). The kernel decides: a
 refusal stops the step with the kernel's words and the line. Listeners (`nc
 -l`) are real sockets (LinuxBackend.AddListener). A lab's own probe commands
-(ping, nc -z, curl, traceroute) run as the real tools inside the namespace;
-show commands are not run (they are listed as skipped).
+(ping, nc -z, curl, traceroute) run as the real tools inside the namespace, and
+so do its show commands (``ip route``, ``iptables -S``, ``iptables-save``, ``bridge
+fdb``, ``conntrack -L``, …: show_argv), whose output is the kernel's; the others
+(``ip netns``, shell lines) are listed as skipped.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class UpReport:
     applied: int = 0
     skipped: list[str] = field(default_factory=list)      # show commands, not run
     probes_run: int = 0                                    # the lab's own ping / curl / nc
+    shows_run: int = 0                                     # show commands run for real
     listeners: int = 0
     names: dict[str, str] = field(default_factory=dict)
     error: str | None = None                               # file:line: cmd: kernel's words
@@ -83,6 +86,7 @@ class UpReport:
     def to_json(self) -> dict[str, Any]:
         return {"lab": self.lab, "ok": self.error is None, "applied": self.applied,
                 "skipped": self.skipped, "probes_run": self.probes_run,
+                "shows_run": self.shows_run,
                 "listeners": self.listeners, "namespaces": self.names, "error": self.error}
 
 
@@ -90,7 +94,8 @@ class KernelLab:
     """One lab being built on the kernel. ``name``: the prefix of its namespaces and the
     journal's name (default: the lab's own name)."""
 
-    def __init__(self, lab: Lab, run_dir: str | None = None, name: str | None = None):
+    def __init__(self, lab: Lab, run_dir: str | None = None, name: str | None = None,
+                 host: bool = False):
         from netlab.backends.journal import Journal
         from netlab.backends.linux import LinuxBackend
         from netlab.backends.model import ModelBackend
@@ -99,8 +104,10 @@ class KernelLab:
         self.lab = lab
         self.name = name or real_lab_name(lab)
         self.run_dir = journal_dir(run_dir)
+        # --host: the lab's first node is this namespace (netlab.backends.hostmode)
+        self.host = lab.nodes[0] if host else None
         self.journal = Journal.open_new(self.name, self.run_dir)
-        self.linux = LinuxBackend(self.name, self.journal)
+        self.linux = LinuxBackend(self.name, self.journal, host=self.host)
         self.twin = KernelFirst(ModelBackend(World(name=lab.name)), self.linux)
         self.report = UpReport(lab=self.name)
         self._prober = None
@@ -121,9 +128,29 @@ class KernelLab:
         for op in topology_ops(self.lab) + files:
             try:
                 self.twin.apply(op)
+                if isinstance(op, O.AddNode) and op.node == self.host:
+                    self._model_of_host()
             except NetlabError as exc:
                 self.report.error = f"{self.lab.where(None)}: {type(op).__name__}: {one_line(exc)}"
                 raise
+
+    def _model_of_host(self) -> None:
+        """--host: the model's host node is what this namespace holds (netlab.backends.
+        snapshot), so commands on the machine's own links see them; its iptables tables
+        too, unless the model cannot read them (then it starts with empty ones)."""
+        from netlab.backends.snapshot import build_netns, read_raw
+        from netlab.model import ns_key
+
+        try:
+            raw = read_raw(None)
+        except NetlabError:          # no iptables-save, say: the model starts fresh
+            return
+        try:
+            ns, _peers = build_netns(raw, self.host)
+        except NetlabError:
+            raw.iptables = None
+            ns, _peers = build_netns(raw, self.host)
+        self.world.namespaces[ns_key(self.host)] = ns  # type: ignore[arg-type]
 
     def run_step(self, step: Step, *, keep_going: bool = False):  # type: ignore[no-untyped-def]
         """The step's command lines on the kernel; a runner.StepRecord (no expectations)."""
@@ -163,9 +190,19 @@ class KernelLab:
             return self._run_probe_command(text, command.netns, line)
         if command.kind == "show" or (command.query is not None and not command.ops
                                       and command.plan is None):
+            import shutil
+
+            argv = show_argv(text) if not command.ops else None
+            if argv is not None and shutil.which(argv[0]) is not None:   # the kernel's answer
+                return self._run_show(text, command.netns, argv, line)
             self.report.skipped.append(text)
             return CommandRecord(text, line, True, None, "(not run in real mode: show commands "
                                  "print the model's view)\n", 0)
+        if getattr(command, "cni_calls", None) is not None and self.host is not None \
+                and command.netns.startswith(f"{self.host}/"):
+            raise CommandError("--host: a CNI plugin changes this machine's namespace "
+                               "without telling netlab, so `down` could not undo it; run "
+                               "the lab without --host", status=2)
         if getattr(command, "cni_calls", None) is not None:   # the real plugins
             from netlab.labs.realcni import run_cni
 
@@ -197,6 +234,22 @@ class KernelLab:
             error = words[-1] if words else f"exit status {done.returncode}"
         return CommandRecord(text, line, done.returncode == 0, error, done.stdout,
                              done.returncode, probed=True)
+
+    def _run_show(self, text: str, key: str, argv: list[str], line: int):  # type: ignore[no-untyped-def]
+        """A show command (``ip route``, ``iptables -S``, ``conntrack -L``, …) run as the
+        real tool in the step's namespace; what it printed is the record's output."""
+        from netlab.backends.probe import run_tool
+        from netlab.labs.runner import CommandRecord
+
+        done = run_tool(self.linux.real_name(key), argv)
+        self.report.shows_run += 1
+        error = None
+        if done.returncode != 0:
+            words = (done.stderr or done.stdout).strip().splitlines()
+            error = words[-1] if words else f"exit status {done.returncode}"
+        return CommandRecord(text, line, done.returncode == 0, error,
+                             done.stdout + ("" if done.returncode == 0 else done.stderr),
+                             done.returncode)
 
     # --- probing --------------------------------------------------------------------------
     def settle(self) -> None:
@@ -240,6 +293,69 @@ class KernelLab:
         self.linux.close()
 
 
+SHOW_TOOLS = ("ip", "iptables", "iptables-save", "bridge", "conntrack", "ss", "sysctl")
+# `ip` objects whose listing is the kernel's; `ip netns` lists the machine's real names,
+# not the lab's, so it keeps the model's view.
+IP_SHOWN = {"link", "l", "address", "addr", "a", "route", "r", "ro", "neigh", "neighbour",
+            "n", "rule", "ru", "maddress", "maddr", "tunnel"}
+IP_OPTIONS_WITH_VALUE = ("-n", "-netns", "--netns", "-f", "-family")
+READ_VERBS = ("show", "list", "ls", "lst", "sh", "get")
+
+
+def show_argv(text: str) -> list[str] | None:
+    """The argument list of a lab's show line, to run in the step's namespace (``ip -n
+    NS`` and ``ip netns exec NS`` taken off: the namespace is entered instead); None when
+    the line keeps the model's view (`ip netns`, a shell line, another tool)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return None
+    if any(w in SHELL_WORDS or w == "&" for w in words):
+        return None
+    while words:
+        if words[0] == "sudo":
+            words = words[1:]
+        elif len(words) >= 4 and words[:3] == ["ip", "netns", "exec"]:
+            words = words[4:]
+        else:
+            break
+    if not words or words[0] not in SHOW_TOOLS:
+        return None
+    if words[0] == "sysctl" and any(w.startswith(("-w", "--w", "-p", "--load")) or "=" in w
+                                    or w == "--system" for w in words[1:]):
+        return None
+    if words[0] == "ss" and any(w in ("-K", "--kill", "-E", "--events") for w in words[1:]):
+        return None
+    if words[0] in ("iptables", "conntrack"):
+        reads = ("-L", "-S", "-C", "--list", "--list-rules", "--check", "--dump", "-V")
+        ok = any(w in reads or (w.startswith("-") and not w.startswith("--") and "L" in w
+                                and "Z" not in w and w[1:].isalpha()) for w in words[1:])
+        return words if ok and "-Z" not in words and "--zero" not in words else None
+    if words[0] == "bridge":
+        verbs = [w for w in words[1:] if not w.startswith("-")]
+        if verbs[:1] == ["monitor"]:
+            return None
+        return words if len(verbs) < 2 or verbs[1] in READ_VERBS else None
+    if words[0] != "ip":
+        return words
+    out, rest = ["ip"], words[1:]
+    while rest and rest[0].startswith("-"):
+        if rest[0] in ("-n", "-netns", "--netns") and len(rest) > 1:
+            rest = rest[2:]
+            continue
+        if rest[0] in IP_OPTIONS_WITH_VALUE and len(rest) > 1:
+            out += rest[:2]
+            rest = rest[2:]
+            continue
+        out.append(rest[0])
+        rest = rest[1:]
+    if not rest or rest[0] not in IP_SHOWN:
+        return None
+    if len(rest) > 1 and rest[1] not in READ_VERBS and rest[1] not in ("dev", "table", "type"):
+        return None
+    return out + rest
+
+
 def tool_argv(text: str) -> list[str] | None:
     """The probe tool's argument list in a lab line (``ip netns exec NS``, ``sudo`` and a
     trailing ``&`` taken off); None when the line needs a shell."""
@@ -263,10 +379,12 @@ def tool_argv(text: str) -> list[str] | None:
 
 # --- up and down -----------------------------------------------------------------------------
 
-def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None) -> UpReport:
+def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None,
+           host: bool = False) -> UpReport:
     """Build the lab on the kernel and leave it up. The journal stays on disk whatever
-    happens, so `down` can clean; raises NetlabError when the lab is up already."""
-    kl = KernelLab(lab, run_dir, name)
+    happens, so `down` can clean; raises NetlabError when the lab is up already.
+    ``host``: the lab's first node is this namespace (`real up --host`)."""
+    kl = KernelLab(lab, run_dir, name, host=host)
     try:
         try:
             kl.build_topology()
@@ -284,44 +402,60 @@ def up_lab(lab: Lab, run_dir: str | None = None, name: str | None = None) -> UpR
         kl.close()
 
 
-def down_lab(name: str, run_dir: str | None = None) -> list[str]:
-    """Remove what the lab's journal lists; the namespaces removed. No journal: nothing."""
+def down_lab(name: str, run_dir: str | None = None,
+             undone: list[int] | None = None) -> list[str]:
+    """Remove what the lab's journal lists; the namespaces removed. No journal: nothing.
+    ``undone`` (a list) gets the number of changes undone on the host (--host labs)."""
     from netlab.backends.journal import Journal
 
     journal = Journal.load(name, journal_dir(run_dir))
     if journal is None:
         return []
-    return remove(journal)
+    return remove(journal, undone)
 
 
-def down_all(run_dir: str | None = None) -> list[str]:
+def down_all(run_dir: str | None = None, undone: list[int] | None = None) -> list[str]:
     from netlab.backends.journal import Journal
 
     removed: list[str] = []
+    problems: list[str] = []
     for journal in Journal.all(journal_dir(run_dir)):
-        removed += remove(journal)
+        try:
+            removed += remove(journal, undone)
+        except NetlabError as exc:                  # the others still go
+            problems.append(exc.message if hasattr(exc, "message") else str(exc))
+    if problems:
+        raise NetlabError("; ".join(problems))
     return removed
 
 
-def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
-    """Every process in the lab's namespaces (its listeners) killed, then the namespaces,
-    then the listeners' log directory; last the journal itself."""
+def remove(journal, undone: list[int] | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every process in the lab's namespaces (its listeners) killed, then the changes
+    made to the host undone (--host: netlab.backends.hostmode), then the namespaces,
+    then the listeners' log directory; last the journal itself — kept, listing what is
+    left, when a change to the host could not be undone."""
     import shutil
 
+    from netlab.backends.hostmode import host_entry, undo_host
     from netlab.backends.linux import kill_all, netns_inode, pids_in, remove_netns
 
     netns = [e.name for e in journal.entries if e.kind == "netns"]
     inodes = {i for i in (netns_inode(n) for n in netns) if i is not None}
     pids = pids_in(inodes) if inodes else []
+    state_dir = journal.path[:-len(".json")] + ".d"
+    if host_entry(journal) is not None:           # a listener on the host: by its log path
+        pids += [p for p in _listeners_of(state_dir) if p not in pids]
     # A listener whose namespace is gone already (removed by someone else) keeps it alive:
     # the journal's pid, if that process is still our listener (its log is in our dir).
-    state_dir = journal.path[:-len(".json")] + ".d"
     for entry in journal.entries:
         if entry.kind == "listener" and entry.name.isdigit() and int(entry.name) not in pids \
                 and _runs_with(int(entry.name), state_dir):
             pids.append(int(entry.name))
     if pids:
         kill_all(pids)
+    count, problems = undo_host(journal)
+    if undone is not None:
+        undone.append(count)
     removed = []
     for name in reversed(netns):
         if remove_netns(name):
@@ -329,8 +463,27 @@ def remove(journal) -> list[str]:  # type: ignore[no-untyped-def]
     for entry in journal.entries:
         if entry.kind == "dir" and entry.name.startswith(journal.path[:-len(".json")]):
             shutil.rmtree(entry.name, ignore_errors=True)
+    if problems:
+        raise NetlabError(f"lab {journal.lab}: could not undo {len(problems)} changes to the "
+                          f"host (kept in {journal.path}; `down` tries again): {problems[0]}")
     journal.remove()
     return removed
+
+
+def _listeners_of(state_dir: str) -> list[int]:
+    """The processes whose command line names the lab's log directory (its listeners),
+    wherever they run: with --host they run in the machine's own namespace."""
+    import os
+
+    from netlab.backends.linux import LISTENER_SCRIPT
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and \
+                _runs_with(int(entry), state_dir + os.sep) and \
+                _runs_with(int(entry), LISTENER_SCRIPT):
+            found.append(int(entry))
+    return found
 
 
 # --- `lab run --backend real` ---------------------------------------------------------------
