@@ -38,7 +38,7 @@ from netlab.dataplane.conntrack import (
 )
 from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
     walk
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
+from netlab.dataplane.routing import RouteDecision, in_address_net, ip_int, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
@@ -64,18 +64,39 @@ MAX_PATHS = 4096
 MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
-_INDEX: dict[int, tuple[weakref.ref, int, l2.Segments]] = {}
+class _Static:
+    """What traces read of one state of the World, derived once and kept until the World
+    changes: the L2 segments, and route decisions, local addresses, carrier states and
+    frame paths as they are asked for (each a pure function of that state)."""
+
+    __slots__ = ("seg", "routes", "locals", "carrier", "frames")
+
+    def __init__(self, world: World):
+        self.seg = l2.build_segments(world)
+        self.routes: dict[tuple, RouteDecision] = {}
+        self.locals: dict[str, tuple[frozenset[str], bool]] = {}
+        self.carrier: dict[tuple[str, str], bool] = {}
+        self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
 
 
-def segments_of(world: World) -> l2.Segments:
+_INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
+MEMO_SIZE = 1 << 16          # entries a _Static dict keeps (then it starts again)
+
+
+def static_of(world: World) -> _Static:
     generation = getattr(world, "_generation", 0)
     cached = _INDEX.get(id(world))
     if cached is not None and cached[0]() is world and cached[1] == generation:
         return cached[2]
-    seg = l2.build_segments(world)
+    static = _Static(world)
     key = id(world)
-    _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation, seg)
-    return seg
+    _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation,
+                   static)
+    return static
+
+
+def segments_of(world: World) -> l2.Segments:
+    return static_of(world).seg
 
 
 VXLAN_SOCKET = "udp port "     # the start of the hop where a VXLAN socket takes a datagram
@@ -123,10 +144,10 @@ def trace(world: World, source: str, dst: str, proto: str = "icmp", dport: int |
                     icmp_type=ICMP_ECHO_REQUEST if proto == "icmp" else None,
                     tcp_flags=("A" if conntrack == "continue" else "S") if proto == "tcp"
                     else None)
-    seg = segments_of(world)
+    static = static_of(world)
 
     def run(choose: _Chooser) -> tuple[Path, _Walk]:
-        walker = _Walk(world, seg, ns, choose, fresh=fresh)
+        walker = _Walk(world, static, ns, choose, fresh=fresh)
         path = walker.probe(packet, oif)
         path.probability = choose.probability
         return path, walker
@@ -225,10 +246,11 @@ class _Skb:
 
 
 class _Walk:
-    def __init__(self, world: World, seg: l2.Segments, origin: Netns,
+    def __init__(self, world: World, static: _Static, origin: Netns,
                  choose: Callable[[float], bool] | None = None, *, fresh: bool = False):
         self.world = world
-        self.seg = seg
+        self.static = static
+        self.seg = static.seg
         self.origin = origin
         self.choose = choose or _Chooser()
         self.fresh = fresh
@@ -264,7 +286,7 @@ class _Walk:
         """Out of a namespace's own stack. ``forged``: the source is not ours (a RST
         that REJECT sends in the name of the destination)."""
         pkt = skb.pkt
-        d = route_get(ns, pkt.dst, src=None if forged else pkt.src, oif=oif)
+        d = self._route(ns, pkt.dst, src=None if forged else pkt.src, oif=oif)
         if not d.ok:
             return self._no_route(ns, skb, d)
         if pkt.src is None:
@@ -281,7 +303,7 @@ class _Walk:
             return self._decided(ns, skb, decided)
         if skb.pkt.dst != pkt.dst:
             # ip_route_me_harder: the destination changed, route again (same source).
-            d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
+            d = self._route(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
             if not d.ok:
                 if skb.probe and skb.pkt.proto == "tcp":
                     # ip_route_me_harder fails: NF_DROP with ENETUNREACH, which
@@ -354,7 +376,7 @@ class _Walk:
         skb.hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
                                  f"({peer_ns.label} {peer_link.name})", dev=dev,
                                  ip=nexthop, mac=peer_link.mac, src_mac=link.mac))
-        return self._frame(l2.frame_path(self.seg, start, owner), skb)
+        return self._frame(self._frame_path(start, owner), skb)
 
     def _vxlan_xmit(self, ns: Netns, link: Link, nexthop: str, skb: _Skb) -> Path:
         """vxlan_xmit: the next hop's MAC from the neighbour table, that MAC's VTEP from the
@@ -396,7 +418,7 @@ class _Walk:
         sport = 32768 + zlib.crc32(flow) % (60999 - 32768 + 1)   # udp_flow_src_port
         src = vx.get("local")
         if src is None:         # no ``local``: the source the outer packet's route gives it
-            d = route_get(ns, remote, oif=vx.get("dev"))
+            d = self._route(ns, remote, oif=vx.get("dev"))
             src = d.src if d.ok else None
         outer_pkt = Packet("udp", src=src, dst=remote, sport=sport, dport=vx["dstport"])
         shown = outer_pkt.with_(src=src or "(no route)")
@@ -431,20 +453,20 @@ class _Walk:
         if dst is None or _TUNNEL_ARP:
             return None
         peer = next((p for p in self.world.namespaces.values()
-                     if p is not ns and p.kind != "switch" and is_local(p, dst)), None)
-        if peer is None or not is_local(peer, nexthop):
+                     if p is not ns and p.kind != "switch" and self._is_local(p, dst)), None)
+        if peer is None or not self._is_local(peer, nexthop):
             return None
         vtep = next((l for l in peer.links.values() if l.kind == "vxlan" and l.vxlan
                      and l.vxlan["vni"] == vx["vni"] and l.vxlan["dstport"] == vx["dstport"]
                      and self._carrier(peer, l)), None)
         if vtep is None:
             return None
-        src = vx.get("local") or route_get(ns, dst).src
+        src = vx.get("local") or self._route(ns, dst).src
         pvx = vtep.vxlan or {}
         back = next((e["dst"] for e in vtep.fdb if e["mac"] == link.mac), None) or \
             (src if pvx.get("learning") else None) or \
             next((e["dst"] for e in vtep.fdb if e["mac"] == zero), None) or pvx.get("remote")
-        if src is None or back is None or not is_local(ns, back):
+        if src is None or back is None or not self._is_local(ns, back):
             return None
         _TUNNEL_ARP = True
         try:
@@ -467,7 +489,50 @@ class _Walk:
                      and l.vxlan["dstport"] == skb.pkt.dport and l.up), None)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
-        return oper_up(self.world, ns, link)
+        carrier = self.static.carrier
+        key = (ns.key, link.name)
+        up = carrier.get(key)
+        if up is None:
+            up = carrier[key] = oper_up(self.world, ns, link)
+        return up
+
+    def _route(self, ns: Netns, dst: str, src: str | None = None, iif: str | None = None,
+               oif: str | None = None) -> RouteDecision:
+        """route_get, once per question in this state of the World."""
+        routes = self.static.routes
+        key = (ns.key, dst, src, iif, oif)
+        d = routes.get(key)
+        if d is None:
+            if len(routes) >= MEMO_SIZE:
+                routes.clear()
+            d = routes[key] = route_get(ns, dst, src=src, iif=iif, oif=oif)
+        return d
+
+    def _locals(self, ns: Netns) -> tuple[frozenset[str], tuple]:
+        """The namespace's addresses, and lo's (whose whole networks are local)."""
+        found = self.static.locals.get(ns.key)
+        if found is None:
+            links = ns.links.values()
+            found = self.static.locals[ns.key] = (
+                frozenset(a.ip for link in links for a in link.addresses),
+                tuple(a for link in links if link.kind == "loopback" for a in link.addresses))
+        return found
+
+    def _is_local(self, ns: Netns, ip: str) -> bool:
+        """routing.is_local, from the namespace's address set."""
+        addrs, loopback = self._locals(ns)
+        if ip in addrs:
+            return True
+        return bool(loopback) and any(in_address_net(ip_int(ip), a) for a in loopback)
+
+    def _frame_path(self, a: l2.End, b: l2.End) -> list[l2.End]:
+        frames = self.static.frames
+        ends = frames.get((a, b))
+        if ends is None:
+            if len(frames) >= MEMO_SIZE:
+                frames.clear()
+            ends = frames[(a, b)] = l2.frame_path(self.seg, a, b)
+        return ends
 
     def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
         """A frame crossing veth pairs and bridges to the last end, which receives it.
@@ -546,7 +611,7 @@ class _Walk:
         With forwarding off the lookup gives an unreachable route (ip_error): dropped."""
         pkt = skb.pkt
         self._retargets += 1
-        if is_local(ns, pkt.dst) or self._retargets > MAX_RETARGETS:
+        if self._is_local(ns, pkt.dst) or self._retargets > MAX_RETARGETS:
             return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
         if not enabled(bridge.conf.get("forwarding")):
             skb.hops.append(self.hop(ns, "drop", f"the frame's destination became {pkt.dst}, "
@@ -557,7 +622,7 @@ class _Walk:
                                       f"translation {pkt.dst} is not the frame's destination "
                                       f"any more and must be routed — sysctl -w "
                                       f"net.ipv4.ip_forward=1")
-        d = route_get(ns, pkt.dst, src=pkt.src, iif=bridge.name)
+        d = self._route(ns, pkt.dst, src=pkt.src, iif=bridge.name)
         if not (d.ok and d.dev == bridge.name):
             return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
         sid = self.seg.segment.get((ns.key, bridge.name))
@@ -573,7 +638,7 @@ class _Walk:
                                  f"({owner_ns.label} {owner_link.name}): the frame is bridged "
                                  f"to its new destination", dev=bridge.name, ip=d.nexthop,
                                  mac=owner_link.mac, src_mac=bridge.mac))
-        return l2.frame_path(self.seg, (ns.key, bridge.name), owner)
+        return self._frame_path((ns.key, bridge.name), owner)
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
@@ -607,20 +672,17 @@ class _Walk:
                             diagnosis=f"rp_filter drops {pkt.src} arriving on {link.name} in "
                                       f"{ns.label} — fix the routes or sysctl -w "
                                       f"net.ipv4.conf.all.rp_filter=0")
-        if is_local(ns, pkt.dst):
+        if self._is_local(ns, pkt.dst):
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
         return self.forward(ns, link, skb, physdev_in=physdev_in)
 
-    @staticmethod
-    def _martian_source(ns: Netns, link: Link, pkt: Packet) -> bool:
+    def _martian_source(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         """fib_validate_source: without rp_filter, a packet whose source is one of the
         namespace's own interface addresses is refused on input (unless accept_local)."""
-        if pkt.src is None or link.kind == "loopback":
+        if pkt.src is None or link.kind == "loopback" or pkt.src not in self._locals(ns)[0]:
             return False
-        if enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0")) \
-                or enabled(link.conf.get("accept_local", "0")):
-            return False
-        return any(a.ip == pkt.src for l in ns.links.values() for a in l.addresses)
+        return not (enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0"))
+                    or enabled(link.conf.get("accept_local", "0")))
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
@@ -641,7 +703,7 @@ class _Walk:
             return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"ip_forward is 0 on {ns.label} — "
                                       f"sysctl -w net.ipv4.ip_forward=1")
-        d = route_get(ns, pkt.dst, src=pkt.src, iif=link.name)
+        d = self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
         if not d.ok:
             skb.hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
             return self._icmp_error(ns, skb, ICMP_UNREACH, NET_UNREACH, NO_ROUTE,
@@ -651,7 +713,7 @@ class _Walk:
             return self._icmp_error(ns, skb, ICMP_TIME_EXCEEDED, 0, TTL_EXCEEDED,
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
-        skb.pkt = pkt = pkt.with_(ttl=pkt.ttl - 1)
+        skb.pkt = pkt = ct.rewrite(pkt, ttl=pkt.ttl - 1)
         skb.hops.append(self.hop(ns, "forward", f"forward {link.name} → {d.dev}"
                                  + (f" via {d.gateway}" if d.gateway else "")
                                  + f", TTL {pkt.ttl}", dev=d.dev))
@@ -810,7 +872,7 @@ class _Walk:
         pkt, hops = skb.pkt, skb.hops
         if pkt.proto == "icmp" and pkt.icmp_type not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)  # never about an error
-        back_route = route_get(ns, pkt.src)
+        back_route = self._route(ns, pkt.src)
         src = back_route.src if back_route.ok else None
         if src is None:
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)
@@ -1110,10 +1172,10 @@ class _Walk:
             code = REJECT_CODES.get(with_, PORT_UNREACH)
             # icmp_send: from the packet's destination when it was ours, else the address
             # the route back chooses.
-            if is_local(ns, pkt.dst):
+            if self._is_local(ns, pkt.dst):
                 src = pkt.dst
             else:
-                back_route = route_get(ns, pkt.src)
+                back_route = self._route(ns, pkt.src)
                 src = back_route.src if back_route.ok else None
             if src is None:
                 return self.end(REJECTED, ERROR if errno else TIMEOUT, hops, pkt,
