@@ -69,14 +69,23 @@ class _Static:
     changes: the L2 segments, and route decisions, local addresses, carrier states and
     frame paths as they are asked for (each a pure function of that state)."""
 
-    __slots__ = ("seg", "routes", "locals", "carrier", "frames")
+    __slots__ = ("seg", "routes", "locals", "carrier", "frames", "steps", "arp", "hops",
+                 "rules", "plans", "in_sets")
 
     def __init__(self, world: World):
         self.seg = l2.build_segments(world)
         self.routes: dict[tuple, RouteDecision] = {}
-        self.locals: dict[str, tuple[frozenset[str], bool]] = {}
+        self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
         self.carrier: dict[tuple[str, str], bool] = {}
         self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
+        self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
+        self.arp: dict[tuple[int, str, str], tuple] = {}        # output: a resolved next hop
+        # hops that are the same whenever their inputs are (route, forward): shared, and so
+        # never changed once made (the engine changes only netfilter hops, which it copies)
+        self.hops: dict[tuple, tuple] = {}
+        self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
+        self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
+        self.in_sets: dict[int, tuple[Callable, Callable]] = {} # by id(ns): addrtype, in_set
 
 
 _INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
@@ -257,8 +266,6 @@ class _Walk:
         self.tables: dict[int, tuple[Netns, ConntrackTable]] = {}   # by id(ns)
         self.sent: Packet | None = None          # the probe as its socket sent it
         self.forward_hops: list[Hop] = []
-        self._in_sets: dict[int, Callable] = {}        # by id(ns)
-        self._rules: dict[int, NetnsRules] = {}        # by id(ns), for this walk
         self._retargets = 0
 
     # --- helpers --------------------------------------------------------------------
@@ -293,9 +300,12 @@ class _Walk:
             pkt = skb.pkt = pkt.with_(src=d.src or "0.0.0.0")
         if skb.probe and self.sent is None:
             self.sent = pkt
-        route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
         if skb.answer:      # the answer as the answering stack sends it (viz/ needs it)
+            route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
             route_hop.extra["packet"] = packet_json(pkt)
+        else:
+            route_hop = self._shared_hop(("route", id(d), pkt.src), d, lambda: self.hop(
+                ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
         skb.hops.append(route_hop)
         skb.local = ns
         decided = self._hook(ns, "OUTPUT", skb, out_dev=d.dev or "lo")
@@ -350,6 +360,10 @@ class _Walk:
         decided = self._hook(ns, "POSTROUTING", skb, out_dev=dev, nexthop=nexthop)
         if decided is not None:
             return self._decided(ns, skb, decided)
+        resolved = self.static.arp.get((id(ns), dev, nexthop))
+        if resolved is not None and resolved[0] is ns:
+            skb.hops.append(resolved[1])
+            return self._frame(resolved[2], skb)
         link = ns.links[dev]
         if link.kind == "vxlan":
             return self._vxlan_xmit(ns, link, nexthop, skb)
@@ -373,10 +387,15 @@ class _Walk:
                                      f"{why}", dev=dev, ip=nexthop, mac=None))
             return self._arp_failed(ns, skb, nexthop, dev)
         peer_ns, peer_link = l2.link_at(self.world, owner)
-        skb.hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
-                                 f"({peer_ns.label} {peer_link.name})", dev=dev,
-                                 ip=nexthop, mac=peer_link.mac, src_mac=link.mac))
-        return self._frame(self._frame_path(start, owner), skb)
+        hop = self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
+                       f"({peer_ns.label} {peer_link.name})", dev=dev,
+                       ip=nexthop, mac=peer_link.mac, src_mac=link.mac)
+        ends = self._frame_path(start, owner)
+        if len(self.static.arp) >= MEMO_SIZE:
+            self.static.arp.clear()
+        self.static.arp[(id(ns), dev, nexthop)] = (ns, hop, ends)    # shared from now on
+        skb.hops.append(hop)
+        return self._frame(ends, skb)
 
     def _vxlan_xmit(self, ns: Netns, link: Link, nexthop: str, skb: _Skb) -> Path:
         """vxlan_xmit: the next hop's MAC from the neighbour table, that MAC's VTEP from the
@@ -500,7 +519,7 @@ class _Walk:
                oif: str | None = None) -> RouteDecision:
         """route_get, once per question in this state of the World."""
         routes = self.static.routes
-        key = (ns.key, dst, src, iif, oif)
+        key = (id(ns), dst, src, iif, oif)
         d = routes.get(key)
         if d is None:
             if len(routes) >= MEMO_SIZE:
@@ -510,10 +529,10 @@ class _Walk:
 
     def _locals(self, ns: Netns) -> tuple[frozenset[str], tuple]:
         """The namespace's addresses, and lo's (whose whole networks are local)."""
-        found = self.static.locals.get(ns.key)
+        found = self.static.locals.get(id(ns))
         if found is None:
             links = ns.links.values()
-            found = self.static.locals[ns.key] = (
+            found = self.static.locals[id(ns)] = (
                 frozenset(a.ip for link in links for a in link.addresses),
                 tuple(a for link in links if link.kind == "loopback" for a in link.addresses))
         return found
@@ -538,29 +557,63 @@ class _Walk:
         """A frame crossing veth pairs and bridges to the last end, which receives it.
         Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
+        steps = self.static.steps
         i = 0
         while i + 1 < len(ends):
             a, b = ends[i], ends[i + 1]
-            ns_a, link_a = l2.link_at(self.world, a)
-            ns_b, link_b = l2.link_at(self.world, b)
-            if a[0] != b[0] or (link_a.kind == "veth" and link_a.peer_name == link_b.name
-                                and link_a.peer_netns == ns_b.key):
-                hops.append(self.hop(ns_a, "veth", f"{link_a.name} → {link_b.name} "
-                                     f"({ns_b.label})", dev=link_a.name))
-                skb.crossed(netns_changed=a[0] != b[0])
-            elif link_b.kind == "bridge" and link_a.master == link_b.name:
-                hops.append(self.hop(ns_b, "bridge", f"{link_b.name} receives the frame on port "
-                                     f"{link_a.name}", dev=link_b.name))
-                went = self._into_bridge(ns_b, link_b, link_a, ends, i, skb)
+            step = steps.get((a, b))
+            if step is None:
+                step = self._step(a, b)
+            kind, hop = step[0], step[1]
+            if hop is not None:
+                hops.append(hop)
+            if kind == "veth":
+                skb.crossed(netns_changed=step[2])
+            elif kind == "in":
+                went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
                 if isinstance(went, Path):
                     return went
                 ends = went
-            elif link_a.kind == "bridge" and link_b.master == link_a.name:
-                hops.append(self.hop(ns_a, "bridge", f"{link_a.name} forwards the frame out of "
-                                     f"port {link_b.name}", dev=link_b.name))
             i += 1
         peer_ns, peer_link = l2.link_at(self.world, ends[-1])
         return self.receive(peer_ns, peer_link, skb)
+
+    def _step(self, a: l2.End, b: l2.End) -> tuple:
+        """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
+        enter a bridge through a port ("in", hop, ns, bridge, port), leave one ("out", hop),
+        or nothing ("none", None). The same in one state of the World: kept, hop shared."""
+        ns_a, link_a = l2.link_at(self.world, a)
+        ns_b, link_b = l2.link_at(self.world, b)
+        if a[0] != b[0] or (link_a.kind == "veth" and link_a.peer_name == link_b.name
+                            and link_a.peer_netns == ns_b.key):
+            step = ("veth", self.hop(ns_a, "veth", f"{link_a.name} → {link_b.name} "
+                                     f"({ns_b.label})", dev=link_a.name), a[0] != b[0])
+        elif link_b.kind == "bridge" and link_a.master == link_b.name:
+            step = ("in", self.hop(ns_b, "bridge", f"{link_b.name} receives the frame on port "
+                                   f"{link_a.name}", dev=link_b.name), ns_b, link_b, link_a)
+        elif link_a.kind == "bridge" and link_b.master == link_a.name:
+            step = ("out", self.hop(ns_a, "bridge", f"{link_a.name} forwards the frame out of "
+                                    f"port {link_b.name}", dev=link_b.name))
+        else:
+            step = ("none", None)
+        steps = self.static.steps
+        if len(steps) >= MEMO_SIZE:
+            steps.clear()
+        steps[(a, b)] = step
+        return step
+
+    def _shared_hop(self, key: tuple, keep: object, make: Callable[[], Hop]) -> Hop:
+        """A hop that is the same whenever ``key`` is (``keep``: the object whose id is in
+        the key, held so the id stays its own)."""
+        found = self.static.hops.get(key)
+        if found is not None and found[0] is keep:
+            return found[1]
+        hops = self.static.hops
+        if len(hops) >= MEMO_SIZE:
+            hops.clear()
+        hop = make()
+        hops[key] = (keep, hop)
+        return hop
 
     def _into_bridge(self, ns: Netns, bridge: Link, port: Link, ends: list[l2.End], i: int,
                      skb: _Skb) -> list[l2.End] | Path:
@@ -598,9 +651,10 @@ class _Walk:
                 and enabled(ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
 
     def _rules_of(self, ns: Netns):
-        nf = self._rules.get(id(ns))
+        rules = self.static.rules
+        nf = rules.get(id(ns))
         if nf is None:
-            nf = self._rules[id(ns)] = rules_of(self.world, ns)
+            nf = rules[id(ns)] = rules_of(self.world, ns)
         return nf
 
     def _retarget(self, ns: Netns, bridge: Link, port: Link, skb: _Skb) -> list[l2.End] | Path:
@@ -714,9 +768,9 @@ class _Walk:
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
         skb.pkt = pkt = ct.rewrite(pkt, ttl=pkt.ttl - 1)
-        skb.hops.append(self.hop(ns, "forward", f"forward {link.name} → {d.dev}"
-                                 + (f" via {d.gateway}" if d.gateway else "")
-                                 + f", TTL {pkt.ttl}", dev=d.dev))
+        skb.hops.append(self._shared_hop(("forward", id(d), link.name, pkt.ttl), d, lambda: self.hop(
+            ns, "forward", f"forward {link.name} → {d.dev}"
+            + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev)))
         decided = self._hook(ns, "FORWARD", skb, in_dev=link.name, out_dev=d.dev,
                              physdev_in=physdev_in)
         if decided is not None:
@@ -903,7 +957,10 @@ class _Walk:
         """Run a hook of ``ns``; a Decision when the packet ends here (DROP, REJECT)."""
         if not ns.tables:
             return None
-        plan = self._rules_of(ns).plan(hook)
+        plans = self.static.plans
+        plan = plans.get((id(ns), hook))
+        if plan is None:
+            plan = plans[(id(ns), hook)] = self._rules_of(ns).plan(hook)
         if not plan:
             return None
         # physdev information is there for every packet that came through br_netfilter
@@ -935,16 +992,18 @@ class _Walk:
         return None
 
     def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
-        in_set = self._in_sets.get(id(ns))
-        if in_set is None:
-            in_set = self._in_sets[id(ns)] = \
-                lambda name, values, ns=ns: ipset_contains(ns, name, values)
+        asks = self.static.in_sets.get(id(ns))
+        if asks is None:
+            asks = self.static.in_sets[id(ns)] = (
+                self._addrtype(ns), lambda name, values, ns=ns: ipset_contains(ns, name, values))
         in_dev, out_dev, physdev_in, physdev_out, bridged = where
-        return PacketView(packet=skb.pkt, table=table.name, hook=hook, in_dev=in_dev,
-                          out_dev=out_dev, physdev_in=physdev_in, physdev_out=physdev_out,
-                          bridged=bridged, mark=skb.mark,
-                          conn=self._conn_view(skb) if table.uses_conn else None,
-                          addrtype=self._addrtype(ns), in_set=in_set)
+        view = object.__new__(PacketView)       # PacketView(...) without its __init__'s cost
+        view.__dict__ = {"packet": skb.pkt, "table": table.name, "hook": hook, "in_dev": in_dev,
+                         "out_dev": out_dev, "physdev_in": physdev_in,
+                         "physdev_out": physdev_out, "bridged": bridged, "mark": skb.mark,
+                         "conn": self._conn_view(skb) if table.uses_conn else None,
+                         "addrtype": asks[0], "in_set": asks[1]}
+        return view
 
     @staticmethod
     def _conn_view(skb: _Skb) -> ConnView | None:

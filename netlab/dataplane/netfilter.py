@@ -520,14 +520,18 @@ class _Leaf:
         self.connmark = view.conn.mark if view.conn is not None else None
 
     def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
-        made = [copy_hop(h) for h in self.hops]
-        hops.extend(made)
+        """The walk again: its hops shared (hops are not changed once made, but for the
+        deciding one, which the engine may add to: that one is a copy)."""
+        start = len(hops)
+        hops.extend(self.hops)
         view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
         d = self.decided
-        return Decision(d.kind, d.action, made[self.index] if self.index is not None else None,
-                        d.table, d.chain, d.rule, d.position, d.notrack)
+        hop = None
+        if self.index is not None:
+            hop = hops[start + self.index] = copy_hop(self.hops[self.index])
+        return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
 
 
 def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
