@@ -1012,12 +1012,15 @@ class _Walk:
         conn = skb.conn
         if conn is None:
             return ConnView(state=INVALID) if skb.state == INVALID else None
-        return ConnView(state=skb.state or NEW, status=conn.status, direction=skb.direction,
-                        orig_src=conn.orig.src, orig_dst=conn.orig.dst,
-                        orig_sport=conn.orig.sport, orig_dport=conn.orig.dport,
-                        reply_src=conn.reply.src, reply_dst=conn.reply.dst,
-                        reply_sport=conn.reply.sport, reply_dport=conn.reply.dport,
-                        mark=conn.mark)
+        orig, reply = conn.orig, conn.reply
+        view = object.__new__(ConnView)         # ConnView(...) without its __init__'s cost
+        view.__dict__ = {"state": skb.state or NEW, "status": conn.status,
+                         "direction": skb.direction, "orig_src": orig.src,
+                         "orig_dst": orig.dst, "orig_sport": orig.sport,
+                         "orig_dport": orig.dport, "reply_src": reply.src,
+                         "reply_dst": reply.dst, "reply_sport": reply.sport,
+                         "reply_dport": reply.dport, "mark": conn.mark}
+        return view
 
     @staticmethod
     def _after_walk(skb: _Skb, view: PacketView, decided: Decision) -> None:

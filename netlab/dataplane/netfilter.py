@@ -513,24 +513,29 @@ class _Leaf:
         made = hops[start:]
         self.hops = [copy_hop(h) for h in made]
         self.index = None
+        hop = None
         if decided.hop is not None:
             self.index = next(i for i, h in enumerate(made) if h is decided.hop)
-        self.decided = decided
+            hop = self.hops[self.index]
+        self.decided = Decision(decided.kind, decided.action, hop, decided.table,
+                                decided.chain, decided.rule, decided.position, decided.notrack)
+        if decided.kind == "accept":
+            self.index = None       # the engine adds to the hop of a NAT, DROP or REJECT only
         self.mark = view.mark
         self.connmark = view.conn.mark if view.conn is not None else None
 
     def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
         """The walk again: its hops shared (hops are not changed once made, but for the
-        deciding one, which the engine may add to: that one is a copy)."""
+        deciding one of a NAT, DROP or REJECT, which the engine may add to: a copy)."""
         start = len(hops)
         hops.extend(self.hops)
         view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
         d = self.decided
-        hop = None
-        if self.index is not None:
-            hop = hops[start + self.index] = copy_hop(self.hops[self.index])
+        if self.index is None:
+            return d
+        hop = hops[start + self.index] = copy_hop(self.hops[self.index])
         return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
 
 

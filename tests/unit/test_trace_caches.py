@@ -16,7 +16,7 @@ from netlab import ops as O
 from netlab.dataplane import engine, trace
 from netlab.k8s.build import build_model
 from netlab.k8s.cluster import load_cluster
-from netlab.netfilter.types import PacketView
+from netlab.netfilter.types import ConnView, PacketView
 from netlab.trace import (
     DELIVERED, DROPPED, FORWARDING_DISABLED, HOST_UNREACHABLE, NO_LISTENER, NO_ROUTE, SUCCESS,
     TIMEOUT,
@@ -276,7 +276,7 @@ def test_recorded_conntrack_is_the_same_cold_and_warm(cluster):
 
 def test_the_engine_builds_every_field_of_a_packet_view():
     b = router_lab()
-    iptables(b, "host/r", "filter -A FORWARD -j ACCEPT")
+    iptables(b, "host/r", "filter -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT")
     seen = []
     real = engine.walk
 
@@ -291,3 +291,6 @@ def test_the_engine_builds_every_field_of_a_packet_view():
         engine.walk = real
     names = {f.name for f in dataclasses.fields(PacketView)}
     assert seen and all(set(vars(v)) == names for v in seen)
+    conns = [v.conn for v in seen if v.conn is not None]
+    assert conns and all(set(vars(c)) == {f.name for f in dataclasses.fields(ConnView)}
+                         for c in conns)
