@@ -69,13 +69,15 @@ class _Static:
     changes: the L2 segments, and route decisions, local addresses, carrier states and
     frame paths as they are asked for (each a pure function of that state)."""
 
-    __slots__ = ("seg", "routes", "locals", "carrier", "frames", "steps", "arp", "hops",
-                 "rules", "plans", "in_sets")
+    __slots__ = ("seg", "routes", "locals", "local_ips", "rp_filter", "carrier", "frames",
+                 "steps", "arp", "hops", "rules", "plans", "in_sets")
 
     def __init__(self, world: World):
         self.seg = l2.build_segments(world)
         self.routes: dict[tuple, RouteDecision] = {}
         self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
+        self.local_ips: dict[tuple[int, str], bool] = {}     # in lo's networks
+        self.rp_filter: dict[tuple[int, str], int] = {}      # by (id(ns), link): the mode
         self.carrier: dict[tuple[str, str], bool] = {}
         self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
         self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
@@ -542,7 +544,16 @@ class _Walk:
         addrs, loopback = self._locals(ns)
         if ip in addrs:
             return True
-        return bool(loopback) and any(in_address_net(ip_int(ip), a) for a in loopback)
+        if not loopback:
+            return False
+        known = self.static.local_ips
+        key = (id(ns), ip)
+        found = known.get(key)
+        if found is None:
+            if len(known) >= MEMO_SIZE:
+                known.clear()
+            found = known[key] = any(in_address_net(ip_int(ip), a) for a in loopback)
+        return found
 
     def _frame_path(self, a: l2.End, b: l2.End) -> list[l2.End]:
         frames = self.static.frames
@@ -739,8 +750,12 @@ class _Walk:
                     or enabled(link.conf.get("accept_local", "0")))
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
-        mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
-                   int(link.conf.get("rp_filter", "0")))
+        modes = self.static.rp_filter
+        mode = modes.get((id(ns), link.name))
+        if mode is None:
+            mode = modes[(id(ns), link.name)] = max(
+                int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
+                int(link.conf.get("rp_filter", "0")))
         if not mode or pkt.src is None or pkt.src == "0.0.0.0":
             return True
         back = lookup_main(ns, pkt.src)
