@@ -18,6 +18,12 @@ branch (each path carries its probability) or the one asked for.
 A dropped packet is a result (a Path with a verdict), never an exception. The
 only change a trace makes to the World is the conntrack table of each
 namespace it crossed (what ``conntrack -L`` shows).
+
+What a trace derives from the World and not from the packet's own state (segments,
+route decisions, local addresses, carrier, ARP resolutions, the steps of a frame,
+hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept for
+the next traces until the World changes (a backend's change bumps its generation).
+Hops made from kept answers are shared between traces: hops are read-only.
 """
 
 from __future__ import annotations
@@ -69,10 +75,12 @@ class _Static:
     changes: the L2 segments, and route decisions, local addresses, carrier states and
     frame paths as they are asked for (each a pure function of that state)."""
 
-    __slots__ = ("seg", "routes", "locals", "local_ips", "rp_filter", "carrier", "frames",
-                 "steps", "arp", "hops", "rules", "plans", "in_sets")
+    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "rp_filter", "carrier",
+                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets")
 
     def __init__(self, world: World):
+        # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
+        self.held = list(world.namespaces.values())
         self.seg = l2.build_segments(world)
         self.routes: dict[tuple, RouteDecision] = {}
         self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
