@@ -282,8 +282,7 @@ class CompiledTable:
         """Does any rule of the table look at the packet's connection? (If none does, a
         walk needs no ConnView.)"""
         if self._uses_conn is None:
-            self._uses_conn = any(word in body for chain in self.table.chains.values()
-                                  for body in chain.rules for word in _CONN_WORDS)
+            self._uses_conn = _any_word(self.table, _CONN_WORDS)
         return self._uses_conn
 
     def chain(self, name: str) -> CompiledChain | None:
@@ -355,12 +354,14 @@ def needs_conntrack(ns: Netns) -> bool:
     table, or a match or target that looks at connections."""
     if "nat" in ns.tables:
         return True
-    for table in ns.tables.values():
-        for chain in table.chains.values():
-            for rule in chain.rules:
-                if any(word in rule for word in _CONNTRACK_WORDS):
-                    return True
-    return False
+    return any(_any_word(table, _CONNTRACK_WORDS) for table in ns.tables.values())
+
+
+def _any_word(table: Table, words: tuple[str, ...]) -> bool:
+    """Is one of ``words`` in a rule of ``table``? (The rules searched as one text: no
+    word holds a newline, so none is found across two rules.)"""
+    text = "\n".join(["\n".join(chain.rules) for chain in table.chains.values()])
+    return any(word in text for word in words)
 
 
 _CACHE: dict[int, tuple[weakref.ref, int, dict[str, NetnsRules]]] = {}
