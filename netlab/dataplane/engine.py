@@ -307,7 +307,7 @@ class _Walk:
         if not d.ok:
             return self._no_route(ns, skb, d)
         if pkt.src is None:
-            pkt = skb.pkt = pkt.with_(src=d.src or "0.0.0.0")
+            pkt = skb.pkt = ct.rewrite(pkt, src=d.src or "0.0.0.0")
         if skb.probe and self.sent is None:
             self.sent = pkt
         if skb.answer:      # the answer as the answering stack sends it (viz/ needs it)
