@@ -23,6 +23,10 @@ destination: a rule whose only selective conditions are ``-d IP/32`` (with
 ``-p`` and ``--dport``) sits in a bucket, so a packet looks at the rules of
 its own bucket and the rules that cannot be indexed, merged in chain order —
 the positions it reports are those of the linear walk.
+
+A walk's outcome is kept on its compiled table (one state of the World), keyed by
+everything the rules can read of the packet; a walk that forked keeps the tree of
+its branches (``walk``).
 """
 
 from __future__ import annotations
