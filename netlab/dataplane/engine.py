@@ -72,8 +72,9 @@ MAX_RETARGETS = 8
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
 class _Static:
     """What traces read of one state of the World, derived once and kept until the World
-    changes: the L2 segments, and route decisions, local addresses, carrier states and
-    frame paths as they are asked for (each a pure function of that state)."""
+    changes: the L2 segments, and as they are asked for (each a pure function of that
+    state) route decisions, local addresses, rp_filter modes, carrier states, frame paths
+    and their steps, ARP resolutions, hooks' plans and the namespaces' compiled rules."""
 
     __slots__ = ("held", "seg", "routes", "locals", "local_ips", "rp_filter", "carrier",
                  "frames", "steps", "arp", "hops", "rules", "plans", "in_sets")
@@ -95,7 +96,7 @@ class _Static:
         self.hops: dict[tuple, tuple] = {}
         self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
         self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
-        self.in_sets: dict[int, tuple[Callable, Callable]] = {} # by id(ns): addrtype, in_set
+        self.in_sets: dict[int, tuple[Callable, Callable]] = {}  # by id(ns): addrtype, in_set
 
 
 _INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
@@ -112,10 +113,6 @@ def static_of(world: World) -> _Static:
     _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation,
                    static)
     return static
-
-
-def segments_of(world: World) -> l2.Segments:
-    return static_of(world).seg
 
 
 VXLAN_SOCKET = "udp port "     # the start of the hop where a VXLAN socket takes a datagram
@@ -791,9 +788,10 @@ class _Walk:
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
         skb.pkt = pkt = ct.rewrite(pkt, ttl=pkt.ttl - 1)
-        skb.hops.append(self._shared_hop(("forward", id(d), link.name, pkt.ttl), d, lambda: self.hop(
-            ns, "forward", f"forward {link.name} → {d.dev}"
-            + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev)))
+        skb.hops.append(self._shared_hop(
+            ("forward", id(d), link.name, pkt.ttl), d, lambda: self.hop(
+                ns, "forward", f"forward {link.name} → {d.dev}"
+                + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev)))
         decided = self._hook(ns, "FORWARD", skb, in_dev=link.name, out_dev=d.dev,
                              physdev_in=physdev_in)
         if decided is not None:
