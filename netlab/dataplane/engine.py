@@ -82,7 +82,7 @@ class _Static:
     def __init__(self, world: World):
         # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
         self.held = list(world.namespaces.values())
-        self.seg = l2.build_segments(world)
+        self.seg = l2.Segments()
         self.routes: dict[tuple, RouteDecision] = {}
         self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
         self.local_ips: dict[tuple[int, str], bool] = {}     # in lo's networks
@@ -377,11 +377,12 @@ class _Walk:
         start = (ns.key, dev)
         owner = None
         if self._carrier(ns, link):
-            sid = self.seg.segment.get(start)
+            sid = self.seg.segment_of(self.world, start)
             owner = self.seg.owners.get((sid, nexthop)) if sid is not None else None
             if owner is not None and owner[0] == ns.key:
                 owner = None  # an address of our own on another device: not on this link
-        if owner is None and self._carrier(ns, link) and self.seg.segment.get(start) in self.seg.open:
+        if owner is None and self._carrier(ns, link) \
+                and self.seg.segment_of(self.world, start) in self.seg.open:
             skb.hops.append(self.hop(ns, "exit", f"leaves through {dev} towards {nexthop}: "
                                      f"nothing is modelled behind {dev}", dev=dev))
             return self.end(EXITED, TIMEOUT, skb.hops, skb.pkt,
@@ -695,7 +696,7 @@ class _Walk:
         d = self._route(ns, pkt.dst, src=pkt.src, iif=bridge.name)
         if not (d.ok and d.dev == bridge.name):
             return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
-        sid = self.seg.segment.get((ns.key, bridge.name))
+        sid = self.seg.segment_of(self.world, (ns.key, bridge.name))
         owner = self.seg.owners.get((sid, d.nexthop)) if sid is not None else None
         if owner is None or owner[0] == ns.key:
             skb.hops.append(self.hop(ns, "arp", f"ARP who-has {d.nexthop} on {bridge.name}: "
