@@ -120,6 +120,8 @@ class Hop:
     # "decap" where the receiving device takes it out ("dev", "vni", "outer" as it
     # arrived, "inner"). The hops between them move the outer packet (viz/ draws and
     # captures it so); the hops after "decap" move the inner one again.
+    # A Hop is read-only once a trace returned it: traces of one state of the World share
+    # the hops they have in common (dataplane.engine).
     extra: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,12 @@ branch (each path carries its probability) or the one asked for.
 A dropped packet is a result (a Path with a verdict), never an exception. The
 only change a trace makes to the World is the conntrack table of each
 namespace it crossed (what ``conntrack -L`` shows).
+
+What a trace derives from the World and not from the packet's own state (segments,
+route decisions, local addresses, carrier, ARP resolutions, the steps of a frame,
+hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept for
+the next traces until the World changes (a backend's change bumps its generation).
+Hops made from kept answers are shared between traces: hops are read-only.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from netlab.dataplane.conntrack import (
 )
 from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
     walk
-from netlab.dataplane.routing import RouteDecision, is_local, lookup_main, route_get
+from netlab.dataplane.routing import RouteDecision, in_address_net, ip_int, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
 from netlab.netfilter.types import ConnView, PacketView
@@ -64,18 +70,49 @@ MAX_PATHS = 4096
 MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
-_INDEX: dict[int, tuple[weakref.ref, int, l2.Segments]] = {}
+class _Static:
+    """What traces read of one state of the World, derived once and kept until the World
+    changes: the L2 segments, and as they are asked for (each a pure function of that
+    state) route decisions, local addresses, rp_filter modes, carrier states, frame paths
+    and their steps, ARP resolutions, hooks' plans and the namespaces' compiled rules."""
+
+    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "rp_filter", "carrier",
+                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets")
+
+    def __init__(self, world: World):
+        # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
+        self.held = list(world.namespaces.values())
+        self.seg = l2.Segments()
+        self.routes: dict[tuple, RouteDecision] = {}
+        self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
+        self.local_ips: dict[tuple[int, str], bool] = {}     # in lo's networks
+        self.rp_filter: dict[tuple[int, str], int] = {}      # by (id(ns), link): the mode
+        self.carrier: dict[tuple[str, str], bool] = {}
+        self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
+        self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
+        self.arp: dict[tuple[int, str, str], tuple] = {}        # output: a resolved next hop
+        # hops that are the same whenever their inputs are (route, forward): shared, and so
+        # never changed once made (the engine changes only netfilter hops, which it copies)
+        self.hops: dict[tuple, tuple] = {}
+        self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
+        self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
+        self.in_sets: dict[int, tuple[Callable, Callable]] = {}  # by id(ns): addrtype, in_set
 
 
-def segments_of(world: World) -> l2.Segments:
+_INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
+MEMO_SIZE = 1 << 16          # entries a _Static dict keeps (then it starts again)
+
+
+def static_of(world: World) -> _Static:
     generation = getattr(world, "_generation", 0)
     cached = _INDEX.get(id(world))
     if cached is not None and cached[0]() is world and cached[1] == generation:
         return cached[2]
-    seg = l2.build_segments(world)
+    static = _Static(world)
     key = id(world)
-    _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation, seg)
-    return seg
+    _INDEX[key] = (weakref.ref(world, lambda _ref, key=key: _INDEX.pop(key, None)), generation,
+                   static)
+    return static
 
 
 VXLAN_SOCKET = "udp port "     # the start of the hop where a VXLAN socket takes a datagram
@@ -123,10 +160,10 @@ def trace(world: World, source: str, dst: str, proto: str = "icmp", dport: int |
                     icmp_type=ICMP_ECHO_REQUEST if proto == "icmp" else None,
                     tcp_flags=("A" if conntrack == "continue" else "S") if proto == "tcp"
                     else None)
-    seg = segments_of(world)
+    static = static_of(world)
 
     def run(choose: _Chooser) -> tuple[Path, _Walk]:
-        walker = _Walk(world, seg, ns, choose, fresh=fresh)
+        walker = _Walk(world, static, ns, choose, fresh=fresh)
         path = walker.probe(packet, oif)
         path.probability = choose.probability
         return path, walker
@@ -225,18 +262,17 @@ class _Skb:
 
 
 class _Walk:
-    def __init__(self, world: World, seg: l2.Segments, origin: Netns,
+    def __init__(self, world: World, static: _Static, origin: Netns,
                  choose: Callable[[float], bool] | None = None, *, fresh: bool = False):
         self.world = world
-        self.seg = seg
+        self.static = static
+        self.seg = static.seg
         self.origin = origin
         self.choose = choose or _Chooser()
         self.fresh = fresh
         self.tables: dict[int, tuple[Netns, ConntrackTable]] = {}   # by id(ns)
         self.sent: Packet | None = None          # the probe as its socket sent it
         self.forward_hops: list[Hop] = []
-        self._in_sets: dict[int, Callable] = {}        # by id(ns)
-        self._rules: dict[int, NetnsRules] = {}        # by id(ns), for this walk
         self._retargets = 0
 
     # --- helpers --------------------------------------------------------------------
@@ -264,16 +300,19 @@ class _Walk:
         """Out of a namespace's own stack. ``forged``: the source is not ours (a RST
         that REJECT sends in the name of the destination)."""
         pkt = skb.pkt
-        d = route_get(ns, pkt.dst, src=None if forged else pkt.src, oif=oif)
+        d = self._route(ns, pkt.dst, src=None if forged else pkt.src, oif=oif)
         if not d.ok:
             return self._no_route(ns, skb, d)
         if pkt.src is None:
-            pkt = skb.pkt = pkt.with_(src=d.src or "0.0.0.0")
+            pkt = skb.pkt = ct.rewrite(pkt, src=d.src or "0.0.0.0")
         if skb.probe and self.sent is None:
             self.sent = pkt
-        route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
         if skb.answer:      # the answer as the answering stack sends it (viz/ needs it)
+            route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
             route_hop.extra["packet"] = packet_json(pkt)
+        else:
+            route_hop = self._shared_hop(("route", id(d), pkt.src), d, lambda: self.hop(
+                ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
         skb.hops.append(route_hop)
         skb.local = ns
         decided = self._hook(ns, "OUTPUT", skb, out_dev=d.dev or "lo")
@@ -281,7 +320,7 @@ class _Walk:
             return self._decided(ns, skb, decided)
         if skb.pkt.dst != pkt.dst:
             # ip_route_me_harder: the destination changed, route again (same source).
-            d = route_get(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
+            d = self._route(ns, skb.pkt.dst, src=None if forged else skb.pkt.src, oif=oif)
             if not d.ok:
                 if skb.probe and skb.pkt.proto == "tcp":
                     # ip_route_me_harder fails: NF_DROP with ENETUNREACH, which
@@ -328,17 +367,22 @@ class _Walk:
         decided = self._hook(ns, "POSTROUTING", skb, out_dev=dev, nexthop=nexthop)
         if decided is not None:
             return self._decided(ns, skb, decided)
+        resolved = self.static.arp.get((id(ns), dev, nexthop))
+        if resolved is not None and resolved[0] is ns:
+            skb.hops.append(resolved[1])
+            return self._frame(resolved[2], skb)
         link = ns.links[dev]
         if link.kind == "vxlan":
             return self._vxlan_xmit(ns, link, nexthop, skb)
         start = (ns.key, dev)
         owner = None
         if self._carrier(ns, link):
-            sid = self.seg.segment.get(start)
+            sid = self.seg.segment_of(self.world, start)
             owner = self.seg.owners.get((sid, nexthop)) if sid is not None else None
             if owner is not None and owner[0] == ns.key:
                 owner = None  # an address of our own on another device: not on this link
-        if owner is None and self._carrier(ns, link) and self.seg.segment.get(start) in self.seg.open:
+        if owner is None and self._carrier(ns, link) \
+                and self.seg.segment_of(self.world, start) in self.seg.open:
             skb.hops.append(self.hop(ns, "exit", f"leaves through {dev} towards {nexthop}: "
                                      f"nothing is modelled behind {dev}", dev=dev))
             return self.end(EXITED, TIMEOUT, skb.hops, skb.pkt,
@@ -351,10 +395,15 @@ class _Walk:
                                      f"{why}", dev=dev, ip=nexthop, mac=None))
             return self._arp_failed(ns, skb, nexthop, dev)
         peer_ns, peer_link = l2.link_at(self.world, owner)
-        skb.hops.append(self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
-                                 f"({peer_ns.label} {peer_link.name})", dev=dev,
-                                 ip=nexthop, mac=peer_link.mac, src_mac=link.mac))
-        return self._frame(l2.frame_path(self.seg, start, owner), skb)
+        hop = self.hop(ns, "arp", f"ARP {nexthop} is-at {peer_link.mac} "
+                       f"({peer_ns.label} {peer_link.name})", dev=dev,
+                       ip=nexthop, mac=peer_link.mac, src_mac=link.mac)
+        ends = self._frame_path(start, owner)
+        if len(self.static.arp) >= MEMO_SIZE:
+            self.static.arp.clear()
+        self.static.arp[(id(ns), dev, nexthop)] = (ns, hop, ends)    # shared from now on
+        skb.hops.append(hop)
+        return self._frame(ends, skb)
 
     def _vxlan_xmit(self, ns: Netns, link: Link, nexthop: str, skb: _Skb) -> Path:
         """vxlan_xmit: the next hop's MAC from the neighbour table, that MAC's VTEP from the
@@ -396,7 +445,7 @@ class _Walk:
         sport = 32768 + zlib.crc32(flow) % (60999 - 32768 + 1)   # udp_flow_src_port
         src = vx.get("local")
         if src is None:         # no ``local``: the source the outer packet's route gives it
-            d = route_get(ns, remote, oif=vx.get("dev"))
+            d = self._route(ns, remote, oif=vx.get("dev"))
             src = d.src if d.ok else None
         outer_pkt = Packet("udp", src=src, dst=remote, sport=sport, dport=vx["dstport"])
         shown = outer_pkt.with_(src=src or "(no route)")
@@ -431,20 +480,20 @@ class _Walk:
         if dst is None or _TUNNEL_ARP:
             return None
         peer = next((p for p in self.world.namespaces.values()
-                     if p is not ns and p.kind != "switch" and is_local(p, dst)), None)
-        if peer is None or not is_local(peer, nexthop):
+                     if p is not ns and p.kind != "switch" and self._is_local(p, dst)), None)
+        if peer is None or not self._is_local(peer, nexthop):
             return None
         vtep = next((l for l in peer.links.values() if l.kind == "vxlan" and l.vxlan
                      and l.vxlan["vni"] == vx["vni"] and l.vxlan["dstport"] == vx["dstport"]
                      and self._carrier(peer, l)), None)
         if vtep is None:
             return None
-        src = vx.get("local") or route_get(ns, dst).src
+        src = vx.get("local") or self._route(ns, dst).src
         pvx = vtep.vxlan or {}
         back = next((e["dst"] for e in vtep.fdb if e["mac"] == link.mac), None) or \
             (src if pvx.get("learning") else None) or \
             next((e["dst"] for e in vtep.fdb if e["mac"] == zero), None) or pvx.get("remote")
-        if src is None or back is None or not is_local(ns, back):
+        if src is None or back is None or not self._is_local(ns, back):
             return None
         _TUNNEL_ARP = True
         try:
@@ -467,35 +516,121 @@ class _Walk:
                      and l.vxlan["dstport"] == skb.pkt.dport and l.up), None)
 
     def _carrier(self, ns: Netns, link: Link) -> bool:
-        return oper_up(self.world, ns, link)
+        carrier = self.static.carrier
+        key = (ns.key, link.name)
+        up = carrier.get(key)
+        if up is None:
+            up = carrier[key] = oper_up(self.world, ns, link)
+        return up
+
+    def _route(self, ns: Netns, dst: str, src: str | None = None, iif: str | None = None,
+               oif: str | None = None) -> RouteDecision:
+        """route_get, once per question in this state of the World."""
+        routes = self.static.routes
+        key = (id(ns), dst, src, iif, oif)
+        d = routes.get(key)
+        if d is None:
+            if len(routes) >= MEMO_SIZE:
+                routes.clear()
+            d = routes[key] = route_get(ns, dst, src=src, iif=iif, oif=oif)
+        return d
+
+    def _locals(self, ns: Netns) -> tuple[frozenset[str], tuple]:
+        """The namespace's addresses, and lo's (whose whole networks are local)."""
+        found = self.static.locals.get(id(ns))
+        if found is None:
+            links = ns.links.values()
+            found = self.static.locals[id(ns)] = (
+                frozenset(a.ip for link in links for a in link.addresses),
+                tuple(a for link in links if link.kind == "loopback" for a in link.addresses))
+        return found
+
+    def _is_local(self, ns: Netns, ip: str) -> bool:
+        """routing.is_local, from the namespace's address set."""
+        addrs, loopback = self._locals(ns)
+        if ip in addrs:
+            return True
+        if not loopback:
+            return False
+        known = self.static.local_ips
+        key = (id(ns), ip)
+        found = known.get(key)
+        if found is None:
+            if len(known) >= MEMO_SIZE:
+                known.clear()
+            found = known[key] = any(in_address_net(ip_int(ip), a) for a in loopback)
+        return found
+
+    def _frame_path(self, a: l2.End, b: l2.End) -> list[l2.End]:
+        frames = self.static.frames
+        ends = frames.get((a, b))
+        if ends is None:
+            if len(frames) >= MEMO_SIZE:
+                frames.clear()
+            ends = frames[(a, b)] = l2.frame_path(self.seg, a, b)
+        return ends
 
     def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
         """A frame crossing veth pairs and bridges to the last end, which receives it.
         Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
+        steps = self.static.steps
         i = 0
         while i + 1 < len(ends):
             a, b = ends[i], ends[i + 1]
-            ns_a, link_a = l2.link_at(self.world, a)
-            ns_b, link_b = l2.link_at(self.world, b)
-            if a[0] != b[0] or (link_a.kind == "veth" and link_a.peer_name == link_b.name
-                                and link_a.peer_netns == ns_b.key):
-                hops.append(self.hop(ns_a, "veth", f"{link_a.name} → {link_b.name} "
-                                     f"({ns_b.label})", dev=link_a.name))
-                skb.crossed(netns_changed=a[0] != b[0])
-            elif link_b.kind == "bridge" and link_a.master == link_b.name:
-                hops.append(self.hop(ns_b, "bridge", f"{link_b.name} receives the frame on port "
-                                     f"{link_a.name}", dev=link_b.name))
-                went = self._into_bridge(ns_b, link_b, link_a, ends, i, skb)
+            step = steps.get((a, b))
+            if step is None:
+                step = self._step(a, b)
+            kind, hop = step[0], step[1]
+            if hop is not None:
+                hops.append(hop)
+            if kind == "veth":
+                skb.crossed(netns_changed=step[2])
+            elif kind == "in":
+                went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
                 if isinstance(went, Path):
                     return went
                 ends = went
-            elif link_a.kind == "bridge" and link_b.master == link_a.name:
-                hops.append(self.hop(ns_a, "bridge", f"{link_a.name} forwards the frame out of "
-                                     f"port {link_b.name}", dev=link_b.name))
             i += 1
         peer_ns, peer_link = l2.link_at(self.world, ends[-1])
         return self.receive(peer_ns, peer_link, skb)
+
+    def _step(self, a: l2.End, b: l2.End) -> tuple:
+        """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
+        enter a bridge through a port ("in", hop, ns, bridge, port), leave one ("out", hop),
+        or nothing ("none", None). The same in one state of the World: kept, hop shared."""
+        ns_a, link_a = l2.link_at(self.world, a)
+        ns_b, link_b = l2.link_at(self.world, b)
+        if a[0] != b[0] or (link_a.kind == "veth" and link_a.peer_name == link_b.name
+                            and link_a.peer_netns == ns_b.key):
+            step = ("veth", self.hop(ns_a, "veth", f"{link_a.name} → {link_b.name} "
+                                     f"({ns_b.label})", dev=link_a.name), a[0] != b[0])
+        elif link_b.kind == "bridge" and link_a.master == link_b.name:
+            step = ("in", self.hop(ns_b, "bridge", f"{link_b.name} receives the frame on port "
+                                   f"{link_a.name}", dev=link_b.name), ns_b, link_b, link_a)
+        elif link_a.kind == "bridge" and link_b.master == link_a.name:
+            step = ("out", self.hop(ns_a, "bridge", f"{link_a.name} forwards the frame out of "
+                                    f"port {link_b.name}", dev=link_b.name))
+        else:
+            step = ("none", None)
+        steps = self.static.steps
+        if len(steps) >= MEMO_SIZE:
+            steps.clear()
+        steps[(a, b)] = step
+        return step
+
+    def _shared_hop(self, key: tuple, keep: object, make: Callable[[], Hop]) -> Hop:
+        """A hop that is the same whenever ``key`` is (``keep``: the object whose id is in
+        the key, held so the id stays its own)."""
+        found = self.static.hops.get(key)
+        if found is not None and found[0] is keep:
+            return found[1]
+        hops = self.static.hops
+        if len(hops) >= MEMO_SIZE:
+            hops.clear()
+        hop = make()
+        hops[key] = (keep, hop)
+        return hop
 
     def _into_bridge(self, ns: Netns, bridge: Link, port: Link, ends: list[l2.End], i: int,
                      skb: _Skb) -> list[l2.End] | Path:
@@ -533,9 +668,10 @@ class _Walk:
                 and enabled(ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
 
     def _rules_of(self, ns: Netns):
-        nf = self._rules.get(id(ns))
+        rules = self.static.rules
+        nf = rules.get(id(ns))
         if nf is None:
-            nf = self._rules[id(ns)] = rules_of(self.world, ns)
+            nf = rules[id(ns)] = rules_of(self.world, ns)
         return nf
 
     def _retarget(self, ns: Netns, bridge: Link, port: Link, skb: _Skb) -> list[l2.End] | Path:
@@ -546,7 +682,7 @@ class _Walk:
         With forwarding off the lookup gives an unreachable route (ip_error): dropped."""
         pkt = skb.pkt
         self._retargets += 1
-        if is_local(ns, pkt.dst) or self._retargets > MAX_RETARGETS:
+        if self._is_local(ns, pkt.dst) or self._retargets > MAX_RETARGETS:
             return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
         if not enabled(bridge.conf.get("forwarding")):
             skb.hops.append(self.hop(ns, "drop", f"the frame's destination became {pkt.dst}, "
@@ -557,10 +693,10 @@ class _Walk:
                                       f"translation {pkt.dst} is not the frame's destination "
                                       f"any more and must be routed — sysctl -w "
                                       f"net.ipv4.ip_forward=1")
-        d = route_get(ns, pkt.dst, src=pkt.src, iif=bridge.name)
+        d = self._route(ns, pkt.dst, src=pkt.src, iif=bridge.name)
         if not (d.ok and d.dev == bridge.name):
             return self.receive(ns, bridge, skb, physdev_in=port.name, prerouted=True)
-        sid = self.seg.segment.get((ns.key, bridge.name))
+        sid = self.seg.segment_of(self.world, (ns.key, bridge.name))
         owner = self.seg.owners.get((sid, d.nexthop)) if sid is not None else None
         if owner is None or owner[0] == ns.key:
             skb.hops.append(self.hop(ns, "arp", f"ARP who-has {d.nexthop} on {bridge.name}: "
@@ -573,7 +709,7 @@ class _Walk:
                                  f"({owner_ns.label} {owner_link.name}): the frame is bridged "
                                  f"to its new destination", dev=bridge.name, ip=d.nexthop,
                                  mac=owner_link.mac, src_mac=bridge.mac))
-        return l2.frame_path(self.seg, (ns.key, bridge.name), owner)
+        return self._frame_path((ns.key, bridge.name), owner)
 
     def _arp_failed(self, ns: Netns, skb: _Skb, nexthop: str, dev: str) -> Path:
         diagnosis = f"{ns.label} gets no ARP reply for {nexthop} on {dev}"
@@ -607,24 +743,25 @@ class _Walk:
                             diagnosis=f"rp_filter drops {pkt.src} arriving on {link.name} in "
                                       f"{ns.label} — fix the routes or sysctl -w "
                                       f"net.ipv4.conf.all.rp_filter=0")
-        if is_local(ns, pkt.dst):
+        if self._is_local(ns, pkt.dst):
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
         return self.forward(ns, link, skb, physdev_in=physdev_in)
 
-    @staticmethod
-    def _martian_source(ns: Netns, link: Link, pkt: Packet) -> bool:
+    def _martian_source(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         """fib_validate_source: without rp_filter, a packet whose source is one of the
         namespace's own interface addresses is refused on input (unless accept_local)."""
-        if pkt.src is None or link.kind == "loopback":
+        if pkt.src is None or link.kind == "loopback" or pkt.src not in self._locals(ns)[0]:
             return False
-        if enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0")) \
-                or enabled(link.conf.get("accept_local", "0")):
-            return False
-        return any(a.ip == pkt.src for l in ns.links.values() for a in l.addresses)
+        return not (enabled(ns.sysctls.get("net.ipv4.conf.all.accept_local", "0"))
+                    or enabled(link.conf.get("accept_local", "0")))
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
-        mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
-                   int(link.conf.get("rp_filter", "0")))
+        modes = self.static.rp_filter
+        mode = modes.get((id(ns), link.name))
+        if mode is None:
+            mode = modes[(id(ns), link.name)] = max(
+                int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
+                int(link.conf.get("rp_filter", "0")))
         if not mode or pkt.src is None or pkt.src == "0.0.0.0":
             return True
         back = lookup_main(ns, pkt.src)
@@ -641,7 +778,7 @@ class _Walk:
             return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"ip_forward is 0 on {ns.label} — "
                                       f"sysctl -w net.ipv4.ip_forward=1")
-        d = route_get(ns, pkt.dst, src=pkt.src, iif=link.name)
+        d = self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
         if not d.ok:
             skb.hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
             return self._icmp_error(ns, skb, ICMP_UNREACH, NET_UNREACH, NO_ROUTE,
@@ -651,10 +788,11 @@ class _Walk:
             return self._icmp_error(ns, skb, ICMP_TIME_EXCEEDED, 0, TTL_EXCEEDED,
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
-        skb.pkt = pkt = pkt.with_(ttl=pkt.ttl - 1)
-        skb.hops.append(self.hop(ns, "forward", f"forward {link.name} → {d.dev}"
-                                 + (f" via {d.gateway}" if d.gateway else "")
-                                 + f", TTL {pkt.ttl}", dev=d.dev))
+        skb.pkt = pkt = ct.rewrite(pkt, ttl=pkt.ttl - 1)
+        skb.hops.append(self._shared_hop(
+            ("forward", id(d), link.name, pkt.ttl), d, lambda: self.hop(
+                ns, "forward", f"forward {link.name} → {d.dev}"
+                + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev)))
         decided = self._hook(ns, "FORWARD", skb, in_dev=link.name, out_dev=d.dev,
                              physdev_in=physdev_in)
         if decided is not None:
@@ -810,7 +948,7 @@ class _Walk:
         pkt, hops = skb.pkt, skb.hops
         if pkt.proto == "icmp" and pkt.icmp_type not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)  # never about an error
-        back_route = route_get(ns, pkt.src)
+        back_route = self._route(ns, pkt.src)
         src = back_route.src if back_route.ok else None
         if src is None:
             return self.end(verdict, TIMEOUT, hops, pkt, diagnosis=diagnosis)
@@ -841,7 +979,10 @@ class _Walk:
         """Run a hook of ``ns``; a Decision when the packet ends here (DROP, REJECT)."""
         if not ns.tables:
             return None
-        plan = self._rules_of(ns).plan(hook)
+        plans = self.static.plans
+        plan = plans.get((id(ns), hook))
+        if plan is None:
+            plan = plans[(id(ns), hook)] = self._rules_of(ns).plan(hook)
         if not plan:
             return None
         # physdev information is there for every packet that came through br_netfilter
@@ -873,16 +1014,18 @@ class _Walk:
         return None
 
     def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
-        in_set = self._in_sets.get(id(ns))
-        if in_set is None:
-            in_set = self._in_sets[id(ns)] = \
-                lambda name, values, ns=ns: ipset_contains(ns, name, values)
+        asks = self.static.in_sets.get(id(ns))
+        if asks is None:
+            asks = self.static.in_sets[id(ns)] = (
+                self._addrtype(ns), lambda name, values, ns=ns: ipset_contains(ns, name, values))
         in_dev, out_dev, physdev_in, physdev_out, bridged = where
-        return PacketView(packet=skb.pkt, table=table.name, hook=hook, in_dev=in_dev,
-                          out_dev=out_dev, physdev_in=physdev_in, physdev_out=physdev_out,
-                          bridged=bridged, mark=skb.mark,
-                          conn=self._conn_view(skb) if table.uses_conn else None,
-                          addrtype=self._addrtype(ns), in_set=in_set)
+        view = object.__new__(PacketView)       # PacketView(...) without its __init__'s cost
+        view.__dict__ = {"packet": skb.pkt, "table": table.name, "hook": hook, "in_dev": in_dev,
+                         "out_dev": out_dev, "physdev_in": physdev_in,
+                         "physdev_out": physdev_out, "bridged": bridged, "mark": skb.mark,
+                         "conn": self._conn_view(skb) if table.uses_conn else None,
+                         "addrtype": asks[0], "in_set": asks[1]}
+        return view
 
     @staticmethod
     def _conn_view(skb: _Skb) -> ConnView | None:
@@ -891,12 +1034,15 @@ class _Walk:
         conn = skb.conn
         if conn is None:
             return ConnView(state=INVALID) if skb.state == INVALID else None
-        return ConnView(state=skb.state or NEW, status=conn.status, direction=skb.direction,
-                        orig_src=conn.orig.src, orig_dst=conn.orig.dst,
-                        orig_sport=conn.orig.sport, orig_dport=conn.orig.dport,
-                        reply_src=conn.reply.src, reply_dst=conn.reply.dst,
-                        reply_sport=conn.reply.sport, reply_dport=conn.reply.dport,
-                        mark=conn.mark)
+        orig, reply = conn.orig, conn.reply
+        view = object.__new__(ConnView)         # ConnView(...) without its __init__'s cost
+        view.__dict__ = {"state": skb.state or NEW, "status": conn.status,
+                         "direction": skb.direction, "orig_src": orig.src,
+                         "orig_dst": orig.dst, "orig_sport": orig.sport,
+                         "orig_dport": orig.dport, "reply_src": reply.src,
+                         "reply_dst": reply.dst, "reply_sport": reply.sport,
+                         "reply_dport": reply.dport, "mark": conn.mark}
+        return view
 
     @staticmethod
     def _after_walk(skb: _Skb, view: PacketView, decided: Decision) -> None:
@@ -1110,10 +1256,10 @@ class _Walk:
             code = REJECT_CODES.get(with_, PORT_UNREACH)
             # icmp_send: from the packet's destination when it was ours, else the address
             # the route back chooses.
-            if is_local(ns, pkt.dst):
+            if self._is_local(ns, pkt.dst):
                 src = pkt.dst
             else:
-                back_route = route_get(ns, pkt.src)
+                back_route = self._route(ns, pkt.src)
                 src = back_route.src if back_route.ok else None
             if src is None:
                 return self.end(REJECTED, ERROR if errno else TIMEOUT, hops, pkt,

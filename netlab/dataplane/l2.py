@@ -1,15 +1,14 @@
 """Layer 2: which interfaces share a broadcast domain, and the path a frame
 takes between two of them (veth pairs, bridge ports, bridges).
 
-The segments of a World are computed once per state of the World and
-indexed, so an ARP resolution is a dictionary look-up and a path is a walk
+The segments of a World are found as traces need them and kept per state of
+the World, so an ARP resolution is a dictionary look-up and a path is a walk
 up a tree, whatever the number of ports on a bridge.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 from netlab.backends.model import open_end, oper_up
 from netlab.model import Link, Netns, World
@@ -17,19 +16,104 @@ from netlab.model import Link, Netns, World
 End = tuple[str, str]  # (namespace key, link name)
 
 
-@dataclass
 class Segments:
-    """Broadcast domains: a BFS forest over L2 adjacency with parent pointers."""
-    segment: dict[End, int] = field(default_factory=dict)
-    parent: dict[End, End | None] = field(default_factory=dict)
-    depth: dict[End, int] = field(default_factory=dict)
-    # L3 interfaces (not bridge ports) per segment, by IPv4 address they own.
-    owners: dict[tuple[int, str], End] = field(default_factory=dict)
-    # which namespaces answer ARP on a segment: (segment, ns key) -> the interface there
-    members: dict[int, list[End]] = field(default_factory=dict)
-    # segments that reach a link with nothing modelled behind it: a packet no modelled
-    # interface answers for leaves the model there
-    open: set[int] = field(default_factory=set)
+    """Broadcast domains: a BFS forest over L2 adjacency with parent pointers, found one
+    domain at a time as a trace asks for it (a cluster has one per node's bridge and
+    pod: a trace needs a few of them). Each domain is the one a full build would find:
+    searched from its first end in the World's order (namespaces, then their links),
+    so its tree, and which end answers for an address, are the same. (A bridge that
+    is a port of another bridge can reach it without being reachable from it: then
+    every domain is searched, in that order, as the full build does.)"""
+
+    def __init__(self) -> None:
+        self.segment: dict[End, int] = {}
+        self.parent: dict[End, End | None] = {}
+        self.depth: dict[End, int] = {}
+        # L3 interfaces (not bridge ports) per segment, by IPv4 address they own.
+        self.owners: dict[tuple[int, str], End] = {}
+        # segments that reach a link with nothing modelled behind it: a packet no
+        # modelled interface answers for leaves the model there
+        self.open: set[int] = set()
+        self._next = 0
+        self._order: dict[str, int] | None = None      # namespace key -> its position
+
+    def segment_of(self, world: World, end: End) -> int | None:
+        """The segment of ``end`` (None for lo, which is in none)."""
+        sid = self.segment.get(end)
+        if sid is not None:
+            return sid
+        ns = world.namespaces.get(end[0])
+        link = ns.links.get(end[1]) if ns is not None else None
+        if link is None or link.kind == "loopback":
+            return None
+        reach = self._reach(world, end)
+        if reach is None:
+            self.search_all(world)
+        else:
+            self._search(world, min(reach, key=lambda e: self._position(world, e)))
+        return self.segment.get(end)
+
+    def search_all(self, world: World) -> None:
+        for ns in world.namespaces.values():
+            for link in ns.links.values():
+                if link.kind != "loopback" and (ns.key, link.name) not in self.segment:
+                    self._search(world, (ns.key, link.name))
+
+    def _reach(self, world: World, end: End) -> set[End] | None:
+        """The ends reachable from ``end`` (those that reach it: the links are symmetric
+        but for bridges in bridges, and then None)."""
+        seen = {end}
+        queue = deque([end])
+        while queue:
+            here = queue.popleft()
+            ns = world.namespaces[here[0]]
+            link = ns.links[here[1]]
+            if link.kind == "bridge" and (link.master is not None or any(
+                    p.kind == "bridge" and p.master == link.name for p in ns.links.values())):
+                return None
+            for nxt in _neighbours(world, here):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return seen
+
+    def _position(self, world: World, end: End) -> tuple[int, int]:
+        if self._order is None:
+            self._order = {key: i for i, key in enumerate(world.namespaces)}
+        return self._order[end[0]], list(world.namespaces[end[0]].links).index(end[1])
+
+    def _search(self, world: World, start: End) -> None:
+        """One domain, from its first end: the tree, then its open links and owners."""
+        sid = self._next
+        self._next += 1
+        self.segment[start] = sid
+        self.parent[start] = None
+        self.depth[start] = 0
+        found = [start]
+        queue = deque([start])
+        while queue:
+            end = queue.popleft()
+            for nxt in _neighbours(world, end):
+                if nxt not in self.segment:
+                    self.segment[nxt] = sid
+                    self.parent[nxt] = end
+                    self.depth[nxt] = self.depth[end] + 1
+                    found.append(nxt)
+                    queue.append(nxt)
+        members = []
+        for end in found:
+            link = world.namespaces[end[0]].links[end[1]]
+            if link.up and open_end(link):
+                self.open.add(sid)
+            if link.master is None and link.up:     # a bridge port is not an L3 interface
+                members.append(end)
+        # ARP (arp_ignore=0): a namespace answers for any of its local addresses on
+        # any interface it has in the segment.
+        for end in members:
+            for other in world.namespaces[end[0]].links.values():
+                if other.kind != "loopback":
+                    for addr in other.addresses:
+                        self.owners.setdefault((sid, addr.ip), end)
 
 
 def _neighbours(world: World, end: End) -> list[End]:
@@ -55,43 +139,9 @@ def _neighbours(world: World, end: End) -> list[End]:
 
 
 def build_segments(world: World) -> Segments:
+    """Every segment of the World (a trace finds them as it needs them: Segments)."""
     seg = Segments()
-    next_id = 0
-    for ns in world.namespaces.values():
-        for link in ns.links.values():
-            start = (ns.key, link.name)
-            if start in seg.segment or link.kind == "loopback":
-                continue
-            seg.segment[start] = next_id
-            seg.parent[start] = None
-            seg.depth[start] = 0
-            queue = deque([start])
-            while queue:
-                end = queue.popleft()
-                for nxt in _neighbours(world, end):
-                    if nxt not in seg.segment:
-                        seg.segment[nxt] = next_id
-                        seg.parent[nxt] = end
-                        seg.depth[nxt] = seg.depth[end] + 1
-                        queue.append(nxt)
-            next_id += 1
-    for end, sid in seg.segment.items():
-        ns = world.namespaces[end[0]]
-        link = ns.links[end[1]]
-        if link.up and open_end(link):
-            seg.open.add(sid)
-        if link.master is not None or not link.up:
-            continue  # a bridge port is not an L3 interface
-        seg.members.setdefault(sid, []).append(end)
-    # ARP (arp_ignore=0): a namespace answers for any of its local addresses on
-    # any interface it has in the segment.
-    for sid, ends in seg.members.items():
-        for end in ends:
-            ns = world.namespaces[end[0]]
-            for other in ns.links.values():
-                if other.kind != "loopback":
-                    for addr in other.addresses:
-                        seg.owners.setdefault((sid, addr.ip), end)
+    seg.search_all(world)
     return seg
 
 

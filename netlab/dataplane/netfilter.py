@@ -23,6 +23,10 @@ destination: a rule whose only selective conditions are ``-d IP/32`` (with
 ``-p`` and ``--dport``) sits in a bucket, so a packet looks at the rules of
 its own bucket and the rules that cannot be indexed, merged in chain order —
 the positions it reports are those of the linear walk.
+
+A walk's outcome is kept on its compiled table (one state of the World), keyed by
+everything the rules can read of the packet; a walk that forked keeps the tree of
+its branches (``walk``).
 """
 
 from __future__ import annotations
@@ -268,21 +272,21 @@ _CONN_WORDS = ("-m conntrack", "-m state", "-m connmark", "-j CONNMARK", "-m con
 
 
 class CompiledTable:
-    __slots__ = ("name", "table", "_chains", "_uses_conn")
+    __slots__ = ("name", "table", "_chains", "_uses_conn", "memo")
 
     def __init__(self, name: str, table: Table):
         self.name = name
         self.table = table
         self._chains: dict[str, CompiledChain] = {}
         self._uses_conn: bool | None = None
+        self.memo: dict[tuple, "_Fork | _Leaf"] = {}   # walk(): one state of the World
 
     @property
     def uses_conn(self) -> bool:
         """Does any rule of the table look at the packet's connection? (If none does, a
         walk needs no ConnView.)"""
         if self._uses_conn is None:
-            self._uses_conn = any(word in body for chain in self.table.chains.values()
-                                  for body in chain.rules for word in _CONN_WORDS)
+            self._uses_conn = _any_word(self.table, _CONN_WORDS)
         return self._uses_conn
 
     def chain(self, name: str) -> CompiledChain | None:
@@ -354,12 +358,14 @@ def needs_conntrack(ns: Netns) -> bool:
     table, or a match or target that looks at connections."""
     if "nat" in ns.tables:
         return True
-    for table in ns.tables.values():
-        for chain in table.chains.values():
-            for rule in chain.rules:
-                if any(word in rule for word in _CONNTRACK_WORDS):
-                    return True
-    return False
+    return any(_any_word(table, _CONNTRACK_WORDS) for table in ns.tables.values())
+
+
+def _any_word(table: Table, words: tuple[str, ...]) -> bool:
+    """Is one of ``words`` in a rule of ``table``? (The rules searched as one text: no
+    word holds a newline, so none is found across two rules.)"""
+    text = "\n".join(["\n".join(chain.rules) for chain in table.chains.values()])
+    return any(word in text for word in words)
 
 
 _CACHE: dict[int, tuple[weakref.ref, int, dict[str, NetnsRules]]] = {}
@@ -400,7 +406,146 @@ class Decision:
 
 def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
          choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
-    """Walk ``table``'s built-in chain for ``hook``; hops for matched rules go to ``hops``."""
+    """Walk ``table``'s built-in chain for ``hook``; hops for matched rules go to ``hops``.
+
+    A walk is a pure function of what its rules can read (the view's packet, devices,
+    physdev, mark, and the connection when the table looks at connections), of the
+    namespace's state (its tables, addresses, routes and ipsets: one state of the World,
+    which the compiled table belongs to) and of the branches ``choose`` takes at the
+    probability forks on the way. So it is memoized on the compiled table: the key is
+    everything the rules can read, and a walk that forked is a tree of its branches,
+    followed by asking ``choose`` the same questions in the same order. A hit appends
+    copies of the hops the walk made and leaves the view's mark and connmark as the walk
+    did."""
+    key = _walk_key(table, hook, view)
+    memo = table.memo
+    node = memo.get(key)
+    answers: list[bool] = []
+    while node is not None and node.__class__ is _Fork:
+        branch = choose(node.p)
+        answers.append(branch)
+        node = node.next.get(branch)
+    if node is not None:
+        return node.replay(view, hops)
+    log: list[tuple[float, bool]] = []
+    start = len(hops)
+    decided = _walk(ns, table, hook, view, _Replayed(choose, answers, log), hops)
+    if len(memo) >= WALK_MEMO_SIZE and key not in memo:
+        memo.clear()
+    leaf = _Leaf(decided, hops, start, view)
+    if not log:
+        memo[key] = leaf
+        return decided
+    parent: _Fork | None = None
+    here = memo.get(key)
+    for i, (p, branch) in enumerate(log):
+        if here is None:
+            here = _Fork(p)
+            if parent is None:
+                memo[key] = here
+            else:
+                parent.next[log[i - 1][1]] = here
+        parent = here
+        here = here.next.get(branch)
+    parent.next[log[-1][1]] = leaf
+    return decided
+
+
+WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it starts again)
+
+
+def _walk_key(table: "CompiledTable", hook: str, view: PacketView) -> tuple:
+    """Everything a table's rules can read of the packet (matches and targets read only
+    these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
+    which make ``uses_conn``)."""
+    conn = view.conn
+    if conn is None or not table.uses_conn:
+        ck = None
+    else:
+        ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
+              conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
+              conn.reply_sport, conn.reply_dport, conn.mark)
+    return (hook, view.packet, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
+            view.bridged, view.mark, ck)
+
+
+class _Replayed:
+    """A walk's ``choose``: the branches already taken first (asked of the real chooser
+    while following the memo's tree), then the real chooser; every answer is logged."""
+
+    __slots__ = ("choose", "answers", "log")
+
+    def __init__(self, choose: Callable[[float], bool], answers: list[bool],
+                 log: list[tuple[float, bool]]):
+        self.choose = choose
+        self.answers = answers
+        self.log = log
+
+    def __call__(self, p: float) -> bool:
+        k = len(self.log)
+        branch = self.answers[k] if k < len(self.answers) else self.choose(p)
+        self.log.append((p, branch))
+        return branch
+
+
+class _Fork:
+    """A probability fork of a memoized walk: the probability asked, and what follows
+    each answer."""
+
+    __slots__ = ("p", "next")
+
+    def __init__(self, p: float):
+        self.p = p
+        self.next: dict[bool, "_Fork | _Leaf"] = {}
+
+
+def copy_hop(hop: Hop) -> Hop:
+    new = object.__new__(Hop)
+    state = hop.__dict__.copy()
+    if state["extra"] is not None:
+        state["extra"] = dict(state["extra"])
+    new.__dict__ = state
+    return new
+
+
+class _Leaf:
+    """How a walk ended: its hops (copies, as they were when it ended), its Decision
+    (with the index of its hop among them) and the marks it left."""
+
+    __slots__ = ("hops", "decided", "index", "mark", "connmark")
+
+    def __init__(self, decided: Decision, hops: list[Hop], start: int, view: PacketView):
+        made = hops[start:]
+        self.hops = [copy_hop(h) for h in made]
+        self.index = None
+        hop = None
+        if decided.hop is not None:
+            self.index = next(i for i, h in enumerate(made) if h is decided.hop)
+            hop = self.hops[self.index]
+        self.decided = Decision(decided.kind, decided.action, hop, decided.table,
+                                decided.chain, decided.rule, decided.position, decided.notrack)
+        if decided.kind == "accept":
+            self.index = None       # the engine adds to the hop of a NAT, DROP or REJECT only
+        self.mark = view.mark
+        self.connmark = view.conn.mark if view.conn is not None else None
+
+    def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
+        """The walk again: its hops shared (hops are not changed once made, but for the
+        deciding one of a NAT, DROP or REJECT, which the engine may add to: a copy)."""
+        start = len(hops)
+        hops.extend(self.hops)
+        view.mark = self.mark
+        if self.connmark is not None and view.conn is not None:
+            view.conn.mark = self.connmark
+        d = self.decided
+        if self.index is None:
+            return d
+        hop = hops[start + self.index] = copy_hop(self.hops[self.index])
+        return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
+
+
+def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
+          choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
     tname = table.name
     base = table.chain(hook)
     if base is None:
