@@ -77,6 +77,30 @@ def test_pods_and_services_are_found_by_key():
         assert c.service(svc.key) is svc
     assert c.pod("shop/nope") is None and c.service("default/nope") is None
     assert c.pod("default/sick") is None          # sick is in shop
+    for node in c.nodes:
+        assert c.node(node.name) is node and c.find_node(node.name) is node
+    assert c.find_node("node9") is None
+
+
+def test_a_workload_first_pod_is_the_first_placed():
+    c = yaml_cluster()
+    owners = {p.owner for p in c.pods if p.owner}
+    assert len(owners) == 6
+    for owner in owners:
+        assert c.first_pod_of(owner) is next(p for p in c.pods if p.owner == owner)
+    assert c.first_pod_of("Deployment shop/nope") is None
+
+
+def test_lookups_follow_changes_to_the_lists():
+    c = yaml_cluster()
+    assert c.pod("shop/client") is not None
+    extra = dataclasses.replace(c.pod("shop/client"), name="late")
+    c.pods.append(extra)
+    assert c.pod("shop/late") is extra
+    c.pods = [p for p in c.pods if p.name != "client"]
+    assert c.pod("shop/client") is None
+    extra.name = "renamed"
+    assert c.pod("shop/late") is None and c.pod("shop/renamed") is extra
 
 
 if __name__ == "__main__":
