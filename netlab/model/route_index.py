@@ -147,3 +147,9 @@ def append_route(ns: Netns, route: Route) -> None:
     ns.routes.append(route)
     if valid:
         index.add(route)
+
+
+def forget_route_index(ns: Netns) -> None:
+    """Drop the namespace's index (after a change it does not follow): the next look-up
+    builds it again, from the list as it is then."""
+    ns.__dict__.pop(ATTR, None)
