@@ -191,6 +191,9 @@ _JUMP = re.compile(r'(?:^|\s)-([jg]) ("(?:[^"\\]|\\.)*"|\S+)')
 def stored_meta(body: str) -> RuleMeta:
     """RuleMeta of a stored (canonical) rule, cheaply when the text allows."""
     if _RESTRICTED.search(body) or "-m set" in body:
+        meta = _templated_meta(body)
+        if meta is not None:
+            return meta
         try:
             spec = spec_of(body)
         except (NfError, NotModelled):
@@ -204,6 +207,22 @@ def stored_meta(body: str) -> RuleMeta:
                 return RuleMeta()
             return RuleMeta(jump=name, goto=tokens[i] == "-g")
     return RuleMeta()
+
+
+def _templated_meta(body: str) -> RuleMeta | None:
+    """The RuleMeta of a rule that fits a learned template (the same words and extensions
+    as the rule the template was learned from, other values): its hooks, and its jump
+    from the template's group. None when none fits (or it uses sets)."""
+    shape = _shape(body)
+    for buckets in _TEMPLATES.values():
+        bucket = buckets.get(shape)
+        found = _match(bucket, body) if bucket else None
+        if found is None or found[0].sets:
+            continue
+        template, m = found
+        jump = m.group(template.jump) if template.jump is not None else template.meta.jump
+        return RuleMeta(jump=jump, goto=template.meta.goto, hooks=template.meta.hooks)
+    return None
 
 
 def _meta_of(spec: RuleSpec) -> RuleMeta:

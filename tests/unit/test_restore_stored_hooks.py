@@ -1,0 +1,62 @@
+"""A ``--noflush`` restore onto tables already there checks the hooks of every stored rule;
+a stored rule that fits a learned template takes its hooks and jump from the template
+(kube-proxy's 150,000 DNAT rules), and the checks say what the full parse says."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.errors import CommandError
+from netlab.model.world import Netns
+from netlab.netfilter import restore
+from netlab.netfilter.restore import apply_restore, iptables_save
+
+LEARN = ("*nat\n:KUBE-SEP-A - [0:0]\n-A PREROUTING -j KUBE-SEP-A\n"
+         "-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n")
+
+CASES = {
+    "DNAT reached from POSTROUTING": (
+        "*nat\n:X - [0:0]\n-A X -p tcp -m tcp -j DNAT --to-destination 10.0.0.2:80\n"
+        "-A POSTROUTING -j X\nCOMMIT\n", "rule in chain X"),
+    "DNAT reached from PREROUTING through a jump": (
+        "*nat\n:X - [0:0]\n:Y - [0:0]\n-A Y -p tcp -m tcp -j DNAT --to-destination 10.0.0.2:80\n"
+        "-A X -j Y\n-A PREROUTING -j X\nCOMMIT\n", None),
+    "the stored DNAT's chain jumped to from POSTROUTING": (
+        "*nat\n-A POSTROUTING -j KUBE-SEP-A\nCOMMIT\n", "rule in chain KUBE-SEP-A"),
+}
+
+
+def outcome(payload: str, templates: bool) -> tuple[str | None, str]:
+    if not templates:
+        restore._TEMPLATES.clear()
+        restore.stored_meta.cache_clear()
+    ns = Netns(node="host", name="root")
+    apply_restore(ns, LEARN, False)
+    if not templates:
+        restore._TEMPLATES.clear()
+        restore.stored_meta.cache_clear()
+    try:
+        apply_restore(ns, payload, True)
+    except CommandError as e:
+        return str(e), iptables_save(ns)
+    return None, iptables_save(ns)
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_stored_rules_hooks_with_and_without_templates(case):
+    payload, error = CASES[case]
+    restore.stored_meta.cache_clear()
+    quick = outcome(payload, templates=True)
+    full = outcome(payload, templates=False)
+    assert quick == full
+    assert (quick[0] is None) if error is None else (error in quick[0])
+
+
+def test_a_stored_rule_that_fits_a_template_gets_its_meta_from_it():
+    restore.stored_meta.cache_clear()
+    apply_restore(Netns(node="host", name="root"), LEARN, False)
+    body = "-p tcp -m tcp -j DNAT --to-destination 10.9.9.9:8080"
+    meta = restore._templated_meta(body)
+    assert meta is not None and meta.hooks == frozenset({"PREROUTING", "OUTPUT"})
+    jump = restore._templated_meta("-j KUBE-SEP-B")
+    assert jump is None or jump.jump == "KUBE-SEP-B"
