@@ -243,6 +243,8 @@ class _Section:
     jump_list: list[tuple[str, str, int]] = field(default_factory=list)  # (chain, to, line)
     restricted: list[tuple[str, frozenset[str], int]] = field(default_factory=list)
     exact: bool = True                  # edges/restricted describe every rule added
+    fresh: set[str] = field(default_factory=set)        # chains made or emptied here: every
+    #                                     rule in them was added here (while exact)
     order_dirty: bool = False
 
     def added(self, chain: str, meta: RuleMeta, line: int) -> None:
@@ -331,6 +333,7 @@ class _Restore:
             return False
         chains[name] = Chain(None, "[0:0]", [], [])
         section.copied.add(name)
+        section.fresh.add(name)
         section.order_dirty = True
         section.declared = True
         return True
@@ -352,6 +355,7 @@ class _Restore:
         if policy == "-" and name not in chains and name not in BUILTIN_CHAINS[section.name]:
             chains[name] = Chain(None, "[0:0]", [], [])
             section.copied.add(name)
+            section.fresh.add(name)
             section.order_dirty = True
             return
         counters = _counters(words[2]) if len(words) > 2 else None
@@ -369,6 +373,7 @@ class _Restore:
                 section.exact = False
             chain.rules.clear()
             chain.rule_counters.clear()
+            section.fresh.add(name)
         else:
             section.table.chains[name] = Chain(policy=None)
             section.copied.add(name)
@@ -564,6 +569,7 @@ class _Restore:
             raise TableError("chain_exists")
         section.table.chains[name] = Chain(policy=None)
         section.copied.add(name)
+        section.fresh.add(name)
         section.order_dirty = True
 
     def references(self, name: str) -> int:
@@ -665,7 +671,26 @@ class _Restore:
             new_lines = {c: n for c, _h, n in section.restricted}
             first_jump = min((n for _c, _t, n in section.jump_list), default=0)
             restricted = {}
+            # A chain made or emptied here holds only rules added here: what they jump to
+            # and where they may run was noted as they were added (no scan of their text).
+            fresh = section.fresh if section.exact else set()
+            noted_jumps: dict[str, set[str]] = {}
+            noted_hooks: dict[str, list[frozenset[str]]] = {}
+            if fresh:
+                for chain_name, target, _line in section.jump_list:
+                    if chain_name in fresh:
+                        noted_jumps.setdefault(chain_name, set()).add(target)
+                for chain_name, hooks, _line in section.restricted:
+                    if chain_name in fresh:
+                        noted_hooks.setdefault(chain_name, []).append(hooks)
             for chain_name, chain in table.chains.items():
+                if chain_name in fresh:
+                    if chain_name in noted_jumps:
+                        edges[chain_name] = noted_jumps[chain_name]
+                    if chain_name in noted_hooks:
+                        line = new_lines.get(chain_name, first_jump)
+                        restricted[chain_name] = [(h, line) for h in noted_hooks[chain_name]]
+                    continue
                 for body in chain.rules:
                     meta = stored_meta(body)
                     if meta.jump is not None:

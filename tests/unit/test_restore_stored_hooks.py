@@ -11,7 +11,7 @@ from netlab.model.world import Netns
 from netlab.netfilter import restore
 from netlab.netfilter.restore import apply_restore, iptables_save
 
-LEARN = ("*nat\n:KUBE-SEP-A - [0:0]\n-A PREROUTING -j KUBE-SEP-A\n"
+LEARN = ("*nat\n:KUBE-SEP-A - [0:0]\n:EMPTY - [0:0]\n-A PREROUTING -j KUBE-SEP-A\n"
          "-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n")
 
 CASES = {
@@ -21,6 +21,11 @@ CASES = {
     "DNAT reached from PREROUTING through a jump": (
         "*nat\n:X - [0:0]\n:Y - [0:0]\n-A Y -p tcp -m tcp -j DNAT --to-destination 10.0.0.2:80\n"
         "-A X -j Y\n-A PREROUTING -j X\nCOMMIT\n", None),
+    "an empty chain declared again, filled and reached from POSTROUTING": (
+        "*nat\n:EMPTY - [0:0]\n-A EMPTY -p tcp -m tcp -j DNAT --to-destination 10.0.0.3:80\n"
+        "-A POSTROUTING -j EMPTY\nCOMMIT\n", "rule in chain EMPTY"),
+    "a new chain jumping to the stored DNAT's chain, from OUTPUT": (
+        "*nat\n:Z - [0:0]\n-A Z -j KUBE-SEP-A\n-A OUTPUT -j Z\nCOMMIT\n", None),
     "the stored DNAT's chain jumped to from POSTROUTING": (
         "*nat\n-A POSTROUTING -j KUBE-SEP-A\nCOMMIT\n", "rule in chain KUBE-SEP-A"),
 }
