@@ -339,7 +339,9 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
     ready = [ep for ep in svc.endpoints if ep.ready]
     cluster_eps = ready if svc.uses_cluster_endpoints else []
     local_eps = [ep for ep in ready if ep.node == node] if svc.uses_local_endpoints else []
-    reachable = sorted(set(cluster_eps) | set(local_eps), key=str)
+    # (the endpoints are in order and each once: one of the two lists is most often empty)
+    reachable = cluster_eps if not local_eps else local_eps if not cluster_eps else \
+        sorted(set(cluster_eps) | set(local_eps), key=str)
     has_endpoints = bool(ready)
     svc_c, svl_c = svc_chain(name, p), svl_chain(name, p)
     ext_c = ext_chain(name, p)
