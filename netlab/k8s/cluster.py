@@ -252,16 +252,27 @@ def expand(w: Workload, nodes: list[Node]) -> list[Pod]:
     owner = f"{w.kind} {w.namespace}/{w.name}"
     names: dict[str, None] = {}         # in order
     prefix = f"{w.namespace}/{rs}/"
+    sha256, letters = hashlib.sha256, _SUFFIX_LETTERS       # suffix(), inlined
     for i in range(w.replicas):
         k = 0
         while True:
-            name = f"{rs}-{suffix(f'{prefix}{i}/{k}')}"
+            digest = sha256(f"{prefix}{i}/{k}".encode()).digest()
+            name = f"{rs}-{digest[:5].translate(letters).decode()}"
             if name not in names:
                 break
             k += 1
         names[name] = None
-    return [from_template(base, name=n, labels=dict(labels), owner=owner, source=w.source)
-            for n in names]
+    # from_template() for each, with the fields they share made once
+    fields = {**base.__dict__, "owner": owner, "source": w.source}
+    pods = []
+    for name in names:
+        pod = object.__new__(Pod)
+        own = fields.copy()
+        own["name"] = name
+        own["labels"] = labels.copy()
+        pod.__dict__ = own
+        pods.append(pod)
+    return pods
 
 
 def place(pods: list[Pod], nodes: list[Node]) -> None:
