@@ -584,11 +584,12 @@ class ModelBackend:
         lan = next((l for l in self.world.lans if l.name == op.switch), None)
         if switch is None or switch.kind != "switch" or lan is None:
             raise CommandError(f"no switch called {op.switch}")
-        if ns_key(op.node) not in self.world.namespaces or op.node not in self.world.nodes:
+        # (a node's root namespace is of kind node, and only a node's: no scan of the list)
+        node_ns = self.world.namespaces.get(ns_key(op.node))
+        if node_ns is None or node_ns.kind != "node":
             raise CommandError(f"no node called {op.node}")
         if op.node in lan.members:
             raise CommandError(f"{op.node} is on {op.switch} already")
-        node_ns = self.world.namespaces[ns_key(op.node)]
         self._AddLink(O.AddLink(netns=node_ns.key, name=op.dev, kind="veth", peer=op.node,
                                 peer_netns=switch.key))
         port = switch.links[op.node]
