@@ -42,7 +42,7 @@ class Batch:
 
     def __init__(self, op_dev: str | None, pairs: tuple, routes: list[Route], dev: str):
         self.op_dev = op_dev
-        self.pairs = pairs
+        self.pairs = list(pairs)
         self.routes = routes
         self.dev = dev
         self.dsts = {dst for dst, _ in pairs}
@@ -50,16 +50,20 @@ class Batch:
         self.changed = -1           # where the last batch differed from the one before
 
 
-def one_difference(new: tuple, old: tuple, guess: int = -1) -> int | None:
-    """The one position where two tuples of the same length differ; -1 when they are
-    equal, None when they differ in more than one (or in length). ``guess``: where
-    they may differ (looked at first)."""
+def one_difference(new: tuple, old: list, guess: int = -1) -> int | None:
+    """The one position where a tuple and a list of the same length differ; -1 when they
+    are equal, None when they differ in more than one (or in length). ``guess``: where
+    they may differ (looked at first: one copy and one compare)."""
     n = len(new)
     if n != len(old):
         return None
     if 0 <= guess < n and new[guess] != old[guess]:
-        same = new[:guess] == old[:guess] and new[guess + 1:] == old[guess + 1:]
+        was = old[guess]
+        old[guess] = new[guess]
+        same = new == tuple(old)
+        old[guess] = was
         return guess if same else None
+    old = tuple(old)
     if new == old:
         return -1
     lo, hi = 0, n                   # new[:lo] == old[:lo], new[lo:hi] != old[lo:hi]
@@ -195,5 +199,6 @@ class RouteBatches:
         dsts.discard(old_dst)
         dsts.add(new_dst)
         last.routes[k] = self.route(dev, pairs[k])
-        last.pairs, last.changed = pairs, k
+        last.pairs[k] = pairs[k]
+        last.changed = k
         return last.routes
