@@ -656,9 +656,9 @@ class _Restore:
         table = section.table
         builtin = BUILTIN_CHAINS[section.name]
         restricted: dict[str, list[tuple[frozenset[str], int]]] = {}
-        for chain_name, hooks, line in section.restricted:
-            restricted.setdefault(chain_name, []).append((hooks, line))
         if section.exact and not section.based:
+            for chain_name, hooks, line in section.restricted:
+                restricted.setdefault(chain_name, []).append((hooks, line))
             edges: dict[str, set[str]] = {}
             for chain_name, target, _line in section.jump_list:
                 found = edges.get(chain_name)
@@ -670,7 +670,6 @@ class _Restore:
             edges = {}
             new_lines = {c: n for c, _h, n in section.restricted}
             first_jump = min((n for _c, _t, n in section.jump_list), default=0)
-            restricted = {}
             # A chain made or emptied here holds only rules added here: what they jump to
             # and where they may run was noted as they were added (no scan of their text).
             fresh = section.fresh if section.exact else set()
@@ -701,8 +700,21 @@ class _Restore:
         if not restricted:
             return
         bits = {name: 1 << i for i, name in enumerate(HOOKS)}
+        masks: dict[frozenset[str], int] = {}
+        # Only the hooks some restricted rule may not run in can fail a check: follow the
+        # jumps from those base chains alone (kube-proxy's DNATs may run in PREROUTING and
+        # OUTPUT, which reach every Service chain; INPUT and POSTROUTING reach none).
+        every = sum(bits.values())
+        relevant = 0
+        for rules in restricted.values():
+            for allowed, _line in rules:
+                mask = masks.get(allowed)
+                if mask is None:
+                    mask = masks[allowed] = sum(bits[h] for h in allowed)
+                relevant |= every & ~mask
         reached: dict[str, int] = {}
-        stack = [(start, bits[start]) for start in builtin if start in table.chains]
+        stack = [(start, bits[start]) for start in builtin
+                 if start in table.chains and bits[start] & relevant]
         get = reached.get
         while stack:
             current, mask = stack.pop()
@@ -713,7 +725,6 @@ class _Restore:
             for nxt in edges.get(current, ()):
                 if get(nxt, 0) | mask != get(nxt, 0):
                     stack.append((nxt, mask))
-        masks: dict[frozenset[str], int] = {}
         for chain_name, rules in restricted.items():
             here = reached.get(chain_name, 0)
             if not here:
