@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -712,19 +713,30 @@ class _Restore:
                 if mask is None:
                     mask = masks[allowed] = sum(bits[h] for h in allowed)
                 relevant |= every & ~mask
+        # Breadth first, a chain's new hooks merged while it waits: each chain is followed
+        # about once (kube-proxy's KUBE-SERVICES is reached from two hooks).
         reached: dict[str, int] = {}
-        stack = [(start, bits[start]) for start in builtin
-                 if start in table.chains and bits[start] & relevant]
+        waiting: dict[str, int] = {start: bits[start] for start in builtin
+                                   if start in table.chains and bits[start] & relevant}
+        queue = deque(waiting)
         get = reached.get
-        while stack:
-            current, mask = stack.pop()
+        while queue:
+            current = queue.popleft()
+            mask = waiting.pop(current)
             old = get(current, 0)
-            if old | mask == old:
+            new = old | mask
+            if new == old:
                 continue
-            reached[current] = old | mask
+            reached[current] = new
+            grown = new & ~old
             for nxt in edges.get(current, ()):
-                if get(nxt, 0) | mask != get(nxt, 0):
-                    stack.append((nxt, mask))
+                if get(nxt, 0) | grown != get(nxt, 0):
+                    held = waiting.get(nxt)
+                    if held is None:
+                        waiting[nxt] = grown
+                        queue.append(nxt)
+                    else:
+                        waiting[nxt] = held | grown
         for chain_name, rules in restricted.items():
             here = reached.get(chain_name, 0)
             if not here:

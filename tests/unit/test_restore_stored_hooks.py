@@ -26,6 +26,12 @@ CASES = {
         "-A POSTROUTING -j EMPTY\nCOMMIT\n", "rule in chain EMPTY"),
     "a new chain jumping to the stored DNAT's chain, from OUTPUT": (
         "*nat\n:Z - [0:0]\n-A Z -j KUBE-SEP-A\n-A OUTPUT -j Z\nCOMMIT\n", None),
+    "MASQUERADE two jumps from PREROUTING and from POSTROUTING": (
+        "*nat\n:X - [0:0]\n:Y - [0:0]\n-A POSTROUTING -j Y\n-A PREROUTING -j Y\n-A Y -j X\n"
+        "-A X -j MASQUERADE\nCOMMIT\n", "rule in chain X"),
+    "MASQUERADE two jumps from POSTROUTING only": (
+        "*nat\n:X - [0:0]\n:Y - [0:0]\n-A POSTROUTING -j Y\n-A Y -j X\n"
+        "-A X -j MASQUERADE\nCOMMIT\n", None),
     "the stored DNAT's chain jumped to from POSTROUTING": (
         "*nat\n-A POSTROUTING -j KUBE-SEP-A\nCOMMIT\n", "rule in chain KUBE-SEP-A"),
 }
@@ -65,3 +71,17 @@ def test_a_stored_rule_that_fits_a_template_gets_its_meta_from_it():
     assert meta is not None and meta.hooks == frozenset({"PREROUTING", "OUTPUT"})
     jump = restore._templated_meta("-j KUBE-SEP-B")
     assert jump is None or jump.jump == "KUBE-SEP-B"
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_the_same_payloads_on_fresh_tables(case):
+    payload, error = CASES[case]
+    if "KUBE-SEP-A" in payload or "EMPTY" in payload:
+        return                                  # these need LEARN's chains
+    ns = Netns(node="host", name="root")
+    try:
+        apply_restore(ns, payload, False)
+        got = None
+    except CommandError as e:
+        got = str(e)
+    assert (got is None) if error is None else (error in got)
