@@ -657,47 +657,40 @@ class _Restore:
         table = section.table
         builtin = BUILTIN_CHAINS[section.name]
         restricted: dict[str, list[tuple[frozenset[str], int]]] = {}
+        edges: dict[str, set[str]] = {}
+        in_table_order = False          # whether the first error is the first in table order
         if section.exact and not section.based:
             for chain_name, hooks, line in section.restricted:
                 restricted.setdefault(chain_name, []).append((hooks, line))
-            edges: dict[str, set[str]] = {}
-            for chain_name, target, _line in section.jump_list:
-                found = edges.get(chain_name)
-                if found is None:
-                    edges[chain_name] = {target}
-                else:
-                    found.add(target)
+            jumps = section.jump_list
+            fresh: set[str] | None = None
         else:
-            edges = {}
+            in_table_order = True
             new_lines = {c: n for c, _h, n in section.restricted}
             first_jump = min((n for _c, _t, n in section.jump_list), default=0)
             # A chain made or emptied here holds only rules added here: what they jump to
-            # and where they may run was noted as they were added (no scan of their text).
+            # and where they may run was noted as they were added (no scan of their text);
+            # the other chains' stored rules are read.
             fresh = section.fresh if section.exact else set()
-            noted_jumps: dict[str, set[str]] = {}
-            noted_hooks: dict[str, list[frozenset[str]]] = {}
-            if fresh:
-                for chain_name, target, _line in section.jump_list:
-                    if chain_name in fresh:
-                        noted_jumps.setdefault(chain_name, set()).add(target)
-                for chain_name, hooks, _line in section.restricted:
-                    if chain_name in fresh:
-                        noted_hooks.setdefault(chain_name, []).append(hooks)
-            for chain_name, chain in table.chains.items():
+            jumps = [j for j in section.jump_list if j[0] in fresh] if fresh else []
+            for chain_name, hooks, _line in section.restricted:
                 if chain_name in fresh:
-                    if chain_name in noted_jumps:
-                        edges[chain_name] = noted_jumps[chain_name]
-                    if chain_name in noted_hooks:
-                        line = new_lines.get(chain_name, first_jump)
-                        restricted[chain_name] = [(h, line) for h in noted_hooks[chain_name]]
-                    continue
-                for body in chain.rules:
+                    restricted.setdefault(chain_name, []).append((hooks, new_lines[chain_name]))
+            chains = table.chains
+            for chain_name in (chains.keys() - fresh if fresh else chains):
+                for body in chains[chain_name].rules:
                     meta = stored_meta(body)
                     if meta.jump is not None:
                         edges.setdefault(chain_name, set()).add(meta.jump)
                     if meta.hooks is not None:
                         line = new_lines.get(chain_name, first_jump)
                         restricted.setdefault(chain_name, []).append((meta.hooks, line))
+        for chain_name, target, _line in jumps:
+            found = edges.get(chain_name)
+            if found is None:
+                edges[chain_name] = {target}
+            else:
+                found.add(target)
         if not restricted:
             return
         bits = {name: 1 << i for i, name in enumerate(HOOKS)}
@@ -737,16 +730,22 @@ class _Restore:
                         queue.append(nxt)
                     else:
                         waiting[nxt] = held | grown
-        for chain_name, rules in restricted.items():
-            here = reached.get(chain_name, 0)
-            if not here:
-                continue
-            for allowed, line in rules:
-                mask = masks.get(allowed)
-                if mask is None:
-                    mask = masks[allowed] = sum(bits[h] for h in allowed)
-                if here & ~mask:
-                    raise _at(line, invalid_argument(chain_name))
+
+        def first_refused(names) -> tuple[str, int] | None:
+            for chain_name in names:
+                here = reached.get(chain_name, 0)
+                if not here:
+                    continue
+                for allowed, line in restricted[chain_name]:
+                    if here & ~masks[allowed]:
+                        return chain_name, line
+            return None
+
+        refused = first_refused(restricted)
+        if refused is not None:
+            if in_table_order:          # (restricted was not made in table order)
+                refused = first_refused([c for c in table.chains if c in restricted])
+            raise _at(refused[1], invalid_argument(refused[0]))
 
     def finish(self, last_line: int) -> None:
         if self.section is not None:

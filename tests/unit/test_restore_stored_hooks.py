@@ -87,3 +87,34 @@ def test_the_same_payloads_on_fresh_tables(case):
     except CommandError as e:
         got = str(e)
     assert (got is None) if error is None else (error in got)
+
+
+KEEP = "*nat\n:KEEP - [0:0]\n-A KEEP -j RETURN\n-A PREROUTING -j KEEP\nCOMMIT\n"
+FAILED = "iptables-restore v1.8.9 (nf_tables): line {}: RULE_APPEND failed (Invalid argument): " \
+         "rule in chain {}"
+# Several refused rules: the one named is the one the earlier implementation named (the
+# first in the chains' order on tables already there, else the first added).
+SEVERAL = [
+    ("*nat\n:B - [0:0]\n:A - [0:0]\n-A B -j MASQUERADE\n-A A -j MASQUERADE\n-A PREROUTING -j B\n"
+     "-A PREROUTING -j A\nCOMMIT\n", (4, "B"), (4, "B")),
+    ("*nat\n:B - [0:0]\n:A - [0:0]\n-A A -p tcp -j DNAT --to-destination 1.2.3.4\n"
+     "-A B -p tcp -j DNAT --to-destination 1.2.3.5\n-A POSTROUTING -j B\n-A POSTROUTING -j A\n"
+     "COMMIT\n", (4, "A"), (5, "B")),
+]
+
+
+@pytest.mark.parametrize("payload, fresh, based", SEVERAL)
+def test_which_of_several_refused_rules_is_named(payload, fresh, based):
+    for keep, want in ((False, fresh), (True, based)):
+        ns = Netns(node="host", name="root")
+        if keep:
+            apply_restore(ns, KEEP, False)
+        with pytest.raises(CommandError) as caught:
+            apply_restore(ns, payload, keep)
+        assert str(caught.value) == FAILED.format(*want)
+    ns = Netns(node="host", name="root")
+    apply_restore(ns, KEEP, False)
+    with pytest.raises(CommandError) as caught:
+        apply_restore(ns, "*nat\n-A KEEP -j MASQUERADE\n:Z - [0:0]\n-A Z -j MASQUERADE\n"
+                          "-A OUTPUT -j Z\nCOMMIT\n", True)
+    assert str(caught.value) == FAILED.format(2, "KEEP")
