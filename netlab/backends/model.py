@@ -16,7 +16,10 @@ from typing import Iterable
 from netlab import ops as O
 from netlab.errors import CommandError
 from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
-from netlab.model.route_index import RouteIndex, append_route, prefix_of, route_index
+from netlab.backends.route_batch import RouteBatches
+from netlab.model.route_index import (
+    RouteIndex, append_route, forget_route_index, prefix_of, route_index,
+)
 from netlab.model.sysctl import (
     FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
 )
@@ -135,7 +138,8 @@ class ModelBackend:
 
     # --- namespaces --------------------------------------------------------------------
     def _AddNode(self, op: O.AddNode) -> None:
-        if op.node in self.world.nodes:
+        # (a node always has its root namespace: the dict answers "no" for the list)
+        if ns_key(op.node) in self.world.namespaces and op.node in self.world.nodes:
             raise CommandError(f"node {op.node} exists already")
         self.world.nodes.append(op.node)
         ns = self._make_netns(op.node, ROOT, "node")
@@ -462,53 +466,21 @@ class ModelBackend:
 
     def _AddRoutes(self, op: O.AddRoutes) -> None:
         """What an AddRoute for each (dst, gateway) does, in order, checked whole first:
-        with hundreds of thousands of routes, without an Op and a look-up each."""
+        with hundreds of thousands of routes, without an Op and a look-up each (see
+        backends/route_batch). The route index is not extended: it is built again from
+        the list when a look-up needs it."""
         ns = self._ns(op.netns)
         if op.dev is not None:
             self._link(ns, op.dev)
-        index = route_index(ns)
-        # _gateway_device for many gateways: the connected routes longest first (a stable
-        # sort: the first of equal length wins, as there).
-        connected = []
-        for r in index.connected:
-            if op.dev is None or r.dev == op.dev:
-                net, mask, plen = prefix_of(r.dst)
-                connected.append((plen, net, mask, r.dev))
-        connected.sort(key=lambda c: -c[0])
+        batches = self.__dict__.get("_route_batches")
+        if batches is None:
+            batches = self.__dict__["_route_batches"] = RouteBatches()
         local = {a.ip for link in ns.links.values() for a in link.addresses}
-        taken = {r.dst for r in ns.routes if r.metric == 0}
         up = {name for name, link in ns.links.items() if link.up}
-        # Equal routes are one object (see _AddRoute): here by device and (dst, gateway).
-        shared = self.__dict__.setdefault("_gateway_routes", {})
-        if sum(len(d) for d in shared.values()) >= 1 << 20:
-            shared.clear()
-        new: list[Route] = []
-        for pair in op.routes:
-            dst, gateway = pair
-            ip = _gateway_int(gateway)
-            dev = None
-            for _plen, net, mask, via in connected:
-                if ip & mask == net:
-                    dev = via
-                    break
-            if dev is None or gateway in local:
-                raise CommandError("Error: Nexthop has invalid gateway.")
-            if dev not in up:
-                raise CommandError("Error: Device for nexthop is not up.")
-            if dst in taken:
-                raise CommandError(EEXIST)
-            taken.add(dst)
-            by_pair = shared.get(dev)
-            if by_pair is None:
-                by_pair = shared[dev] = {}
-            route = by_pair.get(pair)
-            if route is None:
-                route = by_pair[pair] = Route(dst, dev, gateway, None, 0, "boot", "global",
-                                              "unicast", False)
-            new.append(route)
+        new = batches.check(ns, op.routes, op.dev, up, local)
         if new:
-            ns.routes.extend(new)
-            index.extend(new)
+            ns.routes += new
+            forget_route_index(ns)
             ns.main_table = True
 
     def _gateway_device(self, ns: Netns, gateway: str, dev: str | None,
@@ -612,11 +584,12 @@ class ModelBackend:
         lan = next((l for l in self.world.lans if l.name == op.switch), None)
         if switch is None or switch.kind != "switch" or lan is None:
             raise CommandError(f"no switch called {op.switch}")
-        if op.node not in self.world.nodes:
+        # (a node's root namespace is of kind node, and only a node's: no scan of the list)
+        node_ns = self.world.namespaces.get(ns_key(op.node))
+        if node_ns is None or node_ns.kind != "node":
             raise CommandError(f"no node called {op.node}")
         if op.node in lan.members:
             raise CommandError(f"{op.node} is on {op.switch} already")
-        node_ns = self.world.namespaces[ns_key(op.node)]
         self._AddLink(O.AddLink(netns=node_ns.key, name=op.dev, kind="veth", peer=op.node,
                                 peer_netns=switch.key))
         port = switch.links[op.node]

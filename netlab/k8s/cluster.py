@@ -21,8 +21,10 @@ controllers and the scheduler fill in, done deterministically.
 from __future__ import annotations
 
 import bisect
+import gc
 import hashlib
 import ipaddress
+import socket
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -74,13 +76,45 @@ class Cluster:
     ignored: list[str] = field(default_factory=list)
 
     def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
+        node = self.find_node(name)
+        if node is None:
+            raise KeyError(f"no node {name}")
+        return node
+
+    def find_node(self, name: str) -> Node | None:
+        found = self._by("nodes", lambda n: n.name).get(name)
+        return found if found is not None and found.name == name else \
+            next((n for n in self.nodes if n.name == name), None)
 
     def pod(self, key: str) -> Pod | None:
-        return next((p for p in self.pods if p.key == key), None)
+        found = self._by("pods", lambda p: p.key).get(key)
+        return found if found is not None and found.key == key else \
+            next((p for p in self.pods if p.key == key), None)
 
     def service(self, key: str) -> Service | None:
-        return next((s for s in self.services if s.key == key), None)
+        found = self._by("services", lambda s: s.key).get(key)
+        return found if found is not None and found.key == key else \
+            next((s for s in self.services if s.key == key), None)
+
+    def first_pod_of(self, owner: str) -> Pod | None:
+        """The first pod (in placement order) of ``owner``, e.g. ``Deployment shop/web``."""
+        found = self._by("pods", lambda p: p.owner, "owner").get(owner)
+        return found if found is not None and found.owner == owner else \
+            next((p for p in self.pods if p.owner == owner), None)
+
+    def _by(self, what: str, key, name: str = "key") -> dict:
+        """The objects of the list ``what`` by ``key`` (the first of equal keys), made when
+        first asked for and again when the list is another one or another length; a hit
+        is checked against the key again, a miss looks at the list (so a changed object is
+        never answered wrongly)."""
+        items = getattr(self, what)
+        cached = self.__dict__.get(f"_{what}_by_{name}")
+        if cached is None or cached[0] is not items or cached[1] != len(items):
+            index: dict = {}
+            for item in items:
+                index.setdefault(key(item), item)
+            cached = self.__dict__[f"_{what}_by_{name}"] = (items, len(items), index)
+        return cached[2]
 
     @property
     def dns_ip(self) -> str:
@@ -101,6 +135,17 @@ def nth_address(cidr: str, n: int) -> str:
     return str(ipaddress.ip_network(cidr).network_address + n)
 
 
+def ip_str(ip: int) -> str:
+    return socket.inet_ntoa(ip.to_bytes(4, "big"))
+
+
+@lru_cache(maxsize=1 << 16)
+def host_range(cidr: str) -> tuple[int, int]:
+    """A range's network address as an integer, and its number of addresses."""
+    net = ipaddress.ip_network(cidr)
+    return int(net.network_address), net.num_addresses
+
+
 def safe_encode(text: str) -> str:
     """rand.SafeEncodeString: each byte mapped onto the alphabet without vowels."""
     return "".join(NAME_ALPHABET[ord(c) % len(NAME_ALPHABET)] for c in text)
@@ -113,10 +158,14 @@ def fnv32a(data: bytes) -> int:
     return h
 
 
+# byte -> its letter of NAME_ALPHABET (byte value modulo the alphabet's length)
+_SUFFIX_LETTERS = bytes(ord(NAME_ALPHABET[b % len(NAME_ALPHABET)]) for b in range(256))
+
+
 def suffix(seed: str, length: int = 5) -> str:
-    """A deterministic stand-in for the random 5-character name suffix."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    return "".join(NAME_ALPHABET[b % len(NAME_ALPHABET)] for b in digest[:length])
+    """A deterministic stand-in for the random 5-character name suffix: the first bytes of
+    the seed's SHA-256, each mapped onto the alphabet."""
+    return hashlib.sha256(seed.encode()).digest()[:length].translate(_SUFFIX_LETTERS).decode()
 
 
 def template_hash(w: Workload) -> str:
@@ -154,52 +203,76 @@ def make_nodes(spec: ClusterSpec) -> list[Node]:
     if net.prefixlen > 24:
         raise LabError(f"podCIDR {spec.pod_cidr} is too small to give each node a /24",
                        path=spec.path)
-    subnets = list(net.subnets(new_prefix=24)) if net.prefixlen < 24 else [net]
+    first = int(net.network_address)
+    count = 1 << (24 - net.prefixlen)           # the /24s in podCIDR
     nodes = []
     for k, n in enumerate(spec.nodes, start=1):
         if n.pod_cidr is not None:
             cidr = n.pod_cidr
-        elif k < len(subnets):
-            cidr = str(subnets[k])
+        elif k < count:
+            cidr = f"{ip_str(first + (k << 8))}/24"
         else:
             raise LabError(f"podCIDR {spec.pod_cidr} has no /24 left for node {n.name}",
                            path=spec.path)
         nodes.append(Node(n.name, n.ip, dict(n.labels), cidr))
-    ranges = sorted(((ipaddress.ip_network(n.pod_cidr), n) for n in nodes), key=lambda r: r[0])
-    for (net_a, a), (net_b, b) in zip(ranges, ranges[1:]):
-        if net_a.overlaps(net_b):
+    # In network order (then the shorter prefix first, as IPv4Network sorts), each range
+    # against the next.
+    ranges = sorted(((*host_range(n.pod_cidr), prefixlen(n.pod_cidr), n) for n in nodes),
+                    key=lambda r: (r[0], r[2]))
+    for (start_a, size_a, _, a), (start_b, size_b, _, b) in zip(ranges, ranges[1:]):
+        if start_b < start_a + size_a and start_a < start_b + size_b:
             raise LabError(f"the pod ranges of {a.name} ({a.pod_cidr}) and {b.name} "
                            f"({b.pod_cidr}) overlap", path=spec.path)
     return nodes
 
 
+def from_template(base: Pod, **changes) -> Pod:
+    """``dataclasses.replace(base, **changes)`` for a pod, at a fraction of its cost: the
+    fields are taken as they are (a template's lists and dicts are shared, as there)."""
+    pod = object.__new__(Pod)
+    fields = base.__dict__.copy()
+    fields.update(changes)
+    pod.__dict__ = fields
+    return pod
+
+
 def expand(w: Workload, nodes: list[Node]) -> list[Pod]:
     base = w.template
     if w.kind == "DaemonSet":
-        out = []
-        for node in nodes:
-            if all(node.labels.get(k) == v for k, v in base.node_selector.items()):
-                name = f"{w.name}-{suffix(w.namespace + '/' + w.name + '/' + node.name)}"
-                out.append(replace(base, name=name, labels=dict(base.labels),
-                                   node_name=node.name, owner=f"DaemonSet {w.namespace}/{w.name}",
-                                   source=w.source))
-        return out
+        owner = f"DaemonSet {w.namespace}/{w.name}"
+        return [from_template(base, name=f"{w.name}-{suffix(f'{w.namespace}/{w.name}/{node.name}')}",
+                              labels=dict(base.labels), node_name=node.name, owner=owner,
+                              source=w.source)
+                for node in nodes
+                if all(node.labels.get(k) == v for k, v in base.node_selector.items())]
     rs = w.name if w.kind == "ReplicaSet" else f"{w.name}-{template_hash(w)}"
     labels = dict(base.labels)
     if w.kind == "Deployment":
         labels["pod-template-hash"] = rs.rsplit("-", 1)[1]
     owner = f"{w.kind} {w.namespace}/{w.name}"
-    names: list[str] = []
+    names: dict[str, None] = {}         # in order
+    prefix = f"{w.namespace}/{rs}/"
+    sha256, letters = hashlib.sha256, _SUFFIX_LETTERS       # suffix(), inlined
     for i in range(w.replicas):
         k = 0
         while True:
-            name = f"{rs}-{suffix(f'{w.namespace}/{rs}/{i}/{k}')}"
+            digest = sha256(f"{prefix}{i}/{k}".encode()).digest()
+            name = f"{rs}-{digest[:5].translate(letters).decode()}"
             if name not in names:
                 break
             k += 1
-        names.append(name)
-    return [replace(base, name=n, labels=dict(labels), owner=owner, source=w.source)
-            for n in names]
+        names[name] = None
+    # from_template() for each, with the fields they share made once
+    fields = {**base.__dict__, "owner": owner, "source": w.source}
+    pods = []
+    for name in names:
+        pod = object.__new__(Pod)
+        own = fields.copy()
+        own["name"] = name
+        own["labels"] = labels.copy()
+        pod.__dict__ = own
+        pods.append(pod)
+    return pods
 
 
 def place(pods: list[Pod], nodes: list[Node]) -> None:
@@ -213,7 +286,7 @@ def place(pods: list[Pod], nodes: list[Node]) -> None:
                                     hint="nodes: " + ", ".join(by_name))
             pod.node = pod.node_name
             continue
-        wanted = tuple(sorted(pod.node_selector.items()))
+        wanted = tuple(sorted(pod.node_selector.items())) if pod.node_selector else ()
         eligible = eligible_by.get(wanted)
         if eligible is None:
             eligible = eligible_by[wanted] = [
@@ -222,27 +295,30 @@ def place(pods: list[Pod], nodes: list[Node]) -> None:
             raise _object_error(pod, "spec.nodeSelector", "no node has the labels "
                                 + ", ".join(f"{k}={v}" for k, v in pod.node_selector.items()),
                                 hint="add labels to the nodes in the cluster file")
-        at = bisect.bisect_left(eligible, cursor)
-        i = eligible[at] if at < len(eligible) else eligible[0]
+        if len(eligible) == len(nodes):         # every node: the cursor's own
+            i = cursor if cursor < len(nodes) else 0
+        else:
+            at = bisect.bisect_left(eligible, cursor)
+            i = eligible[at] if at < len(eligible) else eligible[0]
         pod.node = nodes[i].name
         cursor = i + 1
 
 
 def assign_pod_ips(pods: list[Pod], nodes: list[Node]) -> None:
     """host-local: the first free address after the gateway, in order, per node."""
-    by_name = {n.name: n for n in nodes}
-    nxt = {n.name: 2 for n in nodes}
+    # node name -> [the node, its range's network address, its size, the next offset]
+    state = {n.name: [n, *host_range(n.pod_cidr), 2] for n in nodes}
     for pod in pods:
-        node = by_name[pod.node]
+        at = state[pod.node]
         if pod.host_network:
-            pod.ip = node.ip
+            pod.ip = at[0].ip
             continue
-        net = ipaddress.ip_network(node.pod_cidr)
-        if nxt[node.name] >= net.num_addresses - 1:
+        node, network, size, offset = at
+        if offset >= size - 1:
             raise _object_error(pod, "", f"no IP addresses left in {node.pod_cidr} on "
                                 f"{node.name}", hint="host-local hands out .2 to .254 of a /24")
-        pod.ip = str(net.network_address + nxt[node.name])
-        nxt[node.name] += 1
+        pod.ip = socket.inet_ntoa((network + offset).to_bytes(4, "big"))
+        at[3] = offset + 1
 
 
 def assign_service_ips(spec: ClusterSpec, services: list[Service]) -> None:
@@ -259,13 +335,14 @@ def assign_service_ips(spec: ClusterSpec, services: list[Service]) -> None:
                                     f"{used[svc.cluster_ip].key}")
             used[svc.cluster_ip] = svc
     n = 11
+    first, size = int(net.network_address), net.num_addresses
     for svc in services:
         if svc.cluster_ip is None:
-            while str(net.network_address + n) in used:
+            while ip_str(first + n) in used:
                 n += 1
-            if n >= net.num_addresses - 1:
+            if n >= size - 1:
                 raise _object_error(svc, "spec.clusterIP", f"no addresses left in {net}")
-            svc.cluster_ip = str(net.network_address + n)
+            svc.cluster_ip = ip_str(first + n)
             used[svc.cluster_ip] = svc
     taken: dict[int, Service] = {}
     for svc in services:
@@ -325,6 +402,9 @@ class PodIndex:
     def select(self, namespace: str, selector: dict[str, str]) -> list[Pod]:
         if not selector:
             return list(self.by_namespace.get(namespace, []))
+        if len(selector) == 1:
+            (k, v), = selector.items()
+            return list(self.by_label.get((namespace, k, v), []))
         lists = [self.by_label.get((namespace, k, v), []) for k, v in selector.items()]
         smallest = min(lists, key=len)
         return [p for p in smallest if all(p.labels.get(k) == v for k, v in selector.items())]
@@ -335,10 +415,17 @@ def endpoint_slices(svc: Service, pods: list[Pod] | PodIndex) -> list[EndpointSl
         return []
     index = pods if isinstance(pods, PodIndex) else PodIndex(pods)
     groups: dict[tuple, list[Endpoint]] = {}
+    # A workload's pods share their template's list of ports: resolve each list once.
+    mappings: dict[int, tuple] = {}
     for pod in index.select(svc.namespace, svc.selector):
-        key = tuple((p.name, p.protocol, n) for p in svc.ports
-                    if (n := find_port(pod, p)) is not None)
-        groups.setdefault(key, []).append(Endpoint(pod.ip, pod.node, pod.key, pod.ready))
+        key = mappings.get(id(pod.ports))
+        if key is None:
+            key = mappings[id(pod.ports)] = tuple(
+                (p.name, p.protocol, n) for p in svc.ports if (n := find_port(pod, p)) is not None)
+        eps = groups.get(key)
+        if eps is None:
+            eps = groups[key] = []
+        eps.append(Endpoint(pod.ip, pod.node, f"{pod.namespace}/{pod.name}", pod.ready))
     return [EndpointSlice(svc.namespace, f"{svc.name}-{suffix(svc.key + repr(k))}", svc.key,
                           list(k), eps) for k, eps in groups.items()]
 
@@ -361,6 +448,18 @@ def check_namespaces(namespaces: dict[str, Namespace], objects) -> None:
 
 
 def build_cluster(spec: ClusterSpec, manifests: Manifests) -> Cluster:
+    # A cluster is hundreds of thousands of small objects and none of them is garbage: the
+    # cyclic collector would walk them all again and again while they are made.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_cluster(spec, manifests)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _build_cluster(spec: ClusterSpec, manifests: Manifests) -> Cluster:
     nodes = make_nodes(spec)
     namespaces = {n: Namespace(n, {"kubernetes.io/metadata.name": n}) for n in SYSTEM_NAMESPACES}
     for ns in manifests.namespaces:

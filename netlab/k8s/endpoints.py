@@ -46,14 +46,14 @@ WORKLOAD_KINDS = {"deploy": "Deployment", "deployment": "Deployment", "rs": "Rep
 def _workload_pod(cluster: Cluster, kind: str, ref: str) -> Pod:
     ns, _, name = ref.rpartition("/")
     owner = f"{WORKLOAD_KINDS[kind]} {ns or 'default'}/{name}"
-    pod = next((p for p in cluster.pods if p.owner == owner), None)
+    pod = cluster.first_pod_of(owner)
     if pod is None:
         raise NotFound(f"no pods of {owner}")
     return pod
 
 
 def _node(cluster: Cluster, name: str):
-    node = next((n for n in cluster.nodes if n.name == name), None)
+    node = cluster.find_node(name)
     if node is None:
         raise NotFound(f"no node {name} (nodes: {', '.join(n.name for n in cluster.nodes)})")
     return node

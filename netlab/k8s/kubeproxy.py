@@ -20,7 +20,6 @@ Three payloads make a node's tables, applied in order with ``--noflush``:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,10 +37,23 @@ LOCALNET_COMMENT = '"block incoming localnet connections"'
 # 16 base32 digits are 80 bits: the digest's first 10 bytes give the same 16 digits as
 # the whole digest does. The names are pure functions of their text, so they are cached
 # (a sync writes each endpoint's chain name twice, and every node's sync writes them all).
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]        # 10 bits -> two digits
+
+
+def b32_80(data: bytes) -> str:
+    """``base64.b32encode`` of 10 bytes (16 digits, no padding), without its Python loop."""
+    x = int.from_bytes(data, "big")
+    pairs = _B32_PAIRS
+    return (pairs[x >> 70] + pairs[x >> 60 & 1023] + pairs[x >> 50 & 1023]
+            + pairs[x >> 40 & 1023] + pairs[x >> 30 & 1023] + pairs[x >> 20 & 1023]
+            + pairs[x >> 10 & 1023] + pairs[x & 1023])
+
+
 @lru_cache(maxsize=1 << 18)
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol).encode()).digest()
-    return base64.b32encode(digest[:10]).decode()
+    return b32_80(digest[:10])
 
 
 def svc_chain(service_port_name: str, protocol: str) -> str:
@@ -63,7 +75,7 @@ def fw_chain(service_port_name: str, protocol: str) -> str:
 @lru_cache(maxsize=1 << 18)
 def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol + endpoint).encode()).digest()
-    return "KUBE-SEP-" + base64.b32encode(digest[:10]).decode()
+    return "KUBE-SEP-" + b32_80(digest[:10])
 
 
 def probability(n: int) -> str:
@@ -327,7 +339,9 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
     ready = [ep for ep in svc.endpoints if ep.ready]
     cluster_eps = ready if svc.uses_cluster_endpoints else []
     local_eps = [ep for ep in ready if ep.node == node] if svc.uses_local_endpoints else []
-    reachable = sorted(set(cluster_eps) | set(local_eps), key=str)
+    # (the endpoints are in order and each once: one of the two lists is most often empty)
+    reachable = cluster_eps if not local_eps else local_eps if not cluster_eps else \
+        sorted(set(cluster_eps) | set(local_eps), key=str)
     has_endpoints = bool(ready)
     svc_c, svl_c = svc_chain(name, p), svl_chain(name, p)
     ext_c = ext_chain(name, p)
@@ -392,9 +406,13 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
     if local_eps and svc.uses_local_endpoints:
         nat.chain(svl_c)
         _to_endpoints(nat, svc, svl_c, local_eps, large)
+    plain = large and svc.affinity_seconds is None
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
         nat.chain(sep)
+        if plain:
+            nat.rules += _sep_lines(nat.style, sep, ep, p)
+            continue
         masq = Rule(sep)
         if not large:
             masq.comment(name, quoted=False)
@@ -407,6 +425,25 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
                        f"-m recent --set --name {sep} --mask 255.255.255.255 --rsource")
         dnat.proto_port(p)
         nat.add(_jumped(dnat, "DNAT", f"--to-destination {ep}"))
+
+
+# The bulk of a large cluster's rules (no comments, no affinity), written directly: what
+# ``Rule`` renders for them (tests/unit/test_k8s_kubeproxy_lines.py holds them equal).
+
+def _sep_lines(style: str, sep: str, ep: EndpointInfo, proto: str) -> list[str]:
+    """An endpoint chain's two rules: mark for masquerade from itself, DNAT to it."""
+    if style == "kube-proxy":
+        return [f"-A {sep} -s {ep.ip} -j KUBE-MARK-MASQ",
+                f"-A {sep} -m {proto} -p {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
+    return [f"-A {sep} -s {_cidr(ep.ip)} -j KUBE-MARK-MASQ",
+            f"-A {sep} -p {proto} -m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
+
+
+def _svc_line(chain: str, sep: str, probability_text: str | None) -> str:
+    """A Service chain's jump to one endpoint (the last one without a probability)."""
+    if probability_text is None:
+        return f"-A {chain} -j {sep}"
+    return f"-A {chain} -m statistic --mode random --probability {probability_text} -j {sep}"
 
 
 def _jumped(rule: Rule, target: str, written: str = "", saved: str | None = None) -> Rule:
@@ -427,6 +464,13 @@ def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[Endpo
                        "--mask 255.255.255.255 --rsource")
             nat.add(_jumped(rule, sep))
     n = len(eps)
+    if large and svc.affinity_seconds is None:
+        saved = nat.style != "kube-proxy"
+        nat.rules += [_svc_line(chain, sep_chain(name, p, str(ep)),
+                                None if i == n - 1 else
+                                _saved_probability(n - i) if saved else probability(n - i))
+                      for i, ep in enumerate(eps)]
+        return
     for i, ep in enumerate(eps):
         rule = Rule(chain)
         if not large:

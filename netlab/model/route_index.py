@@ -30,6 +30,16 @@ def ip_int(ip: str) -> int:
 @lru_cache(maxsize=65536)
 def prefix_of(dst: str) -> tuple[int, int, int]:
     """``10.0.0.0/24`` or ``default`` -> (network, mask, prefixlen)."""
+    addr, slash, plen = dst.partition("/")
+    if slash and plen.isdigit() and len(plen) <= 2 and int(plen) <= 32 and addr.count(".") == 3:
+        try:
+            packed = socket.inet_aton(addr)
+        except OSError:
+            packed = None
+        if packed is not None and socket.inet_ntoa(packed) == addr:     # dotted quad as written
+            length = int(plen)
+            mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+            return int.from_bytes(packed, "big") & mask, mask, length
     net = ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst, strict=False)
     return int(net.network_address), int(net.netmask), net.prefixlen
 
@@ -46,8 +56,7 @@ class RouteIndex:
         self.by_prefix: dict[int, dict[int, Route | list[Route]]] = {}
         self.prefixes: list[tuple[int, int, dict[int, Route | list[Route]]]] = []  # longest first
         self.connected: list[Route] = []   # unicast, no gateway, not scope host: in order
-        for route in routes:
-            self.add(route)
+        self.extend(routes)
 
     def __deepcopy__(self, memo) -> None:
         return None         # a copy of the namespace builds its own when it needs one
@@ -147,3 +156,9 @@ def append_route(ns: Netns, route: Route) -> None:
     ns.routes.append(route)
     if valid:
         index.add(route)
+
+
+def forget_route_index(ns: Netns) -> None:
+    """Drop the namespace's index (after a change it does not follow): the next look-up
+    builds it again, from the list as it is then."""
+    ns.__dict__.pop(ATTR, None)

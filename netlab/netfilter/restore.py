@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -191,6 +192,9 @@ _JUMP = re.compile(r'(?:^|\s)-([jg]) ("(?:[^"\\]|\\.)*"|\S+)')
 def stored_meta(body: str) -> RuleMeta:
     """RuleMeta of a stored (canonical) rule, cheaply when the text allows."""
     if _RESTRICTED.search(body) or "-m set" in body:
+        meta = _templated_meta(body)
+        if meta is not None:
+            return meta
         try:
             spec = spec_of(body)
         except (NfError, NotModelled):
@@ -204,6 +208,22 @@ def stored_meta(body: str) -> RuleMeta:
                 return RuleMeta()
             return RuleMeta(jump=name, goto=tokens[i] == "-g")
     return RuleMeta()
+
+
+def _templated_meta(body: str) -> RuleMeta | None:
+    """The RuleMeta of a rule that fits a learned template (the same words and extensions
+    as the rule the template was learned from, other values): its hooks, and its jump
+    from the template's group. None when none fits (or it uses sets)."""
+    shape = _shape(body)
+    for buckets in _TEMPLATES.values():
+        bucket = buckets.get(shape)
+        found = _match(bucket, body) if bucket else None
+        if found is None or found[0].sets:
+            continue
+        template, m = found
+        jump = m.group(template.jump) if template.jump is not None else template.meta.jump
+        return RuleMeta(jump=jump, goto=template.meta.goto, hooks=template.meta.hooks)
+    return None
 
 
 def _meta_of(spec: RuleSpec) -> RuleMeta:
@@ -224,6 +244,8 @@ class _Section:
     jump_list: list[tuple[str, str, int]] = field(default_factory=list)  # (chain, to, line)
     restricted: list[tuple[str, frozenset[str], int]] = field(default_factory=list)
     exact: bool = True                  # edges/restricted describe every rule added
+    fresh: set[str] = field(default_factory=set)        # chains made or emptied here: every
+    #                                     rule in them was added here (while exact)
     order_dirty: bool = False
 
     def added(self, chain: str, meta: RuleMeta, line: int) -> None:
@@ -312,6 +334,7 @@ class _Restore:
             return False
         chains[name] = Chain(None, "[0:0]", [], [])
         section.copied.add(name)
+        section.fresh.add(name)
         section.order_dirty = True
         section.declared = True
         return True
@@ -333,6 +356,7 @@ class _Restore:
         if policy == "-" and name not in chains and name not in BUILTIN_CHAINS[section.name]:
             chains[name] = Chain(None, "[0:0]", [], [])
             section.copied.add(name)
+            section.fresh.add(name)
             section.order_dirty = True
             return
         counters = _counters(words[2]) if len(words) > 2 else None
@@ -350,6 +374,7 @@ class _Restore:
                 section.exact = False
             chain.rules.clear()
             chain.rule_counters.clear()
+            section.fresh.add(name)
         else:
             section.table.chains[name] = Chain(policy=None)
             section.copied.add(name)
@@ -545,6 +570,7 @@ class _Restore:
             raise TableError("chain_exists")
         section.table.chains[name] = Chain(policy=None)
         section.copied.add(name)
+        section.fresh.add(name)
         section.order_dirty = True
 
     def references(self, name: str) -> int:
@@ -631,55 +657,95 @@ class _Restore:
         table = section.table
         builtin = BUILTIN_CHAINS[section.name]
         restricted: dict[str, list[tuple[frozenset[str], int]]] = {}
-        for chain_name, hooks, line in section.restricted:
-            restricted.setdefault(chain_name, []).append((hooks, line))
+        edges: dict[str, set[str]] = {}
+        in_table_order = False          # whether the first error is the first in table order
         if section.exact and not section.based:
-            edges: dict[str, set[str]] = {}
-            for chain_name, target, _line in section.jump_list:
-                found = edges.get(chain_name)
-                if found is None:
-                    edges[chain_name] = {target}
-                else:
-                    found.add(target)
+            for chain_name, hooks, line in section.restricted:
+                restricted.setdefault(chain_name, []).append((hooks, line))
+            jumps = section.jump_list
+            fresh: set[str] | None = None
         else:
-            edges = {}
+            in_table_order = True
             new_lines = {c: n for c, _h, n in section.restricted}
             first_jump = min((n for _c, _t, n in section.jump_list), default=0)
-            restricted = {}
-            for chain_name, chain in table.chains.items():
-                for body in chain.rules:
+            # A chain made or emptied here holds only rules added here: what they jump to
+            # and where they may run was noted as they were added (no scan of their text);
+            # the other chains' stored rules are read.
+            fresh = section.fresh if section.exact else set()
+            jumps = [j for j in section.jump_list if j[0] in fresh] if fresh else []
+            for chain_name, hooks, _line in section.restricted:
+                if chain_name in fresh:
+                    restricted.setdefault(chain_name, []).append((hooks, new_lines[chain_name]))
+            chains = table.chains
+            for chain_name in (chains.keys() - fresh if fresh else chains):
+                for body in chains[chain_name].rules:
                     meta = stored_meta(body)
                     if meta.jump is not None:
                         edges.setdefault(chain_name, set()).add(meta.jump)
                     if meta.hooks is not None:
                         line = new_lines.get(chain_name, first_jump)
                         restricted.setdefault(chain_name, []).append((meta.hooks, line))
+        for chain_name, target, _line in jumps:
+            found = edges.get(chain_name)
+            if found is None:
+                edges[chain_name] = {target}
+            else:
+                found.add(target)
         if not restricted:
             return
         bits = {name: 1 << i for i, name in enumerate(HOOKS)}
-        reached: dict[str, int] = {}
-        stack = [(start, bits[start]) for start in builtin if start in table.chains]
-        get = reached.get
-        while stack:
-            current, mask = stack.pop()
-            old = get(current, 0)
-            if old | mask == old:
-                continue
-            reached[current] = old | mask
-            for nxt in edges.get(current, ()):
-                if get(nxt, 0) | mask != get(nxt, 0):
-                    stack.append((nxt, mask))
         masks: dict[frozenset[str], int] = {}
-        for chain_name, rules in restricted.items():
-            here = reached.get(chain_name, 0)
-            if not here:
-                continue
-            for allowed, line in rules:
+        # Only the hooks some restricted rule may not run in can fail a check: follow the
+        # jumps from those base chains alone (kube-proxy's DNATs may run in PREROUTING and
+        # OUTPUT, which reach every Service chain; INPUT and POSTROUTING reach none).
+        every = sum(bits.values())
+        relevant = 0
+        for rules in restricted.values():
+            for allowed, _line in rules:
                 mask = masks.get(allowed)
                 if mask is None:
                     mask = masks[allowed] = sum(bits[h] for h in allowed)
-                if here & ~mask:
-                    raise _at(line, invalid_argument(chain_name))
+                relevant |= every & ~mask
+        # Breadth first, a chain's new hooks merged while it waits: each chain is followed
+        # about once (kube-proxy's KUBE-SERVICES is reached from two hooks).
+        reached: dict[str, int] = {}
+        waiting: dict[str, int] = {start: bits[start] for start in builtin
+                                   if start in table.chains and bits[start] & relevant}
+        queue = deque(waiting)
+        get = reached.get
+        while queue:
+            current = queue.popleft()
+            mask = waiting.pop(current)
+            old = get(current, 0)
+            new = old | mask
+            if new == old:
+                continue
+            reached[current] = new
+            grown = new & ~old
+            for nxt in edges.get(current, ()):
+                if get(nxt, 0) | grown != get(nxt, 0):
+                    held = waiting.get(nxt)
+                    if held is None:
+                        waiting[nxt] = grown
+                        queue.append(nxt)
+                    else:
+                        waiting[nxt] = held | grown
+
+        def first_refused(names) -> tuple[str, int] | None:
+            for chain_name in names:
+                here = reached.get(chain_name, 0)
+                if not here:
+                    continue
+                for allowed, line in restricted[chain_name]:
+                    if here & ~masks[allowed]:
+                        return chain_name, line
+            return None
+
+        refused = first_refused(restricted)
+        if refused is not None:
+            if in_table_order:          # (restricted was not made in table order)
+                refused = first_refused([c for c in table.chains if c in restricted])
+            raise _at(refused[1], invalid_argument(refused[0]))
 
     def finish(self, last_line: int) -> None:
         if self.section is not None:

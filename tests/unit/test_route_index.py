@@ -151,3 +151,25 @@ def test_add_routes_refused_changes_nothing(routes, error):
     with pytest.raises(CommandError):
         b2.apply(O.AddRoutes(ns_key("n1"), routes))
     assert b2.world.to_json() == before
+
+
+def test_prefix_of_reads_a_cidr_as_ipaddress_does():
+    import ipaddress
+
+    rng = random.Random(4)
+    cases = ["default", "0.0.0.0/0", "255.255.255.255/32", "10.1.2.3/8", "10.0.0.0/33",
+             "010.0.0.0/8", "10.0.0/8", "10.0.0.0/08", "1.2.3.4/ 8", "1.2.3.4/-1", "1.2.3.256/8"]
+    cases += [".".join(str(rng.randrange(256)) for _ in range(4)) + f"/{rng.randrange(33)}"
+              for _ in range(2000)]
+    for dst in cases:
+        prefix_of.cache_clear()
+        try:
+            net = ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst, strict=False)
+            want = (int(net.network_address), int(net.netmask), net.prefixlen)
+        except ValueError:
+            want = "refused"
+        try:
+            got = prefix_of(dst)
+        except ValueError:
+            got = "refused"
+        assert got == want, dst
