@@ -11,6 +11,13 @@ with the network configuration flannel's plugin hands it (``netconf``) and the
 CNI_ARGS kubelet sets (``cni_args``). What the plugin does (veth, addresses,
 routes, the bridge's gateway address, ip_forward) is whatever netlab's bridge
 plugin does, so a cluster's pods are wired exactly as the CNI lab's are.
+
+A cluster build attaches its pods with ``attach_pods``: on each node the plugin runs in
+full for the first pods (the first creates cni0, the second shows the steady state);
+that second run becomes a template (netlab.cni.replay) that is replayed for the node's
+next pods while the preconditions of ``NodeKubelet`` hold — the same world comes out,
+at a few per cent of the cost. ``NETLAB_CNI_REPLAY=0`` (or ``attach_pods(...,
+replay=False)``) runs the plugin in full for every pod, to compare.
 """
 
 from __future__ import annotations
@@ -89,27 +96,186 @@ def attach_pod(backend, cluster: Cluster, pod: Pod, node: Node | None = None) ->
     listeners of its containers' ports. Returns the bridge plugin's result (None for a
     hostNetwork pod). The plugin's address must be the one the control plane gave the
     pod (both follow host-local's order): a difference is a bug, reported as such."""
+    result = None
     if not pod.host_network:
-        from netlab.cni import CniError, invoke
         node = node or cluster.node(pod.node)
-        backend.apply(O.AddNetns(node.name, netns_name(pod)))
-        backend.apply(O.SetLinkUp(pod_netns_key(pod), "lo", True))    # the loopback plugin
-        try:
-            result = invoke(backend, "ADD", netconf(cluster, node), container_id=container_id(pod),
-                            netns=netns_path(pod), ifname=IFNAME, node=node.name,
-                            cni_args=cni_args(pod))
-        except CniError as exc:
-            raise LabError(f"pod {pod.key} on {node.name}: the bridge plugin failed: {exc.msg}",
-                           path=cluster.spec.path) from None
-        got = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
-        if got != [pod.ip]:
-            raise LabError(f"pod {pod.key} on {node.name}: host-local gave {got}, the control "
-                           f"plane expected {pod.ip}", path=cluster.spec.path)
-    else:
-        result = None
+        result = _sandbox(backend, cluster, pod, node, netconf(cluster, node))
     for op in listener_ops(pod):
         backend.apply(op)
     return result
+
+
+def _sandbox(backend, cluster: Cluster, pod: Pod, node: Node, conf: dict) -> dict:
+    """The namespace, lo and the CNI network of a pod: the full plugin run."""
+    from netlab.cni import CniError, invoke
+    backend.apply(O.AddNetns(node.name, netns_name(pod)))
+    backend.apply(O.SetLinkUp(pod_netns_key(pod), "lo", True))    # the loopback plugin
+    try:
+        result = invoke(backend, "ADD", conf, container_id=container_id(pod),
+                        netns=netns_path(pod), ifname=IFNAME, node=node.name,
+                        cni_args=cni_args(pod))
+    except CniError as exc:
+        raise LabError(f"pod {pod.key} on {node.name}: the bridge plugin failed: {exc.msg}",
+                       path=cluster.spec.path) from None
+    got = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+    if got != [pod.ip]:
+        raise LabError(f"pod {pod.key} on {node.name}: host-local gave {got}, the control "
+                       f"plane expected {pod.ip}", path=cluster.spec.path)
+    return result
+
+
+def replay_enabled() -> bool:
+    """The CNI replay (see the module's docstring) unless NETLAB_CNI_REPLAY=0."""
+    import os
+    return os.environ.get("NETLAB_CNI_REPLAY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def attach_pods(rec, cluster: Cluster, pods=None, replay: bool | None = None) -> None:
+    """``attach_pod`` for each pod (default: the cluster's, in placement order) on ``rec``
+    (netlab.k8s.build.Recorder), replaying a node's steady-state plugin run where the
+    plugin would do the same again (``NodeKubelet``); ``replay`` False (or
+    NETLAB_CNI_REPLAY=0) runs the plugin for every pod."""
+    nodes = {n.name: n for n in cluster.nodes}
+    if replay is None:
+        replay = replay_enabled()
+    kubelets: dict[str, NodeKubelet] = {}
+    for pod in cluster.pods if pods is None else pods:
+        node = nodes[pod.node]
+        if pod.host_network or not replay:
+            attach_pod(rec, cluster, pod, node=node)
+            continue
+        k = kubelets.get(node.name)
+        if k is None:
+            k = kubelets[node.name] = NodeKubelet(rec, cluster, node)
+        k.attach(pod)
+
+
+def _args_shape(text: str) -> tuple | None:
+    """CNI_ARGS as far as the plugins read them: the keys, and the values of all but
+    the kubelet's K8S_* metadata (which neither bridge nor host-local reads)."""
+    shape = []
+    for pair in text.split(";") if text else ():
+        if pair.count("=") != 1:
+            return None
+        key, value = pair.split("=")
+        shape.append((key, None if key.startswith("K8S_") else value))
+    return tuple(shape)
+
+
+def _ip_int(text: str) -> int | None:
+    import socket
+    try:
+        return int.from_bytes(socket.inet_aton(text), "big") if text.count(".") == 3 else None
+    except OSError:
+        return None
+
+
+class NodeKubelet:
+    """One node's kubelet in a cluster build: the full plugin run for the node's first
+    pods, then a replay of its last steady-state run (netlab.cni.replay) for each pod
+    for which all of these hold (else the full run again, which may give a new template):
+
+    - the template's run touched only the node's namespace and the pod's, and left the
+      node's namespace as it was but for one new link (netlab.cni.replay.Capture);
+    - nothing but this replay touched the node's namespace or files since that run
+      (the Recorder's count of Ops per namespace): the bridge, its ports, the sysctls,
+      host-local's files are as the template's run left them, plus the replays;
+    - the same netconf (one per node), ifname and CNI_ARGS shape (``_args_shape``), a
+      valid container id, no namespace of the pod's name yet;
+    - host-local: one range set of one range, no requested IP, no resolvConf; the IP
+      after ``last_reserved_ip.0`` is in the range (no wrap, so no exhaustion), is not
+      the gateway, is not reserved, and is the control plane's IP for the pod; no
+      reservation held by the container in the network's data dir;
+    - the template's run wrote exactly the reservation and ``last_reserved_ip.0``.
+    """
+
+    def __init__(self, rec, cluster: Cluster, node: Node):
+        self.rec, self.cluster, self.node = rec, cluster, node
+        self.root_key = ns_key(node.name)
+        self.conf = netconf(cluster, node)
+        self.runs = 0
+        self.misses = 0
+        self.template = None
+        self.seq = None
+
+    def attach(self, pod: Pod) -> dict | None:
+        result = self._replay(pod) if self.template is not None else None
+        if result is None:
+            result = self._full(pod)
+        for op in listener_ops(pod):
+            self.rec.apply(op)
+        return result
+
+    def _full(self, pod: Pod) -> dict:
+        from netlab.cni.replay import Capture
+        capture = None
+        if self.runs and self.misses < 3:
+            capture = Capture(self.rec.backend, self.node.name, self.rec.ops_log)
+        self.runs += 1
+        self.template = None
+        result = _sandbox(self.rec, self.cluster, pod, self.node, self.conf)
+        if capture is not None:
+            self.template = capture.template(self.rec.backend, pod_netns_key(pod), result,
+                                             container_id(pod), netns_name(pod), pod.ip)
+            if self.template is not None and not self._hostlocal(pod):
+                self.template = None
+            self.misses = 0 if self.template is not None else self.misses + 1
+        if self.template is not None:
+            self.seq = self.rec.touched.get(self.root_key)
+        return result
+
+    def _hostlocal(self, pod: Pod) -> bool:
+        """The host-local facts the preconditions need, from the template's run."""
+        from netlab.cni import hostlocal
+        from netlab.cni.store import DEFAULT_DATA_DIR, LAST_PREFIX, LINE_BREAK
+        from netlab.cni.sysos import join
+        try:
+            conf = hostlocal.load_config(self.conf, cni_args(pod))
+        except Exception:
+            return False
+        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or conf.requested or                 conf.ipam.get("resolvConf"):
+            return False
+        r = conf.ranges[0][0]
+        self.start, self.end, self.gateway = r.start.value, r.end.value, r.gateway.value
+        self.prefix = join(conf.data_dir or DEFAULT_DATA_DIR, conf.name) + "/"
+        self.last_path = self.prefix + LAST_PREFIX + "0"
+        cid = container_id(pod)
+        if sorted(self.template.files) != sorted([(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME),
+                                                  (self.last_path, pod.ip)]):
+            return False
+        tree = self.rec.world.files[self.node.name]
+        n = len(self.prefix)
+        self.reserved = {v.strip() for k, v in tree.items() if k.startswith(self.prefix)
+                         and "/" not in k[n:] and _ip_int(k[n:]) is not None}
+        self.args = _args_shape(cni_args(pod))
+        return self.args is not None
+
+    def _replay(self, pod: Pod) -> dict | None:
+        from netlab.cni.skel import valid_name
+        from netlab.cni.store import LINE_BREAK
+        from netlab.cni.replay import Deferred
+        rec = self.rec
+        if rec.touched.get(self.root_key) != self.seq:
+            return None
+        world = rec.world
+        name = netns_name(pod)
+        if ns_key(self.node.name, name) in world.namespaces:
+            return None
+        cid = container_id(pod)
+        if not valid_name(cid) or _args_shape(cni_args(pod)) != self.args:
+            return None
+        tree = world.files.get(self.node.name)
+        last = _ip_int((tree.get(self.last_path) or "").strip()) if tree is not None else None
+        ip = _ip_int(pod.ip)
+        if last is None or ip != last + 1 or not self.start <= last < self.end or                 ip == self.gateway or self.prefix + pod.ip in tree or                 cid + LINE_BREAK + IFNAME in self.reserved or cid in self.reserved:
+            return None
+        root = world.namespaces[self.root_key]
+        template = self.template
+        params = template.params(world, cid, name, pod.ip, root)
+        result = template.replay(world, root, params)
+        self.reserved.add(cid + LINE_BREAK + IFNAME)
+        rec.replayed(Deferred(template, params))
+        return result
 
 
 def listener_ops(pod: Pod) -> list[O.Op]:
