@@ -62,32 +62,43 @@ def _state(ns) -> dict:
     return pickle.loads(pickle.dumps(state, _PROTO))
 
 
-def _segments(text: str, params: list[str]) -> list | None:
-    """``text`` as literal parts and param indexes, or None when no param is in it."""
-    if not any(p in text for p in params):
-        return None
-    order = sorted(range(len(params)), key=lambda k: -len(params[k]))
+def _segments(text: str, params: list[str], pattern=None) -> list | None:
+    """``text`` as literal parts and param indexes, or None when no param is in it.
+    A param counts where no character that could continue a name or an address is on
+    either side of it; at each place the longest one that fits wins."""
+    if pattern is None:
+        pattern = _pattern(params)
     out: list = []
-    pos = i = 0
-    n = len(text)
-    while i < n:
-        for k in order:
-            v = params[k]
-            end = i + len(v)
-            if text.startswith(v, i) and (i == 0 or text[i - 1] not in _WORD) and \
-                    (end == n or text[end] not in _WORD):
-                if pos < i:
-                    out.append(text[pos:i])
-                out.append(k)
-                i = pos = end
-                break
-        else:
-            i += 1
-    if not any(type(s) is int for s in out):
+    pos = 0
+    index = {p: k for k, p in enumerate(params)}
+    for m in pattern.finditer(text):
+        if pos < m.start():
+            out.append(text[pos:m.start()])
+        out.append(index[m.group()])
+        pos = m.end()
+    if not out:
         return None
-    if pos < n:
+    if pos < len(text):
         out.append(text[pos:])
     return out
+
+
+def _pattern(params: list[str]):
+    import re
+    word = "A-Za-z0-9.\\-_:"
+    alts = "|".join(re.escape(p) for p in sorted(params, key=len, reverse=True))
+    return re.compile(f"(?<![{word}])(?:{alts})(?![{word}])")
+
+
+class Run:
+    """One steady-state plugin run: its values (``params``) and what it made."""
+
+    __slots__ = ("params", "nodes", "ns", "link", "offset", "result", "files", "ops")
+
+    def __init__(self, params, nodes, ns, link, offset, result, files, ops):
+        self.params, self.nodes = params, nodes
+        self.ns, self.link, self.offset = ns, link, offset
+        self.result, self.files, self.ops = result, files, ops
 
 
 class Capture:
@@ -105,10 +116,11 @@ class Capture:
         self.shape = (len(world.nodes), len(world.lans))
         self.mac = world.mac_counter
 
-    def template(self, backend, new_key: str, result: dict, container_id: str, netns: str,
-                 ip: str, extra: dict | None = None) -> "Template | None":
-        """The run since the capture as a Template, or None when it was not a steady-state
-        run (see the module's docstring)."""
+    def run(self, backend, new_key: str, result: dict, container_id: str, netns: str,
+            ip: str, node_params: list[str]) -> Run | None:
+        """The run since the capture, or None when it was not a steady-state run (see the
+        module's docstring). ``node_params``: the node's values (the same for each of its
+        containers), put first in the params."""
         world = backend.world
         root_key = ns_key(self.node)
         root = world.namespaces[root_key]
@@ -148,60 +160,110 @@ class Capture:
         world.mac_counter = now
         veth = new_links[0]
         link = root.links[veth]
-        params = [container_id, netns, ip, veth, *macs]
+        params = [*node_params, container_id, netns, ip, veth, *macs]
         if len(set(params)) != len(params) or not all(params):
             return None
-        return Template(backend, params, world.namespaces[new_key], link,
-                        link.ifindex - before["next_ifindex"], result, files, ops, extra or {})
+        return Run(params, len(node_params), world.namespaces[new_key], link,
+                   link.ifindex - before["next_ifindex"], result, files, ops)
+
+
+def _model_fields() -> frozenset:
+    import dataclasses
+    from netlab.model import world
+    return frozenset(f.name for cls in vars(world).values() if dataclasses.is_dataclass(cls)
+                     for f in dataclasses.fields(cls))
+
+
+_FIELDS = _model_fields()
+
+
+def _flat(d) -> bool:
+    return type(d) is dict and all(type(k) is str and type(v) is str for k, v in d.items())
 
 
 class Template:
-    PARAMS = ("container_id", "netns", "ip", "veth", "macs...")
+    """A Run with its values taken out: ``bind`` it to a node, then ``replay`` it.
 
-    def __init__(self, backend, params, ns, link, offset, result, files, ops, extra):
-        self.node = ns.node
-        self.ifname = link.peer_name
-        self.macs = len(params) - 4
-        self.offset = offset
-        self.extra = extra
-        self.files = files
+    ``params``: the node's values (``nodes`` of them), then the container id, netns name,
+    IP, host veth name and the MACs of the run. The table a template's pickles refer to
+    holds constants (strings, and flat dicts of strings that are copied after a load), the
+    strings made of params (a format each) and the routes the model shares (found again by
+    their fields, made of params, in the model's own table of them)."""
+
+    def __init__(self, backend, run: Run):
+        params = run.params
+        self.nodes = run.nodes
+        self.macs = len(params) - run.nodes - 4
+        self.ifname = run.link.peer_name
+        self.offset = run.offset
         self.table: list = []
-        self.slots: list[tuple[int, str]] = []      # (table index, format of the params)
-        consts: dict = {}
-        variables: dict[str, int] = {}
-        interned = backend.__dict__.get("_routes", {})
+        self.kinds: list[tuple] = []
+        self.slots: list[tuple[int, str, bool]] = []    # (table index, format, pod's own)
+        self.routes: list[tuple[int, tuple, bool]] = []  # (table index, fields, pod's own)
+        self.interned = backend.__dict__.setdefault("_routes", {})
+        index_of: dict = {}
         template = self
+        pattern = _pattern(params)
+        nodes = self.nodes
+
+        def add(key, obj, kind):
+            index = index_of[key] = len(template.table)
+            template.table.append(obj)
+            template.kinds.append(kind)
+            return index
+
+        def fmt(text: str):
+            segs = _segments(text, params, pattern)
+            if segs is None:
+                return None
+            return "".join("{%d}" % s if type(s) is int else
+                           s.replace("{", "{{").replace("}", "}}") for s in segs), \
+                any(type(s) is int and s >= nodes for s in segs)
+
+        def esc(text: str) -> str:
+            return text.replace("{", "{{").replace("}", "}}")
+
+        flats = {id(run.ns.sysctls), id(run.link.conf), *(id(l.conf) for l in run.ns.links.values())}
 
         class Pickler(pickle.Pickler):
             def persistent_id(self, obj):
                 kind = type(obj)
                 if kind is str:
-                    index = variables.get(obj)
+                    if obj in _FIELDS:
+                        return None         # an attribute's name: pickle interns it
+                    index = index_of.get(obj)
                     if index is not None:
                         return index
-                    index = consts.get(obj)
-                    if index is not None:
+                    f = fmt(obj)
+                    if f is None:
+                        return add(obj, obj, ("c", obj))
+                    index = add(obj, obj, ("v", f[0]))
+                    template.slots.append((index, f[0], f[1]))
+                    return index
+                if kind is type:            # a class: by reference, not looked up by name
+                    key = ("class", obj)
+                    index = index_of.get(key)
+                    return index if index is not None else \
+                        add(key, obj, ("t", obj.__module__, obj.__qualname__))
+                if kind is dict and id(obj) in flats and _flat(obj) and not any(
+                        fmt(k) or fmt(v) for k, v in obj.items()):
+                    key = ("dict", id(obj))
+                    index = index_of.get(key)
+                    return index if index is not None else \
+                        add(key, dict(obj), ("d", tuple(obj.items())))
+                if kind is Route:
+                    fields = (obj.dst, obj.dev, obj.gateway, obj.src, obj.metric, obj.proto,
+                              obj.scope, obj.type, obj.onlink)
+                    if template.interned.get(fields) is obj:
+                        key = ("route", id(obj))
+                        index = index_of.get(key)
+                        if index is None:
+                            done = [fmt(f) if type(f) is str else None for f in fields]
+                            spec = tuple(d[0] if d else esc(f) if type(f) is str else f
+                                         for f, d in zip(fields, done))
+                            index = add(key, obj, ("r", spec))
+                            template.routes.append((index, spec, any(d and d[1] for d in done)))
                         return index
-                    segs = _segments(obj, params)
-                    index = len(template.table)
-                    template.table.append(obj)
-                    if segs is None:
-                        consts[obj] = index
-                    else:
-                        fmt = "".join("{%d}" % s if type(s) is int else
-                                      s.replace("{", "{{").replace("}", "}}") for s in segs)
-                        template.slots.append((index, fmt))
-                        variables[obj] = index
-                    return index
-                if kind is Route and interned.get(
-                        (obj.dst, obj.dev, obj.gateway, obj.src, obj.metric, obj.proto,
-                         obj.scope, obj.type, obj.onlink)) is obj:
-                    key = ("route", id(obj))
-                    index = consts.get(key)
-                    if index is None:
-                        index = consts[key] = len(template.table)
-                        template.table.append(obj)
-                    return index
                 return None
 
         def dump(obj) -> bytes:
@@ -209,53 +271,136 @@ class Template:
             Pickler(buf, _PROTO).dump(obj)
             return buf.getvalue()
 
+        persistent = Pickler(io.BytesIO(), _PROTO).persistent_id
+
+        ns = run.ns
         index = ns.__dict__.pop("_route_index", None)
         try:
-            self.blob = dump((ns, link, result, files))
+            self.blob = dump((ns, run.link))
         finally:
             if index is not None:
                 ns.__dict__["_route_index"] = index
-        self.ops_blob = dump(ops)
+        self.result_blob = dump(run.result)
+        self.ops_blob = dump(run.ops)
+        # The files: each path and content is a string of the table (made of params).
+        self.files = []
+        for path, content in run.files:
+            pair = []
+            for text in (path, content):
+                if text not in index_of:
+                    persistent(text)
+                pair.append(index_of[text])
+            self.files.append(tuple(pair))
+        self.signature = (self.blob, self.result_blob, self.ops_blob, tuple(self.files),
+                          tuple(self.kinds), self.nodes, self.macs, self.offset, self.ifname)
         # The template reproduces its own run: a check of the substitution itself.
-        self._fill(params)
-        got = self._load(self.blob)
-        if pickle.dumps(got[2:], _PROTO) != pickle.dumps((result, files), _PROTO) or \
-                got[1] != link or _state(got[0]) != _state(ns):
+        if not self.reproduces(run):
             raise AssertionError("a CNI template does not reproduce its own run")
 
-    def _fill(self, params) -> None:
+    def bind(self, node_params) -> "Bound | None":
+        """The template for one node (None when a route it shares is not there)."""
+        return Bound(self, tuple(node_params))
+
+    def reproduces(self, run: Run) -> bool:
+        """Whether this template, given ``run``'s values, makes what ``run`` made."""
+        if run.nodes != self.nodes or len(run.params) - run.nodes - 4 != self.macs or \
+                run.offset != self.offset or run.link.peer_name != self.ifname:
+            return False
+        bound = self.bind(run.params[:run.nodes])
+        made = bound._make(tuple(run.params), run.link.ifindex - run.offset)
+        if made is None:
+            return False
+        ns, link, files = made
+        return ns == run.ns and link == run.link and files == run.files and \
+            bound.result(tuple(run.params)) == run.result and \
+            bound.ops(tuple(run.params)) == run.ops
+
+
+class Bound:
+    """A Template for one node: the node's values in its own table."""
+
+    def __init__(self, template: Template, node_params: tuple):
+        self.template = template
+        self.node_params = node_params
+        self.table = table = list(template.table)
+        for index, f, own in template.slots:
+            if not own:
+                table[index] = f.format(*node_params)
+        self.slots = [(index, f) for index, f, own in template.slots if own]
+        self.routes = [(index, spec) for index, spec, own in template.routes if own]
+        self.node_routes = [(index, spec) for index, spec, own in template.routes if not own]
+        self.ready = False
+
+    def _fill(self, params) -> bool:
         table = self.table
-        for index, fmt in self.slots:
-            table[index] = fmt.format(*params)
+        interned = self.template.interned
+        if not self.ready:
+            for index, spec in self.node_routes:
+                route = interned.get(tuple(f.format(*params) if type(f) is str else f
+                                           for f in spec))
+                if route is None:
+                    return False
+                table[index] = route
+            self.ready = True
+        for index, f in self.slots:
+            table[index] = f.format(*params)
+        for index, spec in self.routes:
+            route = interned.get(tuple(f.format(*params) if type(f) is str else f for f in spec))
+            if route is None:
+                return False
+            table[index] = route
+        return True
 
     def _load(self, blob: bytes):
         up = pickle.Unpickler(io.BytesIO(blob))
         up.persistent_load = self.table.__getitem__
         return up.load()
 
-    def params(self, world, container_id: str, netns: str, ip: str, root) -> tuple:
-        """This container's values: the veth name and the MACs drawn as the plugin draws them."""
-        from netlab.cni.virtual import veth_name
-        veth = veth_name(container_id, self.ifname, root.links)
-        return (container_id, netns, ip, veth, *[world.new_mac() for _ in range(self.macs)])
+    def _make(self, params, base: int):
+        if not self._fill(params):
+            return None
+        ns, link = self._load(self.template.blob)
+        ns.sysctls = dict(ns.sysctls)
+        for peer in ns.links.values():
+            peer.conf = dict(peer.conf)
+        link.conf = dict(link.conf)
+        link.ifindex = base + self.template.offset
+        table = self.table
+        return ns, link, [(table[p], table[c]) for p, c in self.template.files]
 
-    def replay(self, world, root, params: tuple) -> dict:
-        """Make what the run made, with ``params``; returns the plugin's result."""
+    def result(self, params: tuple) -> dict:
+        """The plugin's result for ``params`` (made when asked for)."""
         self._fill(params)
-        ns, link, result, files = self._load(self.blob)
+        return self._load(self.template.result_blob)
+
+    def replay(self, world, root, node: str, container_id: str, netns: str,
+               ip: str) -> tuple | None:
+        """Make what the run made for this container: its veth name and MACs drawn as the
+        plugin draws them. Returns the params (``result`` gives the plugin's result);
+        None, with nothing changed, when a route the model shares is not there to share."""
+        from netlab.cni.virtual import veth_name
+        t = self.template
+        veth = veth_name(container_id, t.ifname, root.links)
+        counter = world.mac_counter
+        new_mac = world.new_mac
+        params = (*self.node_params, container_id, netns, ip, veth,
+                  *[new_mac() for _ in range(t.macs)])
+        made = self._make(params, root.next_ifindex)
+        if made is None:
+            world.mac_counter = counter
+            return None
+        ns, link, files = made
         world.namespaces[ns.key] = ns
-        base = root.next_ifindex
-        link.ifindex = base + self.offset
-        root.next_ifindex = base + 1
+        root.next_ifindex += 1
         root.links[link.name] = link
-        tree = world.files[self.node]
+        tree = world.files[node]
         for path, content in files:
             tree[path] = content
-        return result
+        return params
 
     def ops(self, params: tuple) -> list:
         self._fill(params)
-        return self._load(self.ops_blob)
+        return self._load(self.template.ops_blob)
 
 
 class Deferred:
@@ -263,8 +408,11 @@ class Deferred:
 
     __slots__ = ("template", "params")
 
-    def __init__(self, template: Template, params: tuple):
+    def __init__(self, template: "Bound", params: tuple):
         self.template, self.params = template, params
 
     def ops(self) -> list:
         return self.template.ops(self.params)
+
+    def result(self) -> dict:
+        return self.template.result(self.params)

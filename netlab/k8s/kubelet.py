@@ -84,10 +84,10 @@ def netconf(cluster: Cluster, node: Node) -> dict:
     return conf
 
 
-def cni_args(pod: Pod) -> str:
+def cni_args(pod: Pod, cid: str | None = None) -> str:
     """CNI_ARGS as kubelet sets them (pkg/kubelet/dockershim/network/cni, in its order)."""
     return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.namespace};K8S_POD_NAME={pod.name};"
-            f"K8S_POD_INFRA_CONTAINER_ID={container_id(pod)}")
+            f"K8S_POD_INFRA_CONTAINER_ID={cid or container_id(pod)}")
 
 
 def attach_pod(backend, cluster: Cluster, pod: Pod, node: Node | None = None) -> dict | None:
@@ -132,22 +132,51 @@ def replay_enabled() -> bool:
 
 def attach_pods(rec, cluster: Cluster, pods=None, replay: bool | None = None) -> None:
     """``attach_pod`` for each pod (default: the cluster's, in placement order) on ``rec``
-    (netlab.k8s.build.Recorder), replaying a node's steady-state plugin run where the
-    plugin would do the same again (``NodeKubelet``); ``replay`` False (or
-    NETLAB_CNI_REPLAY=0) runs the plugin for every pod."""
-    nodes = {n.name: n for n in cluster.nodes}
-    if replay is None:
-        replay = replay_enabled()
-    kubelets: dict[str, NodeKubelet] = {}
+    (netlab.k8s.build.Recorder), replaying a steady-state plugin run where the plugin
+    would do the same again (``NodeKubelet``); ``replay`` False (or NETLAB_CNI_REPLAY=0)
+    runs the plugin for every pod."""
+    kubelets = Kubelets(rec, cluster, replay)
     for pod in cluster.pods if pods is None else pods:
-        node = nodes[pod.node]
-        if pod.host_network or not replay:
-            attach_pod(rec, cluster, pod, node=node)
-            continue
-        k = kubelets.get(node.name)
+        kubelets.attach(pod)
+
+
+class Kubelets:
+    """The kubelets of the nodes of one cluster build on ``rec``."""
+
+    def __init__(self, rec, cluster: Cluster, replay: bool | None = None):
+        self.rec, self.cluster = rec, cluster
+        self.replay = replay_enabled() if replay is None else replay
+        self.nodes = {n.name: n for n in cluster.nodes}
+        self.kubelets: dict[str, NodeKubelet] = {}
+        self.shared: dict[str, Shared] = {}
+
+    def attach(self, pod: Pod):
+        node = self.nodes[pod.node]
+        if pod.host_network or not self.replay:
+            return attach_pod(self.rec, self.cluster, pod, node=node)
+        k = self.kubelets.get(node.name)
         if k is None:
-            k = kubelets[node.name] = NodeKubelet(rec, cluster, node)
-        k.attach(pod)
+            k = self.kubelets[node.name] = NodeKubelet(self.rec, self.cluster, node, self.shared)
+        return k.attach(pod)
+
+
+class Shared:
+    """The template of the nodes whose netconf is the same but for the node's own values:
+    trusted once two runs on different nodes gave the very same template."""
+
+    def __init__(self):
+        self.trusted = None
+        self.candidate = None
+        self.node = None
+
+    def offer(self, template, node: str) -> None:
+        if self.trusted is not None:
+            return
+        if self.candidate is not None and self.node != node and \
+                self.candidate.signature == template.signature:
+            self.trusted = self.candidate
+        else:
+            self.candidate, self.node = template, node
 
 
 def _args_shape(text: str) -> tuple | None:
@@ -172,24 +201,28 @@ def _ip_int(text: str) -> int | None:
 
 class NodeKubelet:
     """One node's kubelet in a cluster build: the full plugin run for the node's first
-    pods, then a replay of its last steady-state run (netlab.cni.replay) for each pod
-    for which all of these hold (else the full run again, which may give a new template):
+    pods, then a replay of a steady-state run (netlab.cni.replay) for each pod for which
+    all of these hold (else the full run again, which may give a new template):
 
     - the template's run touched only the node's namespace and the pod's, and left the
       node's namespace as it was but for one new link (netlab.cni.replay.Capture);
+    - the node's own steady-state run (its second pod's, or the last full run) is made
+      exactly — namespace, link, files, result and Ops — by the template it replays: a
+      template of its own, or one shared by the nodes whose netconf differs only in the
+      node's values (``node_params``), trusted once two nodes' runs gave the same one;
     - nothing but this replay touched the node's namespace or files since that run
       (the Recorder's count of Ops per namespace): the bridge, its ports, the sysctls,
-      host-local's files are as the template's run left them, plus the replays;
-    - the same netconf (one per node), ifname and CNI_ARGS shape (``_args_shape``), a
-      valid container id, no namespace of the pod's name yet;
+      host-local's files are as that run left them, plus the replays;
+    - the same netconf, ifname and CNI_ARGS shape (``_args_shape``), a valid container
+      id, no namespace of the pod's name yet, the routes the model shares there;
     - host-local: one range set of one range, no requested IP, no resolvConf; the IP
       after ``last_reserved_ip.0`` is in the range (no wrap, so no exhaustion), is not
       the gateway, is not reserved, and is the control plane's IP for the pod; no
       reservation held by the container in the network's data dir;
-    - the template's run wrote exactly the reservation and ``last_reserved_ip.0``.
+    - the run wrote exactly the reservation and ``last_reserved_ip.0``.
     """
 
-    def __init__(self, rec, cluster: Cluster, node: Node):
+    def __init__(self, rec, cluster: Cluster, node: Node, shared: dict):
         self.rec, self.cluster, self.node = rec, cluster, node
         self.root_key = ns_key(node.name)
         self.conf = netconf(cluster, node)
@@ -197,8 +230,34 @@ class NodeKubelet:
         self.misses = 0
         self.template = None
         self.seq = None
+        self.node_params = None
+        self.shared = shared
 
-    def attach(self, pod: Pod) -> dict | None:
+    def _node_params(self) -> list[str] | None:
+        """The node's own values in its pods' runs: its name, its range's network, gateway
+        and last address (host-local's reading of the netconf), the bridge's MAC."""
+        from netlab.cni import hostlocal
+        try:
+            conf = hostlocal.load_config(self.conf, "")
+        except Exception:
+            return None
+        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1:
+            return None
+        r = conf.ranges[0][0]
+        bridge = self.rec.world.namespaces[self.root_key].links.get(self.conf.get("bridge") or BRIDGE)
+        if bridge is None:
+            return None
+        return [self.node.name, str(r.subnet.network), str(r.gateway), str(r.subnet.last),
+                bridge.mac]
+
+    def _key(self) -> str:
+        """The netconf with the node's own value (its pod range) taken out."""
+        import json
+        return json.dumps(self.conf, sort_keys=True).replace(json.dumps(self.node.pod_cidr), '"*"')
+
+    def attach(self, pod: Pod):
+        """Returns the plugin's result, or for a replay the Deferred its result (and
+        its Ops) can be made from."""
         result = self._replay(pod) if self.template is not None else None
         if result is None:
             result = self._full(pod)
@@ -207,25 +266,37 @@ class NodeKubelet:
         return result
 
     def _full(self, pod: Pod) -> dict:
-        from netlab.cni.replay import Capture
+        from netlab.cni.replay import Capture, Template
         capture = None
         if self.runs and self.misses < 3:
             capture = Capture(self.rec.backend, self.node.name, self.rec.ops_log)
         self.runs += 1
         self.template = None
         result = _sandbox(self.rec, self.cluster, pod, self.node, self.conf)
-        if capture is not None:
-            self.template = capture.template(self.rec.backend, pod_netns_key(pod), result,
-                                             container_id(pod), netns_name(pod), pod.ip)
-            if self.template is not None and not self._hostlocal(pod):
-                self.template = None
-            self.misses = 0 if self.template is not None else self.misses + 1
-        if self.template is not None:
-            self.seq = self.rec.touched.get(self.root_key)
+        if capture is None:
+            return result
+        node_params = self._node_params()
+        run = None
+        if node_params is not None:
+            run = capture.run(self.rec.backend, pod_netns_key(pod), result, container_id(pod),
+                              netns_name(pod), pod.ip, node_params)
+        if run is not None and self._hostlocal(pod, run):
+            shared = self.shared.setdefault(self._key(), Shared())
+            template = shared.trusted
+            if template is None or not template.reproduces(run):
+                template = Template(self.rec.backend, run)
+                shared.offer(template, self.node.name)
+            self.template = template.bind(node_params)
+        if self.template is None:
+            self.misses += 1
+            return result
+        self.misses = 0
+        self.node_params = node_params
+        self.seq = self.rec.touched.get(self.root_key)
         return result
 
-    def _hostlocal(self, pod: Pod) -> bool:
-        """The host-local facts the preconditions need, from the template's run."""
+    def _hostlocal(self, pod: Pod, run) -> bool:
+        """The host-local facts the preconditions need, from the run."""
         from netlab.cni import hostlocal
         from netlab.cni.store import DEFAULT_DATA_DIR, LAST_PREFIX, LINE_BREAK
         from netlab.cni.sysos import join
@@ -233,27 +304,30 @@ class NodeKubelet:
             conf = hostlocal.load_config(self.conf, cni_args(pod))
         except Exception:
             return False
-        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or conf.requested or                 conf.ipam.get("resolvConf"):
+        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or conf.requested or \
+                conf.ipam.get("resolvConf"):
             return False
         r = conf.ranges[0][0]
         self.start, self.end, self.gateway = r.start.value, r.end.value, r.gateway.value
         self.prefix = join(conf.data_dir or DEFAULT_DATA_DIR, conf.name) + "/"
         self.last_path = self.prefix + LAST_PREFIX + "0"
         cid = container_id(pod)
-        if sorted(self.template.files) != sorted([(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME),
-                                                  (self.last_path, pod.ip)]):
+        if sorted(run.files) != sorted([(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME),
+                                        (self.last_path, pod.ip)]):
             return False
         tree = self.rec.world.files[self.node.name]
         n = len(self.prefix)
         self.reserved = {v.strip() for k, v in tree.items() if k.startswith(self.prefix)
                          and "/" not in k[n:] and _ip_int(k[n:]) is not None}
-        self.args = _args_shape(cni_args(pod))
+        args = cni_args(pod)
+        self.args = _args_shape(args)
+        self.args_counts = (args.count(";"), args.count("="))
         return self.args is not None
 
     def _replay(self, pod: Pod) -> dict | None:
+        from netlab.cni.replay import Deferred
         from netlab.cni.skel import valid_name
         from netlab.cni.store import LINE_BREAK
-        from netlab.cni.replay import Deferred
         rec = self.rec
         if rec.touched.get(self.root_key) != self.seq:
             return None
@@ -262,20 +336,26 @@ class NodeKubelet:
         if ns_key(self.node.name, name) in world.namespaces:
             return None
         cid = container_id(pod)
-        if not valid_name(cid) or _args_shape(cni_args(pod)) != self.args:
+        if not ((cid.isalnum() and cid.isascii()) or valid_name(cid)):
+            return None
+        args = cni_args(pod, cid)
+        if (args.count(";"), args.count("=")) != self.args_counts or _args_shape(args) != self.args:
             return None
         tree = world.files.get(self.node.name)
         last = _ip_int((tree.get(self.last_path) or "").strip()) if tree is not None else None
         ip = _ip_int(pod.ip)
-        if last is None or ip != last + 1 or not self.start <= last < self.end or                 ip == self.gateway or self.prefix + pod.ip in tree or                 cid + LINE_BREAK + IFNAME in self.reserved or cid in self.reserved:
+        if last is None or ip != last + 1 or not self.start <= last < self.end or \
+                ip == self.gateway or self.prefix + pod.ip in tree or \
+                cid + LINE_BREAK + IFNAME in self.reserved or cid in self.reserved:
             return None
-        root = world.namespaces[self.root_key]
-        template = self.template
-        params = template.params(world, cid, name, pod.ip, root)
-        result = template.replay(world, root, params)
+        params = self.template.replay(world, world.namespaces[self.root_key], self.node.name,
+                                      cid, name, pod.ip)
+        if params is None:
+            return None
         self.reserved.add(cid + LINE_BREAK + IFNAME)
-        rec.replayed(Deferred(template, params))
-        return result
+        done = Deferred(self.template, params)
+        rec.replayed(done)
+        return done
 
 
 def listener_ops(pod: Pod) -> list[O.Op]:
