@@ -55,11 +55,35 @@ def touched(op) -> set[str] | None:
     return keys or None
 
 
+def _link_state(link) -> dict:
+    state = dict(link.__dict__)
+    state["conf"] = dict(link.conf)
+    state["addresses"] = list(link.addresses)
+    state["fdb"] = [dict(f) for f in link.fdb]
+    if link.vxlan is not None:
+        state["vxlan"] = dict(link.vxlan)
+    return state
+
+
 def _state(ns) -> dict:
-    """A deep copy of a namespace's fields, without its iptables tables (replaced, never
-    changed in place: compared by identity) and the derived index."""
-    state = {k: v for k, v in ns.__dict__.items() if not k.startswith("_") and k != "tables"}
-    return pickle.loads(pickle.dumps(state, _PROTO))
+    """A namespace's fields, copied as deep as the model changes them: its containers, and
+    each link's. The model never changes a Route, Address, Listener or Neighbour in place
+    (it replaces them), and replaces an iptables table rather than change it (tables are
+    compared by identity, the derived route index is left out)."""
+    state = {}
+    for key, value in ns.__dict__.items():
+        if key.startswith("_") or key == "tables":
+            continue
+        if key == "links":
+            value = {name: _link_state(link) for name, link in value.items()}
+        elif key == "ipsets":
+            value = pickle.loads(pickle.dumps(value, _PROTO)) if value else {}
+        elif type(value) is list:
+            value = list(value)
+        elif type(value) is dict:
+            value = dict(value)
+        state[key] = value
+    return state
 
 
 def _segments(text: str, params: list[str], pattern=None) -> list | None:
@@ -138,8 +162,10 @@ class Capture:
             return None
         for field, value in before.items():
             if field == "links":
-                if any(root.links.get(name) != link for name, link in value.items()):
-                    return None
+                for name, link in value.items():
+                    now = root.links.get(name)
+                    if now is None or _link_state(now) != link:
+                        return None
             elif field == "next_ifindex":
                 if root.next_ifindex != value + 1:
                     return None

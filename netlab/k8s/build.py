@@ -3,7 +3,8 @@ the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
 
 The kubelet runs the CNI plugins in-process, and they decide from the state they
 find, so the cluster is built on a model as it goes (``build``): a ``Recorder``
-keeps every Op applied. ``cluster_ops`` gives that list (the same for either
+keeps every Op applied (a pod whose plugin run the kubelet replayed, see
+netlab.k8s.kubelet, has its Ops made when they are asked for). ``cluster_ops`` gives that list (the same for either
 backend); ``build_model`` gives the model it was built on (with host-local's
 files, which are not kernel state and so are not in the list).
 """
@@ -130,14 +131,17 @@ def policy_ops(cluster: Cluster) -> list[O.Op]:
 
 
 class Recorder:
-    """A ModelBackend that keeps the Ops applied through it, in order, and for each
-    namespace the count of the last Op that may have changed it (``touched``: the
-    kubelet's CNI replay checks that nothing else changed a node since)."""
+    """A ModelBackend that keeps the Ops applied through it, in order (``ops``; a pod
+    the kubelet replayed is kept as a netlab.cni.replay.Deferred in ``ops_log`` and its
+    Ops made when ``ops`` is read), and while ``tracking`` (the kubelets set it) for
+    each namespace the count of the last Op that may have changed it (``touched``: the
+    CNI replay checks that nothing else changed a node since its template's run)."""
 
     def __init__(self, backend):
         self.backend = backend
         self.ops_log: list = []         # Ops, and netlab.cni.replay.Deferred runs
         self.touched: dict[str, int] = {}
+        self.tracking = False
         self._seq = 0
         self._deferred = False
 
@@ -160,15 +164,16 @@ class Recorder:
         return self.ops_log
 
     def apply(self, op: O.Op) -> None:
-        from netlab.cni.replay import touched
-        self._seq += 1
-        keys = touched(op)
-        if keys is None:                # cannot tell: as if every namespace changed
-            self.touched = {k: -self._seq for k in self.touched}
-            self.touched.update((k, -self._seq) for k in self.world.namespaces)
-        else:
-            for key in keys:
-                self.touched[key] = self._seq
+        if self.tracking:
+            from netlab.cni.replay import touched
+            self._seq += 1
+            keys = touched(op)
+            if keys is None:                # cannot tell: as if every namespace changed
+                self.touched = {k: -self._seq for k in self.touched}
+                self.touched.update((k, -self._seq) for k in self.world.namespaces)
+            else:
+                for key in keys:
+                    self.touched[key] = self._seq
         self.backend.apply(op)
         self.ops_log.append(op)
 

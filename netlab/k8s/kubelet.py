@@ -136,19 +136,30 @@ def attach_pods(rec, cluster: Cluster, pods=None, replay: bool | None = None) ->
     would do the same again (``NodeKubelet``); ``replay`` False (or NETLAB_CNI_REPLAY=0)
     runs the plugin for every pod."""
     kubelets = Kubelets(rec, cluster, replay)
-    for pod in cluster.pods if pods is None else pods:
-        kubelets.attach(pod)
+    try:
+        for pod in cluster.pods if pods is None else pods:
+            kubelets.attach(pod)
+    finally:
+        kubelets.close()
 
 
 class Kubelets:
-    """The kubelets of the nodes of one cluster build on ``rec``."""
+    """The kubelets of the nodes of one cluster build on ``rec`` (a Recorder: every Op
+    applied while they work must go through it, so they see what touched a node)."""
 
     def __init__(self, rec, cluster: Cluster, replay: bool | None = None):
         self.rec, self.cluster = rec, cluster
         self.replay = replay_enabled() if replay is None else replay
+        if self.replay:
+            rec.tracking = True
         self.nodes = {n.name: n for n in cluster.nodes}
         self.kubelets: dict[str, NodeKubelet] = {}
         self.shared: dict[str, Shared] = {}
+
+    def close(self) -> None:
+        """No more pods: the Recorder stops counting what touches each namespace."""
+        self.rec.tracking = False
+        self.kubelets.clear()
 
     def attach(self, pod: Pod):
         node = self.nodes[pod.node]
@@ -236,12 +247,8 @@ class NodeKubelet:
     def _node_params(self) -> list[str] | None:
         """The node's own values in its pods' runs: its name, its range's network, gateway
         and last address (host-local's reading of the netconf), the bridge's MAC."""
-        from netlab.cni import hostlocal
-        try:
-            conf = hostlocal.load_config(self.conf, "")
-        except Exception:
-            return None
-        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1:
+        conf = self._ipam()
+        if conf is None or len(conf.ranges) != 1 or len(conf.ranges[0]) != 1:
             return None
         r = conf.ranges[0][0]
         bridge = self.rec.world.namespaces[self.root_key].links.get(self.conf.get("bridge") or BRIDGE)
@@ -249,6 +256,17 @@ class NodeKubelet:
             return None
         return [self.node.name, str(r.subnet.network), str(r.gateway), str(r.subnet.last),
                 bridge.mac]
+
+    def _ipam(self):
+        """host-local's reading of the netconf (CNI_ARGS aside: the replay's CNI_ARGS have
+        no IP= or MAC=, see ``_args_shape``), once."""
+        if not hasattr(self, "_ipam_conf"):
+            from netlab.cni import hostlocal
+            try:
+                self._ipam_conf = hostlocal.load_config(self.conf, "")
+            except Exception:
+                self._ipam_conf = None
+        return self._ipam_conf
 
     def _key(self) -> str:
         """The netconf with the node's own value (its pod range) taken out."""
@@ -297,15 +315,11 @@ class NodeKubelet:
 
     def _hostlocal(self, pod: Pod, run) -> bool:
         """The host-local facts the preconditions need, from the run."""
-        from netlab.cni import hostlocal
         from netlab.cni.store import DEFAULT_DATA_DIR, LAST_PREFIX, LINE_BREAK
         from netlab.cni.sysos import join
-        try:
-            conf = hostlocal.load_config(self.conf, cni_args(pod))
-        except Exception:
-            return False
-        if len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or conf.requested or \
-                conf.ipam.get("resolvConf"):
+        conf = self._ipam()
+        if conf is None or len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or \
+                conf.requested or conf.ipam.get("resolvConf"):
             return False
         r = conf.ranges[0][0]
         self.start, self.end, self.gateway = r.start.value, r.end.value, r.gateway.value
@@ -322,7 +336,8 @@ class NodeKubelet:
         args = cni_args(pod)
         self.args = _args_shape(args)
         self.args_counts = (args.count(";"), args.count("="))
-        return self.args is not None
+        # IP= and MAC= (the only keys the plugins read) change what they do: no replay.
+        return self.args is not None and not any(k in ("IP", "MAC") for k, _ in self.args)
 
     def _replay(self, pod: Pod) -> dict | None:
         from netlab.cni.replay import Deferred
