@@ -429,6 +429,58 @@ class Bound:
         return self._load(self.template.ops_blob)
 
 
+class Shape:
+    """A node's state (a namespace's ``_state`` and its files) with its values taken out
+    (strings made of ``params``, as in a Template): ``matches`` tells whether another
+    node's state is the same but for its own values. Two shapes from different nodes
+    that are the very same (``signature``) show the substitution is right."""
+
+    def __init__(self, state, params: list[str]):
+        self.count = len(params)
+        self.table: list = []
+        self.slots: list[tuple[int, str]] = []
+        kinds: list = []
+        index_of: dict = {}
+        pattern = _pattern(params)
+        shape = self
+
+        class Pickler(pickle.Pickler):
+            def persistent_id(self, obj):
+                if type(obj) is not str or obj in _FIELDS:
+                    return None
+                index = index_of.get(obj)
+                if index is not None:
+                    return index
+                index = index_of[obj] = len(shape.table)
+                shape.table.append(obj)
+                segs = _segments(obj, params, pattern)
+                if segs is None:
+                    kinds.append(("c", obj))
+                else:
+                    f = "".join("{%d}" % x if type(x) is int else
+                                x.replace("{", "{{").replace("}", "}}") for x in segs)
+                    shape.slots.append((index, f))
+                    kinds.append(("v", f))
+                return index
+
+        buf = io.BytesIO()
+        Pickler(buf, _PROTO).dump(state)
+        self.blob = buf.getvalue()
+        self.signature = (self.blob, tuple(kinds), self.count)
+        if not self.matches(state, params):
+            raise AssertionError("a node's shape does not match its own state")
+
+    def matches(self, state, params) -> bool:
+        if len(params) != self.count or len(set(params)) != len(params):
+            return False
+        table = list(self.table)
+        for index, f in self.slots:
+            table[index] = f.format(*params)
+        up = pickle.Unpickler(io.BytesIO(self.blob))
+        up.persistent_load = table.__getitem__
+        return up.load() == state
+
+
 class Deferred:
     """A replayed run's Ops, made when asked for."""
 

@@ -172,22 +172,35 @@ class Kubelets:
 
 
 class Shared:
-    """The template of the nodes whose netconf is the same but for the node's own values:
-    trusted once two runs on different nodes gave the very same template."""
+    """What the nodes whose netconf is the same but for the node's own values share:
+    ``trusted``, the steady-state template, once two runs on different nodes gave the very
+    same one; ``pair``, that template with the Shape of the node's state it ran on (after
+    the node's first pod), once two nodes gave the very same of both."""
 
     def __init__(self):
         self.trusted = None
-        self.candidate = None
-        self.node = None
+        self.pair = None
+        self.candidate = None           # (template, shape, node)
 
-    def offer(self, template, node: str) -> None:
-        if self.trusted is not None:
+    def offer(self, template, shape, node: str) -> None:
+        if self.pair is not None:
             return
-        if self.candidate is not None and self.node != node and \
-                self.candidate.signature == template.signature:
-            self.trusted = self.candidate
-        else:
-            self.candidate, self.node = template, node
+        c = self.candidate
+        if c is not None and c[2] != node and c[0].signature == template.signature:
+            if self.trusted is None:
+                self.trusted = c[0]
+            if shape is not None and c[1] is not None and shape.signature == c[1].signature:
+                self.pair = (c[0], c[1])
+                return
+        self.candidate = (template, shape, node)
+
+
+def _distinct(values) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if v and v not in out:
+            out.append(v)
+    return out
 
 
 def _args_shape(text: str) -> tuple | None:
@@ -243,6 +256,8 @@ class NodeKubelet:
         self.seq = None
         self.node_params = None
         self.shared = shared
+        self.first = None               # (the node's values before its first pod, that pod's)
+        self.adopted = False
 
     def _node_params(self) -> list[str] | None:
         """The node's own values in its pods' runs: its name, its range's network, gateway
@@ -276,6 +291,8 @@ class NodeKubelet:
     def attach(self, pod: Pod):
         """Returns the plugin's result, or for a replay the Deferred its result (and
         its Ops) can be made from."""
+        if self.template is None and self.runs == 1 and not self.adopted:
+            self._adopt(pod)
         result = self._replay(pod) if self.template is not None else None
         if result is None:
             result = self._full(pod)
@@ -283,10 +300,61 @@ class NodeKubelet:
             self.rec.apply(op)
         return result
 
+    def _first(self, pod: Pod) -> dict:
+        """The node's first pod: the full run, and the values that make the node's state
+        after it its own (see ``_shape_params``)."""
+        world = self.rec.world
+        root = world.namespaces[self.root_key]
+        pre = _distinct(x for link in root.links.values()
+                        for x in (link.mac, *(a.ip for a in link.addresses)))
+        links, counter = set(root.links), world.mac_counter
+        self.runs += 1
+        result = _sandbox(self.rec, self.cluster, pod, self.node, self.conf)
+        now, world.mac_counter = world.mac_counter, counter
+        macs = [world.new_mac() for _ in range(now - counter)]
+        world.mac_counter = now
+        self.first = (pre, [container_id(pod), netns_name(pod), pod.ip,
+                            *(name for name in root.links if name not in links), *macs])
+        return result
+
+    def _shape_params(self, node_params: list[str]) -> list[str]:
+        """The node's values in its state after its first pod: its own (node_params), the
+        MACs and addresses its links had before it, and that pod's container id, netns
+        name, IP, the links it added and the MACs the model drew for it."""
+        pre, first = self.first
+        return _distinct([*node_params, *pre, *first])
+
+    def _state(self):
+        from netlab.cni.replay import _state
+        world = self.rec.world
+        return _state(world.namespaces[self.root_key]), dict(world.files.get(self.node.name, {}))
+
+    def _adopt(self, pod: Pod) -> bool:
+        """The node's second pod without a full run: when the node's state is, but for its
+        own values, that of the nodes whose run gave the shared template (``Shared.pair``),
+        the plugin does here what it did there."""
+        self.adopted = True
+        shared = self.shared.get(self._key())
+        if shared is None or shared.pair is None or self.first is None:
+            return False
+        node_params = self._node_params()
+        if node_params is None:
+            return False
+        template, shape = shared.pair
+        if not shape.matches(self._state(), self._shape_params(node_params)) or \
+                not self._hostlocal(pod, None):
+            return False
+        self.template = template.bind(node_params)
+        self.node_params = node_params
+        self.seq = self.rec.touched.get(self.root_key)
+        return True
+
     def _full(self, pod: Pod) -> dict:
-        from netlab.cni.replay import Capture, Template
+        from netlab.cni.replay import Capture, Shape, Template
+        if not self.runs:
+            return self._first(pod)
         capture = None
-        if self.runs and self.misses < 3:
+        if self.misses < 3:
             capture = Capture(self.rec.backend, self.node.name, self.rec.ops_log)
         self.runs += 1
         self.template = None
@@ -303,7 +371,14 @@ class NodeKubelet:
             template = shared.trusted
             if template is None or not template.reproduces(run):
                 template = Template(self.rec.backend, run)
-                shared.offer(template, self.node.name)
+            if shared.pair is None:
+                shape = None
+                if self.first is not None and self.runs == 2:
+                    try:
+                        shape = Shape((capture.root, capture.files), self._shape_params(node_params))
+                    except AssertionError:
+                        shape = None
+                shared.offer(template, shape, self.node.name)
             self.template = template.bind(node_params)
         if self.template is None:
             self.misses += 1
@@ -326,8 +401,8 @@ class NodeKubelet:
         self.prefix = join(conf.data_dir or DEFAULT_DATA_DIR, conf.name) + "/"
         self.last_path = self.prefix + LAST_PREFIX + "0"
         cid = container_id(pod)
-        if sorted(run.files) != sorted([(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME),
-                                        (self.last_path, pod.ip)]):
+        if run is not None and sorted(run.files) != sorted(
+                [(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME), (self.last_path, pod.ip)]):
             return False
         tree = self.rec.world.files[self.node.name]
         n = len(self.prefix)
