@@ -193,6 +193,63 @@ class Capture:
                    link.ifindex - before["next_ifindex"], result, files, ops)
 
 
+def _new(cls, state: dict):
+    obj = cls.__new__(cls)
+    obj.__dict__ = state
+    return obj
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _compile(objs, persistent, kinds):
+    """A function of the table that makes ``objs`` again as the pickle would (with the
+    same table references; flat dicts copied), as straight-line code: the objects' own
+    classes, their fields in order, lists, dicts and tuples. None when the objects hold
+    anything else, or an object twice."""
+    import dataclasses
+    seen: set[int] = set()
+
+    def gen(obj) -> str:
+        kind = type(obj)
+        pid = persistent(obj)
+        if pid is not None:
+            return f"dict(T[{pid}])" if kinds[pid][0] == "d" else f"T[{pid}]"
+        if obj is None or kind in (int, bool, float, str):
+            return repr(obj)
+        if id(obj) in seen:
+            raise _Unsupported
+        seen.add(id(obj))
+        if kind is list:
+            return "[" + ", ".join(gen(x) for x in obj) + "]"
+        if kind is tuple:
+            return "(" + "".join(gen(x) + ", " for x in obj) + ")"
+        if kind is dict:
+            return "{" + ", ".join(f"{gen(k)}: {gen(v)}" for k, v in obj.items()) + "}"
+        if dataclasses.is_dataclass(kind) and hasattr(obj, "__dict__") and \
+                not hasattr(kind, "__slots__") and not hasattr(kind, "__setstate__"):
+            cls = persistent(kind)
+            items = ", ".join(f"{k!r}: {gen(v)}" for k, v in obj.__dict__.items()
+                              if type(k) is str)
+            return f"_new(T[{cls}], {{{items}}})"
+        raise _Unsupported
+
+    try:
+        code = "lambda T: " + gen(objs)
+    except _Unsupported:
+        return None
+    return eval(code, {"_new": _new, "dict": dict})
+
+
+def _veth_name(container_id: str, ifname: str, taken) -> str:
+    """netlab.cni.virtual.veth_name, the plugin's (imported at the first call)."""
+    from netlab.cni.virtual import veth_name
+    global _veth_name
+    _veth_name = veth_name
+    return veth_name(container_id, ifname, taken)
+
+
 def _model_fields() -> frozenset:
     import dataclasses
     from netlab.model import world
@@ -303,6 +360,7 @@ class Template:
         index = ns.__dict__.pop("_route_index", None)
         try:
             self.blob = dump((ns, run.link))
+            self.make = _compile((ns, run.link), persistent, self.kinds)
         finally:
             if index is not None:
                 ns.__dict__["_route_index"] = index
@@ -385,11 +443,15 @@ class Bound:
     def _make(self, params, base: int):
         if not self._fill(params):
             return None
-        ns, link = self._load(self.template.blob)
-        ns.sysctls = dict(ns.sysctls)
-        for peer in ns.links.values():
-            peer.conf = dict(peer.conf)
-        link.conf = dict(link.conf)
+        make = self.template.make
+        if make is not None:
+            ns, link = make(self.table)
+        else:
+            ns, link = self._load(self.template.blob)
+            ns.sysctls = dict(ns.sysctls)
+            for peer in ns.links.values():
+                peer.conf = dict(peer.conf)
+            link.conf = dict(link.conf)
         link.ifindex = base + self.template.offset
         table = self.table
         return ns, link, [(table[p], table[c]) for p, c in self.template.files]
@@ -404,9 +466,8 @@ class Bound:
         """Make what the run made for this container: its veth name and MACs drawn as the
         plugin draws them. Returns the params (``result`` gives the plugin's result);
         None, with nothing changed, when a route the model shares is not there to share."""
-        from netlab.cni.virtual import veth_name
         t = self.template
-        veth = veth_name(container_id, t.ifname, root.links)
+        veth = _veth_name(container_id, t.ifname, root.links)
         counter = world.mac_counter
         new_mac = world.new_mac
         params = (*self.node_params, container_id, netns, ip, veth,

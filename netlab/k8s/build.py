@@ -16,6 +16,7 @@ import hashlib
 import ipaddress
 
 from netlab import ops as O
+from netlab.cni.replay import touched
 from netlab.k8s import kubelet, kubeproxy
 from netlab.k8s.cluster import APISERVER_PORT, Cluster
 from netlab.model import World, ns_key
@@ -165,7 +166,6 @@ class Recorder:
 
     def apply(self, op: O.Op) -> None:
         if self.tracking:
-            from netlab.cni.replay import touched
             self._seq += 1
             keys = touched(op)
             if keys is None:                # cannot tell: as if every namespace changed

@@ -414,38 +414,51 @@ class NodeKubelet:
         # IP= and MAC= (the only keys the plugins read) change what they do: no replay.
         return self.args is not None and not any(k in ("IP", "MAC") for k, _ in self.args)
 
-    def _replay(self, pod: Pod) -> dict | None:
-        from netlab.cni.replay import Deferred
-        from netlab.cni.skel import valid_name
-        from netlab.cni.store import LINE_BREAK
+    def _replay(self, pod: Pod):
         rec = self.rec
         if rec.touched.get(self.root_key) != self.seq:
             return None
-        world = rec.world
-        name = netns_name(pod)
-        if ns_key(self.node.name, name) in world.namespaces:
+        world = rec.backend.world
+        name = f"{pod.namespace}.{pod.name}"                 # netns_name
+        node = self.node.name
+        if f"{node}/{name}" in world.namespaces:            # ns_key
             return None
         cid = container_id(pod)
-        if not ((cid.isalnum() and cid.isascii()) or valid_name(cid)):
+        if not ((cid.isalnum() and cid.isascii()) or _valid_name(cid)):
             return None
         args = cni_args(pod, cid)
         if (args.count(";"), args.count("=")) != self.args_counts or _args_shape(args) != self.args:
             return None
-        tree = world.files.get(self.node.name)
-        last = _ip_int((tree.get(self.last_path) or "").strip()) if tree is not None else None
+        tree = world.files.get(node)
+        if tree is None:
+            return None
+        last = _ip_int((tree.get(self.last_path) or "").strip())
         ip = _ip_int(pod.ip)
+        mine = cid + "\r\n" + IFNAME                         # host-local's LINE_BREAK
         if last is None or ip != last + 1 or not self.start <= last < self.end or \
                 ip == self.gateway or self.prefix + pod.ip in tree or \
-                cid + LINE_BREAK + IFNAME in self.reserved or cid in self.reserved:
+                mine in self.reserved or cid in self.reserved:
             return None
-        params = self.template.replay(world, world.namespaces[self.root_key], self.node.name,
-                                      cid, name, pod.ip)
+        template = self.template
+        params = template.replay(world, world.namespaces[self.root_key], node, cid, name, pod.ip)
         if params is None:
             return None
-        self.reserved.add(cid + LINE_BREAK + IFNAME)
-        done = Deferred(self.template, params)
+        self.reserved.add(mine)
+        done = _Deferred(template, params)
         rec.replayed(done)
         return done
+
+
+def _valid_name(text: str) -> bool:
+    from netlab.cni.skel import valid_name
+    return valid_name(text)
+
+
+def _Deferred(template, params):
+    from netlab.cni.replay import Deferred
+    global _Deferred
+    _Deferred = Deferred
+    return Deferred(template, params)
 
 
 def listener_ops(pod: Pod) -> list[O.Op]:
