@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,9 @@ def main() -> None:
         print(json.dumps(figure(f"cluster_pods_{name}_n{args.nodes}_us_per_pod", per, "us",
                                 40.0 if replay else None,
                                 f"{size}: {took:.2f} s for the pods loop; extrapolated to "
-                                f"150,000 pods {per * 150000 / 1e6:.1f} s")), flush=True)
+                                f"150,000 pods {per * 150000 / 1e6:.1f} s; peak RSS so far "
+                                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} "
+                                "MiB")), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,18 +35,27 @@ _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 _PROTO = pickle.HIGHEST_PROTOCOL
 
 
+_OP_FIELDS: dict[type, tuple] = {}
+
+
 def touched(op) -> set[str] | None:
     """The namespace keys an Op may change (a node's root also stands for its files);
     None when it cannot be told (an Op naming no namespace)."""
-    keys = set()
-    for field in ("netns", "peer_netns", "to_netns"):
-        value = getattr(op, field, None)
-        if value:
-            keys.add(value)
-    node = getattr(op, "node", None)
-    if node is not None:
-        name = getattr(op, "name", None)
-        if type(op).__name__ == "AddNetns":
+    kind = type(op)
+    spec = _OP_FIELDS.get(kind)
+    if spec is None:
+        import dataclasses
+        names = {f.name for f in dataclasses.fields(op)}
+        spec = _OP_FIELDS[kind] = (
+            tuple(f for f in ("netns", "peer_netns", "to_netns") if f in names),
+            "node" in names, "name" in names, kind.__name__ == "AddNetns")
+    fields, has_node, has_name, add_netns = spec
+    d = op.__dict__
+    keys = {v for f in fields if (v := d[f])}
+    if has_node:
+        node = d["node"]
+        name = d["name"] if has_name else None
+        if add_netns:
             keys.add(ns_key(node, name))
         else:
             keys.add(ns_key(node))

@@ -215,6 +215,18 @@ def _args_shape(text: str) -> tuple | None:
     return tuple(shape)
 
 
+def _args_match(text: str, shape: tuple) -> bool:
+    """``_args_shape(text) == shape``, without making the shape."""
+    pairs = text.split(";") if text else []
+    if len(pairs) != len(shape):
+        return False
+    for pair, (key, value) in zip(pairs, shape):
+        k, _, v = pair.partition("=")
+        if k != key or "=" in v or (value is not None and v != value):
+            return False
+    return True
+
+
 def _ip_int(text: str) -> int | None:
     import socket
     try:
@@ -408,9 +420,7 @@ class NodeKubelet:
         n = len(self.prefix)
         self.reserved = {v.strip() for k, v in tree.items() if k.startswith(self.prefix)
                          and "/" not in k[n:] and _ip_int(k[n:]) is not None}
-        args = cni_args(pod)
-        self.args = _args_shape(args)
-        self.args_counts = (args.count(";"), args.count("="))
+        self.args = _args_shape(cni_args(pod))
         # IP= and MAC= (the only keys the plugins read) change what they do: no replay.
         return self.args is not None and not any(k in ("IP", "MAC") for k, _ in self.args)
 
@@ -426,8 +436,7 @@ class NodeKubelet:
         cid = container_id(pod)
         if not ((cid.isalnum() and cid.isascii()) or _valid_name(cid)):
             return None
-        args = cni_args(pod, cid)
-        if (args.count(";"), args.count("=")) != self.args_counts or _args_shape(args) != self.args:
+        if not _args_match(cni_args(pod, cid), self.args):
             return None
         tree = world.files.get(node)
         if tree is None:
