@@ -269,6 +269,7 @@ class NodeKubelet:
         self.node_params = None
         self.shared = shared
         self.first = None               # (the node's values before its first pod, that pod's)
+        self.key = None
         self.adopted = False
 
     def _node_params(self) -> list[str] | None:
@@ -297,8 +298,9 @@ class NodeKubelet:
 
     def _key(self) -> str:
         """The netconf with the node's own value (its pod range) taken out."""
-        import json
-        return json.dumps(self.conf, sort_keys=True).replace(json.dumps(self.node.pod_cidr), '"*"')
+        if self.key is None:
+            self.key = repr(self.conf).replace(repr(self.node.pod_cidr), "'*'")
+        return self.key
 
     def attach(self, pod: Pod):
         """Returns the plugin's result, or for a replay the Deferred its result (and

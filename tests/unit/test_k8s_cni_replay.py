@@ -40,6 +40,7 @@ def make(cluster, replay: bool, between=None):
             between(rec, i)
         kubelets.attach(pod)
     rec.replays = sum(type(x) is Deferred for x in rec.ops_log)
+    rec.kubelets = kubelets
     return rec
 
 
@@ -275,3 +276,21 @@ def test_a_template_from_one_node_serves_the_others():
     users = [k for k in kubelets.kubelets.values()
              if k.template is not None and k.template.template is shared[0].trusted]
     assert len(users) >= 4
+
+
+def test_a_node_unlike_the_others_is_not_taken_for_them():
+    """The second pod of a node is replayed without a run of its own only when the node's
+    state matches the others' but for its own values: a node with another sysctl, or
+    another link, runs the plugin for its second pod again (and the World is the same)."""
+    cluster = synthetic(11, 12)
+
+    def between(rec, i):
+        if i == 0:
+            rec.apply(O.SetSysctl(ns_key("n6"), "net.ipv4.conf.all.rp_filter", "1"))
+            rec.apply(O.AddLink(ns_key("n7"), "dummy0", "dummy"))
+    check(cluster, between)
+    rec = make(cluster, True, between)
+    runs = {name: k.runs for name, k in rec.kubelets.kubelets.items()}
+    adopted = [name for name, r in runs.items() if r == 1 and rec.kubelets.kubelets[name].template]
+    assert runs["n6"] >= 2 and runs["n7"] >= 2
+    assert "n6" not in adopted and "n7" not in adopted and len(adopted) >= 3, runs
