@@ -126,12 +126,17 @@ def _pattern(params: list[str]):
 class Run:
     """One steady-state plugin run: its values (``params``) and what it made."""
 
-    __slots__ = ("params", "nodes", "ns", "link", "offset", "result", "files", "ops")
+    __slots__ = ("params", "nodes", "ns", "link", "offset", "result", "files", "ops", "root",
+                 "ifname", "kept")
 
-    def __init__(self, params, nodes, ns, link, offset, result, files, ops):
+    def __init__(self, params, nodes, ns, link, offset, result, files, ops, root=None,
+                 ifname=None, kept=()):
         self.params, self.nodes = params, nodes
         self.ns, self.link, self.offset = ns, link, offset
         self.result, self.files, self.ops = result, files, ops
+        self.root = root            # a node's first run: the node's namespace it left
+        self.ifname = ifname or link.peer_name
+        self.kept = kept            # a first run: the links it added other than the veth
 
 
 class Capture:
@@ -269,6 +274,47 @@ def _model_fields() -> frozenset:
 _FIELDS = _model_fields()
 
 
+def first_run(capture: "Capture", backend, new_key: str, result: dict, container_id: str,
+              netns: str, ip: str, ifname: str, node_params: list[str]) -> Run | None:
+    """A node's first run (it may change the node's namespace in any way: the caller
+    checks the namespace was as the template's was before it), or None when it changed
+    more than the node's namespace, the container's and the node's files, or the node
+    has iptables state (tables are shared, not copied)."""
+    from netlab.cni.virtual import veth_name
+    world = backend.world
+    root_key = ns_key(capture.node)
+    root = world.namespaces[root_key]
+    ops = capture.ops[capture.start:]
+    for op in ops:
+        keys = touched(op)
+        if keys is None or keys - {root_key, new_key}:
+            return None
+    if len(world.namespaces) != capture.namespaces + 1 or new_key not in world.namespaces \
+            or (len(world.nodes), len(world.lans)) != capture.shape:
+        return None
+    if root.tables or capture.tables or root.ipsets or root.conntrack:
+        return None
+    tree = world.files.get(capture.node, {})
+    if any(k not in tree for k in capture.files):
+        return None
+    files = [(k, v) for k, v in tree.items() if capture.files.get(k) != v]
+    count = world.mac_counter - capture.mac
+    if count < 0:
+        return None
+    now, world.mac_counter = world.mac_counter, capture.mac
+    macs = [world.new_mac() for _ in range(count)]
+    world.mac_counter = now
+    veth = veth_name(container_id, ifname, capture.root["links"])
+    added = [name for name in root.links if name not in capture.root["links"]]
+    if veth not in added:
+        return None
+    params = [*node_params, container_id, netns, ip, veth, *macs]
+    if len(set(params)) != len(params) or not all(params):
+        return None
+    return Run(params, len(node_params), world.namespaces[new_key], None, 0, result, files, ops,
+               root=root, ifname=ifname, kept=tuple(n for n in added if n != veth))
+
+
 def _flat(d) -> bool:
     return type(d) is dict and all(type(k) is str and type(v) is str for k, v in d.items())
 
@@ -286,13 +332,16 @@ class Template:
         params = run.params
         self.nodes = run.nodes
         self.macs = len(params) - run.nodes - 4
-        self.ifname = run.link.peer_name
+        self.ifname = run.ifname
         self.offset = run.offset
+        self.first = run.root is not None
+        self.kept = run.kept
         self.table: list = []
         self.kinds: list[tuple] = []
         self.slots: list[tuple[int, str, bool]] = []    # (table index, format, pod's own)
         self.routes: list[tuple[int, tuple, bool]] = []  # (table index, fields, pod's own)
         self.interned = backend.__dict__.setdefault("_routes", {})
+        self.backend = backend
         index_of: dict = {}
         template = self
         pattern = _pattern(params)
@@ -315,7 +364,12 @@ class Template:
         def esc(text: str) -> str:
             return text.replace("{", "{{").replace("}", "}}")
 
-        flats = {id(run.ns.sysctls), id(run.link.conf), *(id(l.conf) for l in run.ns.links.values())}
+        second = run.root if self.first else run.link
+        spaces = [run.ns, run.root] if self.first else [run.ns]
+        flats = {id(ns.sysctls) for ns in spaces} | \
+            {id(l.conf) for ns in spaces for l in ns.links.values()}
+        if not self.first:
+            flats.add(id(run.link.conf))
 
         class Pickler(pickle.Pickler):
             def persistent_id(self, obj):
@@ -365,14 +419,16 @@ class Template:
 
         persistent = Pickler(io.BytesIO(), _PROTO).persistent_id
 
-        ns = run.ns
-        index = ns.__dict__.pop("_route_index", None)
+        indexes = [ns.__dict__.pop("_route_index", None) for ns in spaces]
         try:
-            self.blob = dump((ns, run.link))
-            self.make = _compile((ns, run.link), persistent, self.kinds)
+            self.blob = dump((run.ns, second))
+            self.make = _compile((run.ns, second), persistent, self.kinds)
         finally:
-            if index is not None:
-                ns.__dict__["_route_index"] = index
+            for ns, index in zip(spaces, indexes):
+                if index is not None:
+                    ns.__dict__["_route_index"] = index
+        if self.first and self.make is None:
+            raise AssertionError("a node's first run holds what the template cannot make")
         self.result_blob = dump(run.result)
         self.ops_blob = dump(run.ops)
         # The files: each path and content is a string of the table (made of params).
@@ -385,7 +441,8 @@ class Template:
                 pair.append(index_of[text])
             self.files.append(tuple(pair))
         self.signature = (self.blob, self.result_blob, self.ops_blob, tuple(self.files),
-                          tuple(self.kinds), self.nodes, self.macs, self.offset, self.ifname)
+                          tuple(self.kinds), self.nodes, self.macs, self.offset, self.ifname,
+                          self.first, self.kept)
         # The template reproduces its own run: a check of the substitution itself.
         if not self.reproduces(run):
             raise AssertionError("a CNI template does not reproduce its own run")
@@ -397,14 +454,16 @@ class Template:
     def reproduces(self, run: Run) -> bool:
         """Whether this template, given ``run``'s values, makes what ``run`` made."""
         if run.nodes != self.nodes or len(run.params) - run.nodes - 4 != self.macs or \
-                run.offset != self.offset or run.link.peer_name != self.ifname:
+                run.offset != self.offset or run.ifname != self.ifname or \
+                (run.root is not None) != self.first or run.kept != self.kept:
             return False
         bound = self.bind(run.params[:run.nodes])
-        made = bound._make(tuple(run.params), run.link.ifindex - run.offset)
+        made = bound._make(tuple(run.params), run.link.ifindex - run.offset if run.link else 0)
         if made is None:
             return False
-        ns, link, files = made
-        return ns == run.ns and link == run.link and files == run.files and \
+        ns, second, files = made
+        return ns == run.ns and second == (run.root if self.first else run.link) and \
+            files == run.files and \
             bound.result(tuple(run.params)) == run.result and \
             bound.ops(tuple(run.params)) == run.ops
 
@@ -425,23 +484,19 @@ class Bound:
         self.ready = False
 
     def _fill(self, params) -> bool:
+        from netlab.backends.model import shared_route
         table = self.table
-        interned = self.template.interned
+        backend = self.template.backend
         if not self.ready:
             for index, spec in self.node_routes:
-                route = interned.get(tuple(f.format(*params) if type(f) is str else f
-                                           for f in spec))
-                if route is None:
-                    return False
-                table[index] = route
+                table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
+                                                           else f for f in spec))
             self.ready = True
         for index, f in self.slots:
             table[index] = f.format(*params)
         for index, spec in self.routes:
-            route = interned.get(tuple(f.format(*params) if type(f) is str else f for f in spec))
-            if route is None:
-                return False
-            table[index] = route
+            table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
+                                                       else f for f in spec))
         return True
 
     def _load(self, blob: bytes):
@@ -461,7 +516,8 @@ class Bound:
             for peer in ns.links.values():
                 peer.conf = dict(peer.conf)
             link.conf = dict(link.conf)
-        link.ifindex = base + self.template.offset
+        if not self.template.first:
+            link.ifindex = base + self.template.offset
         table = self.table
         return ns, link, [(table[p], table[c]) for p, c in self.template.files]
 
@@ -476,7 +532,8 @@ class Bound:
         plugin draws them. Returns the params (``result`` gives the plugin's result);
         None, with nothing changed, when a route the model shares is not there to share."""
         t = self.template
-        veth = _veth_name(container_id, t.ifname, root.links)
+        taken = root.links.keys() | t.kept if t.first else root.links
+        veth = _veth_name(container_id, t.ifname, taken)
         counter = world.mac_counter
         new_mac = world.new_mac
         params = (*self.node_params, container_id, netns, ip, veth,
@@ -485,10 +542,13 @@ class Bound:
         if made is None:
             world.mac_counter = counter
             return None
-        ns, link, files = made
+        ns, second, files = made
         world.namespaces[ns.key] = ns
-        root.next_ifindex += 1
-        root.links[link.name] = link
+        if t.first:                 # the node's namespace as the first run left it
+            world.namespaces[second.key] = second
+        else:
+            root.next_ifindex += 1
+            root.links[second.name] = second
         tree = world.files[node]
         for path, content in files:
             tree[path] = content

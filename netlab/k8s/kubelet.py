@@ -271,19 +271,24 @@ class NodeKubelet:
         self.first = None               # (the node's values before its first pod, that pod's)
         self.key = None
         self.adopted = False
+        self.first_replayed = False
 
-    def _node_params(self) -> list[str] | None:
+    def _node_params(self, bridge: bool = True) -> list[str] | None:
         """The node's own values in its pods' runs: its name, its range's network, gateway
-        and last address (host-local's reading of the netconf), the bridge's MAC."""
+        and last address (host-local's reading of the netconf), the bridge's MAC (once
+        there is a bridge: ``bridge``)."""
         conf = self._ipam()
         if conf is None or len(conf.ranges) != 1 or len(conf.ranges[0]) != 1:
             return None
         r = conf.ranges[0][0]
-        bridge = self.rec.world.namespaces[self.root_key].links.get(self.conf.get("bridge") or BRIDGE)
-        if bridge is None:
-            return None
-        return [self.node.name, str(r.subnet.network), str(r.gateway), str(r.subnet.last),
-                bridge.mac]
+        out = [self.node.name, str(r.subnet.network), str(r.gateway), str(r.subnet.last)]
+        if bridge:
+            link = self.rec.world.namespaces[self.root_key].links.get(
+                self.conf.get("bridge") or BRIDGE)
+            if link is None:
+                return None
+            out.append(link.mac)
+        return out
 
     def _ipam(self):
         """host-local's reading of the netconf (CNI_ARGS aside: the replay's CNI_ARGS have
@@ -314,22 +319,85 @@ class NodeKubelet:
             self.rec.apply(op)
         return result
 
-    def _first(self, pod: Pod) -> dict:
-        """The node's first pod: the full run, and the values that make the node's state
-        after it its own (see ``_shape_params``)."""
+    def _first(self, pod: Pod):
+        """The node's first pod: replayed when the node is as the nodes whose first run
+        gave the shared first-pod template were before theirs (``Shared.pair`` of the
+        netconf's "first" entry), else the full run (which may give that template). Keeps
+        the values that make the node's state after it its own (see ``_shape_params``)."""
+        from netlab.cni.replay import Capture, Shape, Template, first_run
         world = self.rec.world
         root = world.namespaces[self.root_key]
         pre = _distinct(x for link in root.links.values()
                         for x in (link.mac, *(a.ip for a in link.addresses)))
         links, counter = set(root.links), world.mac_counter
+        shared = self.shared.setdefault(("first", self._key()), Shared())
+        base = self._node_params(bridge=False)
+        params0 = _distinct([*base, *pre]) if base is not None else None
+        if params0 is not None and shared.pair is not None:
+            done = self._replay_first(pod, shared.pair, params0)
+            if done is not None:
+                macs = done.params[len(done.params) - done.template.template.macs:]
+                self._after_first(pre, pod, links, macs)
+                self.first_replayed = True
+                return done
+        capture = None
+        if params0 is not None and shared.pair is None:
+            capture = Capture(self.rec.backend, self.node.name, self.rec.ops_log)
         self.runs += 1
         result = _sandbox(self.rec, self.cluster, pod, self.node, self.conf)
         now, world.mac_counter = world.mac_counter, counter
         macs = [world.new_mac() for _ in range(now - counter)]
         world.mac_counter = now
+        self._after_first(pre, pod, links, macs)
+        if capture is not None:
+            run = first_run(capture, self.rec.backend, pod_netns_key(pod), result,
+                            container_id(pod), netns_name(pod), pod.ip, IFNAME, params0)
+            if run is not None and self._hostlocal(pod, None) and sorted(run.files) == sorted(
+                    [(self.prefix + "lock", ""), (self.prefix + pod.ip,
+                                                  container_id(pod) + "\r\n" + IFNAME),
+                     (self.last_path, pod.ip)]):
+                try:
+                    shared.offer(Template(self.rec.backend, run),
+                                 Shape((capture.root, capture.files), params0), self.node.name)
+                except AssertionError:
+                    pass
+        return result
+
+    def _after_first(self, pre, pod: Pod, links: set, macs) -> None:
+        self.runs = 1
+        root = self.rec.world.namespaces[self.root_key]
         self.first = (pre, [container_id(pod), netns_name(pod), pod.ip,
                             *(name for name in root.links if name not in links), *macs])
-        return result
+
+    def _replay_first(self, pod: Pod, pair, params0):
+        """The first pod's replay: the node's state (its namespace and files) matches the
+        shared Shape but for its own values, and host-local would give the range's first
+        address (no reservation, no ``last_reserved_ip`` yet)."""
+        template, shape = pair
+        if not shape.matches(self._state(), params0) or not self._hostlocal(pod, None):
+            return None
+        world = self.rec.world
+        node = self.node.name
+        name = netns_name(pod)
+        if ns_key(node, name) in world.namespaces:
+            return None
+        cid = container_id(pod)
+        if not ((cid.isalnum() and cid.isascii()) or _valid_name(cid)) or \
+                not _args_match(cni_args(pod, cid), self.args):
+            return None
+        tree = world.files.get(node, {})
+        first = self.start if self.start != self.gateway else self.start + 1
+        if self.last_path in tree or _ip_int(pod.ip) != first or first > self.end or \
+                self.prefix + pod.ip in tree or self.reserved:
+            return None
+        bound = template.bind(params0)
+        world.files.setdefault(node, {})
+        params = bound.replay(world, world.namespaces[self.root_key], node, cid, name, pod.ip)
+        if params is None:
+            return None
+        done = _Deferred(bound, params)
+        self.rec.replayed(done)
+        return done
 
     def _shape_params(self, node_params: list[str]) -> list[str]:
         """The node's values in its state after its first pod: its own (node_params), the
@@ -418,7 +486,7 @@ class NodeKubelet:
         if run is not None and sorted(run.files) != sorted(
                 [(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME), (self.last_path, pod.ip)]):
             return False
-        tree = self.rec.world.files[self.node.name]
+        tree = self.rec.world.files.get(self.node.name, {})
         n = len(self.prefix)
         self.reserved = {v.strip() for k, v in tree.items() if k.startswith(self.prefix)
                          and "/" not in k[n:] and _ip_int(k[n:]) is not None}

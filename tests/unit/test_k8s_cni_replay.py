@@ -271,11 +271,15 @@ def test_a_template_from_one_node_serves_the_others():
     kubelets = kubelet.Kubelets(rec, cluster, True)
     for pod in cluster.pods:
         kubelets.attach(pod)
-    shared = list(kubelets.shared.values())
-    assert len(shared) == 1 and shared[0].trusted is not None
+    steady = [v for k, v in kubelets.shared.items() if type(k) is str]
+    first = [v for k, v in kubelets.shared.items() if type(k) is tuple]
+    assert len(steady) == 1 and steady[0].trusted is not None and steady[0].pair is not None
+    assert len(first) == 1 and first[0].pair is not None
     users = [k for k in kubelets.kubelets.values()
-             if k.template is not None and k.template.template is shared[0].trusted]
+             if k.template is not None and k.template.template is steady[0].pair[0]]
     assert len(users) >= 4
+    # Their first pods too: replayed where the node was as the first template's were.
+    assert sum(k.first_replayed for k in kubelets.kubelets.values()) >= 3
 
 
 def test_a_node_unlike_the_others_is_not_taken_for_them():
@@ -294,3 +298,5 @@ def test_a_node_unlike_the_others_is_not_taken_for_them():
     adopted = [name for name, r in runs.items() if r == 1 and rec.kubelets.kubelets[name].template]
     assert runs["n6"] >= 2 and runs["n7"] >= 2
     assert "n6" not in adopted and "n7" not in adopted and len(adopted) >= 3, runs
+    firsts = {name for name, k in rec.kubelets.kubelets.items() if k.first_replayed}
+    assert not firsts & {"n6", "n7"} and firsts
