@@ -429,6 +429,7 @@ class Template:
                     ns.__dict__["_route_index"] = index
         if self.first and self.make is None:
             raise AssertionError("a node's first run holds what the template cannot make")
+        state = len(self.table)         # the entries the objects need (the rest: result, Ops)
         self.result_blob = dump(run.result)
         self.ops_blob = dump(run.ops)
         # The files: each path and content is a string of the table (made of params).
@@ -440,6 +441,8 @@ class Template:
                     persistent(text)
                 pair.append(index_of[text])
             self.files.append(tuple(pair))
+        needed = set(range(state)) | {i for pair in self.files for i in pair}
+        self.needed = needed
         self.signature = (self.blob, self.result_blob, self.ops_blob, tuple(self.files),
                           tuple(self.kinds), self.nodes, self.macs, self.offset, self.ifname,
                           self.first, self.kept)
@@ -478,7 +481,10 @@ class Bound:
         for index, f, own in template.slots:
             if not own:
                 table[index] = f.format(*node_params)
-        self.slots = [(index, f) for index, f, own in template.slots if own]
+        self.slots = [(index, f) for index, f, own in template.slots
+                      if own and index in template.needed]
+        self.later = [(index, f) for index, f, own in template.slots
+                      if own and index not in template.needed]
         self.routes = [(index, spec) for index, spec, own in template.routes if own]
         self.node_routes = [(index, spec) for index, spec, own in template.routes if not own]
         self.ready = False
@@ -521,9 +527,15 @@ class Bound:
         table = self.table
         return ns, link, [(table[p], table[c]) for p, c in self.template.files]
 
+    def _fill_all(self, params) -> None:
+        self._fill(params)
+        table = self.table
+        for index, f in self.later:
+            table[index] = f.format(*params)
+
     def result(self, params: tuple) -> dict:
         """The plugin's result for ``params`` (made when asked for)."""
-        self._fill(params)
+        self._fill_all(params)
         return self._load(self.template.result_blob)
 
     def replay(self, world, root, node: str, container_id: str, netns: str,
@@ -555,7 +567,7 @@ class Bound:
         return params
 
     def ops(self, params: tuple) -> list:
-        self._fill(params)
+        self._fill_all(params)
         return self._load(self.template.ops_blob)
 
 

@@ -177,6 +177,15 @@ class Recorder:
         self.backend.apply(op)
         self.ops_log.append(op)
 
+    def apply_new(self, op: O.Op) -> None:
+        """``apply`` for an Op on a namespace the caller just made, which the model takes
+        as it is (a replayed pod's listeners): its handler straight away."""
+        if self.tracking:
+            self._seq += 1
+            self.touched[op.netns] = self._seq
+        getattr(self.backend, "_" + type(op).__name__)(op)
+        self.ops_log.append(op)
+
     def replayed(self, deferred) -> None:
         """A replayed plugin run (its Ops made when ``ops`` is read)."""
         self.ops_log.append(deferred)

@@ -313,8 +313,11 @@ class NodeKubelet:
         if self.template is None and self.runs == 1 and not self.adopted:
             self._adopt(pod)
         result = self._replay(pod) if self.template is not None else None
-        if result is None:
-            result = self._full(pod)
+        if result is not None:
+            for op in listener_ops(pod):         # on the namespace the replay just made
+                self.rec.apply_new(op)
+            return result
+        result = self._full(pod)
         for op in listener_ops(pod):
             self.rec.apply(op)
         return result
