@@ -3,7 +3,7 @@
     python benchmarks/pods_bench.py [--nodes 500] [--pods-per-node 30] [--services 1000]
 
 Builds the cluster of cluster_bench's synthetic generator, applies the node Ops, then
-times the pods loop of netlab.k8s.build.build (kubelet.attach_pod for every pod) with the
+times the pods loop of netlab.k8s.build.build (build.attach_pods) with the
 CNI replay on (default) and off (NETLAB_CNI_REPLAY=0: the full plugin for every pod), each
 in a fresh model. Prints one JSON object per figure (DESIGN.md, "Benchmarks").
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def time_pods(cluster, replay: bool) -> float:
     from netlab.backends.model import ModelBackend
-    from netlab.k8s import build, kubelet
+    from netlab.k8s import build
     from netlab.model import World
 
     rec = build.Recorder(ModelBackend(World(name=cluster.spec.name)))

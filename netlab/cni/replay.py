@@ -1,26 +1,27 @@
 """A CNI ADD run in-process on the model, turned into a template and replayed.
 
-A run of the real plugin (netlab.cni.invoke) that found its node in a steady state
-— it touched only the node's namespace and the container's, the node's namespace
-gained one link (the host veth) and nothing else changed there, the node's files only
-gained or changed entries — becomes a ``Template``: what the run made (the container's
-namespace, the new link, the files written, the result, the Ops), with the values that
-differ from one container to the next taken out. Those values (``Template.PARAMS``) are
-the container id, the netns name and the IP (the caller's), the host veth's name (from
+A run of the real plugin (netlab.cni.invoke) becomes a ``Template``: what the run made
+(the container's namespace, the host veth it added to the node's namespace — or, for a
+node's first run, the node's namespace as the run left it —, the files written, the
+result, the Ops) with the values that differ from one container or node to the next
+taken out. Those values (the params) are the node's (given by the caller), the
+container id, the netns name and the IP (the caller's), the host veth's name (from
 ``virtual.veth_name``, the function the plugin names it with) and the MACs the model
 handed out (``World.new_mac``, in the order the run drew them); they are found wherever
 they appear, whole or inside a string (bounded by characters that cannot continue a
 name or an address), and put back for the next container. A new link's ifindex is the
-namespace's next one, as the model gives it.
+namespace's next one, as the model gives it; a route the model shares between
+namespaces is shared again (``model.shared_route``).
 
-The objects come from a pickle of the template's (C speed), every string and every
-route the model shares between namespaces taken by reference (so clones share them as
-the model's own objects do). The Ops of a replayed run are made only when asked for
-(``Deferred``).
+A Template ``bind``s to a node (``Bound``: the node's values in its own table) and
+``replay``s: the objects come from straight-line code compiled from the template's own
+(every string and shared route by reference; dicts of strings copied), the Ops and the
+result from pickles of the run's, made only when asked for (``Deferred``). A ``Shape``
+is a node's state with its values taken out, to tell whether another node is the same
+but for its own values.
 
-What must hold for a replay to do what the plugin would do (same netconf, nothing else
-changed the node since, host-local's next address, ...) is the caller's to check:
-netlab.k8s.kubelet.
+What must hold for a replay to do what the plugin would do is the caller's to check:
+netlab.k8s.kubelet.NodeKubelet.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
 The kubelet runs the CNI plugins in-process, and they decide from the state they
 find, so the cluster is built on a model as it goes (``build``): a ``Recorder``
 keeps every Op applied (a pod whose plugin run the kubelet replayed, see
-netlab.k8s.kubelet, has its Ops made when they are asked for). ``cluster_ops`` gives that list (the same for either
-backend); ``build_model`` gives the model it was built on (with host-local's
-files, which are not kernel state and so are not in the list).
+netlab.k8s.kubelet, has its Ops made when they are asked for). ``cluster_ops`` gives
+that list (the same for either backend); ``build_model`` gives the model it was built
+on (with host-local's files, which are not kernel state and so are not in the list).
 """
 
 from __future__ import annotations

@@ -12,11 +12,15 @@ CNI_ARGS kubelet sets (``cni_args``). What the plugin does (veth, addresses,
 routes, the bridge's gateway address, ip_forward) is whatever netlab's bridge
 plugin does, so a cluster's pods are wired exactly as the CNI lab's are.
 
-A cluster build attaches its pods with ``attach_pods``: on each node the plugin runs in
-full for the first pods (the first creates cni0, the second shows the steady state);
-that second run becomes a template (netlab.cni.replay) that is replayed for the node's
-next pods while the preconditions of ``NodeKubelet`` hold — the same world comes out,
-at a few per cent of the cost. ``NETLAB_CNI_REPLAY=0`` (or ``attach_pods(...,
+A cluster build attaches its pods with ``attach_pods``, where each node's kubelet
+(``NodeKubelet``) replays the plugin's run instead of running it when the plugin
+would do the very same (netlab.cni.replay): the first nodes run the plugin in full
+for their first two pods (the first creates cni0, the second shows the steady state);
+those runs become templates, trusted once two nodes gave the same; a later node's
+first and second pods are replayed when the node's state matches, but for its own
+values, the state those runs started from, and every further pod while the node is
+as the replays left it. The same World and the same Ops come out (the oracle:
+tests/unit/test_k8s_cni_replay.py). ``NETLAB_CNI_REPLAY=0`` (or ``attach_pods(...,
 replay=False)``) runs the plugin in full for every pod, to compare.
 """
 
@@ -127,7 +131,8 @@ def _sandbox(backend, cluster: Cluster, pod: Pod, node: Node, conf: dict) -> dic
 def replay_enabled() -> bool:
     """The CNI replay (see the module's docstring) unless NETLAB_CNI_REPLAY=0."""
     import os
-    return os.environ.get("NETLAB_CNI_REPLAY", "1").strip().lower() not in ("0", "false", "no", "off")
+    value = os.environ.get("NETLAB_CNI_REPLAY", "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
 
 
 def attach_pods(rec, cluster: Cluster, pods=None, replay: bool | None = None) -> None:
@@ -236,26 +241,33 @@ def _ip_int(text: str) -> int | None:
 
 
 class NodeKubelet:
-    """One node's kubelet in a cluster build: the full plugin run for the node's first
-    pods, then a replay of a steady-state run (netlab.cni.replay) for each pod for which
-    all of these hold (else the full run again, which may give a new template):
+    """One node's kubelet in a cluster build. A pod is replayed (netlab.cni.replay)
+    when all of these hold, else the plugin runs in full (and that run may give a
+    template):
 
-    - the template's run touched only the node's namespace and the pod's, and left the
-      node's namespace as it was but for one new link (netlab.cni.replay.Capture);
-    - the node's own steady-state run (its second pod's, or the last full run) is made
-      exactly — namespace, link, files, result and Ops — by the template it replays: a
-      template of its own, or one shared by the nodes whose netconf differs only in the
-      node's values (``node_params``), trusted once two nodes' runs gave the same one;
-    - nothing but this replay touched the node's namespace or files since that run
+    - templates: a node's first run (``first_run``: it touched only the node's namespace,
+      the pod's and the node's files; no iptables state) and a steady-state run
+      (``Capture.run``: the node's namespace gained one link and nothing else changed),
+      each with the Shape of the node's state before it; shared by the nodes whose
+      netconf differs only in the node's own values and trusted once two nodes gave the
+      very same template and Shape (``Shared``); every template also reproduces its own
+      run exactly (namespaces, link, files, result, Ops);
+    - the node's first pod: its namespace and files match the first template's Shape
+      but for its own values (``_node_params``, the MACs and addresses its links had);
+      its second pod: the same for the steady template's Shape (the node's values now
+      with the first pod's) — or, without those, the node's own second run is made
+      exactly by the shared template or gives one of its own;
+    - further pods: nothing but the replays touched the node's namespace or files since
       (the Recorder's count of Ops per namespace): the bridge, its ports, the sysctls,
-      host-local's files are as that run left them, plus the replays;
-    - the same netconf, ifname and CNI_ARGS shape (``_args_shape``), a valid container
-      id, no namespace of the pod's name yet, the routes the model shares there;
-    - host-local: one range set of one range, no requested IP, no resolvConf; the IP
-      after ``last_reserved_ip.0`` is in the range (no wrap, so no exhaustion), is not
-      the gateway, is not reserved, and is the control plane's IP for the pod; no
-      reservation held by the container in the network's data dir;
-    - the run wrote exactly the reservation and ``last_reserved_ip.0``.
+      host-local's files are as the run and the replays left them;
+    - the same netconf, ifname and CNI_ARGS shape (``_args_shape``; no IP= or MAC=), a
+      valid container id, no namespace of the pod's name yet;
+    - host-local: one range set of one range, no requested IP, no resolvConf; the IP is
+      the range's first (first pod: no ``last_reserved_ip`` yet) or the one after
+      ``last_reserved_ip.0`` (in the range, so no wrap and no exhaustion), not the
+      gateway, not reserved, and the control plane's IP for the pod; the container holds
+      no reservation in the network's data dir; the template's run wrote exactly the
+      reservation and ``last_reserved_ip.0`` (and, first, the ``lock``).
     """
 
     def __init__(self, rec, cluster: Cluster, node: Node, shared: dict):
@@ -460,7 +472,8 @@ class NodeKubelet:
                 shape = None
                 if self.first is not None and self.runs == 2:
                     try:
-                        shape = Shape((capture.root, capture.files), self._shape_params(node_params))
+                        shape = Shape((capture.root, capture.files),
+                                      self._shape_params(node_params))
                     except AssertionError:
                         shape = None
                 shared.offer(template, shape, self.node.name)
