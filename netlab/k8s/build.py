@@ -184,6 +184,7 @@ class Recorder:
             self._seq += 1
             self.touched[op.netns] = self._seq
         getattr(self.backend, "_" + type(op).__name__)(op)
+        self.backend._changed()
         self.ops_log.append(op)
 
     def replayed(self, deferred) -> None:
