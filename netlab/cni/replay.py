@@ -208,23 +208,19 @@ class Capture:
                    link.ifindex - before["next_ifindex"], result, files, ops)
 
 
-def _new(cls, state: dict):
-    obj = cls.__new__(cls)
-    obj.__dict__ = state
-    return obj
-
-
 class _Unsupported(Exception):
     pass
 
 
 def _compile(objs, persistent, kinds):
     """A function of the table that makes ``objs`` again as the pickle would (with the
-    same table references; flat dicts copied), as straight-line code: the objects' own
-    classes, their fields in order, lists, dicts and tuples. None when the objects hold
-    anything else, or an object twice."""
+    same table references; flat dicts copied), as straight-line code: each object of a
+    class of its own made by ``__new__`` and given its attributes in their order (so it
+    keeps the compact form of instances made by ``__init__``), lists, dicts and tuples.
+    None when the objects hold anything else, or an object twice."""
     import dataclasses
     seen: set[int] = set()
+    lines: list[str] = []
 
     def gen(obj) -> str:
         kind = type(obj)
@@ -243,18 +239,24 @@ def _compile(objs, persistent, kinds):
         if kind is dict:
             return "{" + ", ".join(f"{gen(k)}: {gen(v)}" for k, v in obj.items()) + "}"
         if dataclasses.is_dataclass(kind) and hasattr(obj, "__dict__") and \
-                not hasattr(kind, "__slots__") and not hasattr(kind, "__setstate__"):
-            cls = persistent(kind)
-            items = ", ".join(f"{k!r}: {gen(v)}" for k, v in obj.__dict__.items()
-                              if type(k) is str)
-            return f"_new(T[{cls}], {{{items}}})"
+                not hasattr(kind, "__slots__") and not hasattr(kind, "__setstate__") and \
+                all(type(k) is str and k.isidentifier() for k in obj.__dict__):
+            name = f"o{len(seen)}"
+            lines.append(f"    {name} = T[{persistent(kind)}].__new__(T[{persistent(kind)}])")
+            for k, v in obj.__dict__.items():
+                value = gen(v)
+                lines.append(f"    {name}.{k} = {value}")
+            return name
         raise _Unsupported
 
     try:
-        code = "lambda T: " + gen(objs)
+        result = gen(objs)
     except _Unsupported:
         return None
-    return eval(code, {"_new": _new, "dict": dict})
+    code = "def make(T):\n" + "\n".join(lines) + f"\n    return {result}\n"
+    space = {"dict": dict}
+    exec(code, space)
+    return space["make"]
 
 
 def _veth_name(container_id: str, ifname: str, taken) -> str:
