@@ -300,3 +300,17 @@ def test_a_node_unlike_the_others_is_not_taken_for_them():
     assert "n6" not in adopted and "n7" not in adopted and len(adopted) >= 3, runs
     firsts = {name for name, k in rec.kubelets.kubelets.items() if k.first_replayed}
     assert not firsts & {"n6", "n7"} and firsts
+
+
+def test_the_benchmarks_cluster_is_the_same_with_the_replay():
+    """benchmarks/cluster_bench.py's generator, 12 nodes of 20 pods: all but the first
+    nodes' first pods replayed."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    try:
+        from cluster_bench import synthetic as bench_cluster
+    finally:
+        sys.path.pop(0)
+    cluster = bench_cluster(12, 240, 24)
+    replayed, pods = check(cluster)
+    assert replayed >= pods - 12
