@@ -695,3 +695,17 @@ def sysctl_value(ns: Netns, key: str) -> str | None:
         link = ns.links.get(per_dev[0])
         return link.conf.get(per_dev[1]) if link else None
     return ns.sysctls.get(key)
+
+
+# --- for netlab.cni.replay ---------------------------------------------------------------
+
+def shared_route(backend: ModelBackend, fields: tuple) -> Route:
+    """The Route of these fields (Route's own order) as _AddRoute makes and shares it:
+    the one the model holds already, else a new one, held from now on."""
+    interned = backend.__dict__.setdefault("_routes", {})
+    route = interned.get(fields)
+    if route is None:
+        if len(interned) >= 1 << 20:
+            interned.clear()
+        route = interned[fields] = Route(*fields)
+    return route

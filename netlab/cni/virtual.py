@@ -48,6 +48,20 @@ class _Link:
         self.mtu = link.mtu
 
 
+def veth_name(container_id: str, ifname: str, taken) -> str:
+    """``veth`` + 8 hex digits, as the plugin names the host end. The plugin draws
+    them at random; the model, deterministic, hashes the container id and ifname
+    (and a counter on the rare clash with a name in ``taken``), so every run gives the
+    same names."""
+    import hashlib
+    for n in range(1 << 16):
+        seed = f"{container_id}/{ifname}/{n}".encode()
+        name = "veth" + hashlib.sha256(seed).hexdigest()[:8]
+        if name not in taken:
+            return name
+    raise internal("failed to find a free veth name")
+
+
 def netns_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
@@ -134,17 +148,7 @@ class ModelHost:
         return name
 
     def veth_name(self, ifname: str) -> str:
-        """``veth`` + 8 hex digits, as the plugin names the host end. The plugin draws
-        them at random; the model, deterministic, hashes the container id and ifname
-        (and a counter on the rare clash), so every run gives the same names."""
-        import hashlib
-        host = self._ns("host").links
-        for n in range(1 << 16):
-            seed = f"{self.container_id}/{ifname}/{n}".encode()
-            name = "veth" + hashlib.sha256(seed).hexdigest()[:8]
-            if name not in host:
-                return name
-        raise internal("failed to find a free veth name")
+        return veth_name(self.container_id, ifname, self._ns("host").links)
 
     def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
         from netlab import ops as O

@@ -3,9 +3,10 @@ the nodes' pod ranges, kube-proxy's and the NetworkPolicy rules.
 
 The kubelet runs the CNI plugins in-process, and they decide from the state they
 find, so the cluster is built on a model as it goes (``build``): a ``Recorder``
-keeps every Op applied. ``cluster_ops`` gives that list (the same for either
-backend); ``build_model`` gives the model it was built on (with host-local's
-files, which are not kernel state and so are not in the list).
+keeps every Op applied (a pod whose plugin run the kubelet replayed, see
+netlab.k8s.kubelet, has its Ops made when they are asked for). ``cluster_ops`` gives
+that list (the same for either backend); ``build_model`` gives the model it was built
+on (with host-local's files, which are not kernel state and so are not in the list).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import ipaddress
 
 from netlab import ops as O
+from netlab.cni.replay import touched
 from netlab.k8s import kubelet, kubeproxy
 from netlab.k8s.cluster import APISERVER_PORT, Cluster
 from netlab.model import World, ns_key
@@ -130,22 +132,75 @@ def policy_ops(cluster: Cluster) -> list[O.Op]:
 
 
 class Recorder:
-    """A ModelBackend that keeps the Ops applied through it, in order."""
+    """A ModelBackend that keeps the Ops applied through it, in order (``ops``; a pod
+    the kubelet replayed is kept as a netlab.cni.replay.Deferred in ``ops_log`` and its
+    Ops made when ``ops`` is read), and while ``tracking`` (the kubelets set it) for
+    each namespace the count of the last Op that may have changed it (``touched``: the
+    CNI replay checks that nothing else changed a node since its template's run)."""
 
     def __init__(self, backend):
         self.backend = backend
-        self.ops: list[O.Op] = []
+        self.ops_log: list = []         # Ops, and netlab.cni.replay.Deferred runs
+        self.touched: dict[str, int] = {}
+        self.tracking = False
+        self._seq = 0
+        self._deferred = False
 
     @property
     def world(self) -> World:
         return self.backend.world
 
+    @property
+    def ops(self) -> list[O.Op]:
+        if self._deferred:
+            from netlab.cni.replay import Deferred
+            out: list[O.Op] = []
+            for item in self.ops_log:
+                if type(item) is Deferred:
+                    out += item.ops()
+                else:
+                    out.append(item)
+            self.ops_log[:] = out
+            self._deferred = False
+        return self.ops_log
+
     def apply(self, op: O.Op) -> None:
+        if self.tracking:
+            self._seq += 1
+            keys = touched(op)
+            if keys is None:                # cannot tell: as if every namespace changed
+                self.touched = {k: -self._seq for k in self.touched}
+                self.touched.update((k, -self._seq) for k in self.world.namespaces)
+            else:
+                for key in keys:
+                    self.touched[key] = self._seq
         self.backend.apply(op)
-        self.ops.append(op)
+        self.ops_log.append(op)
+
+    def apply_new(self, op: O.Op) -> None:
+        """``apply`` for an Op on a namespace the caller just made, which the model takes
+        as it is (a replayed pod's listeners): its handler straight away."""
+        if self.tracking:
+            self._seq += 1
+            self.touched[op.netns] = self._seq
+        getattr(self.backend, "_" + type(op).__name__)(op)
+        self.backend._changed()
+        self.ops_log.append(op)
+
+    def replayed(self, deferred) -> None:
+        """A replayed plugin run (its Ops made when ``ops`` is read)."""
+        self.ops_log.append(deferred)
+        self._deferred = True
+        self.backend._changed()
 
     def _changed(self) -> None:
         self.backend._changed()
+
+
+def attach_pods(rec: Recorder, cluster: Cluster, replay: bool | None = None) -> None:
+    """Every pod, in placement order, as its node's kubelet starts it (kubelet.attach_pods;
+    ``replay`` None: unless NETLAB_CNI_REPLAY=0)."""
+    kubelet.attach_pods(rec, cluster, replay=replay)
 
 
 def build(cluster: Cluster) -> Recorder:
@@ -161,9 +216,7 @@ def build(cluster: Cluster) -> Recorder:
     try:
         for op in node_ops(cluster):
             rec.apply(op)
-        nodes = {n.name: n for n in cluster.nodes}
-        for pod in cluster.pods:
-            kubelet.attach_pod(rec, cluster, pod, node=nodes[pod.node])
+        attach_pods(rec, cluster)
         for group in (vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster),
                       proxy_ops(cluster), policy_ops(cluster)):
             for op in group:
