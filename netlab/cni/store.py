@@ -21,7 +21,7 @@ netlab's virtual namespaces and the in-process API.
 
 import posix
 
-from netlab.cni.sysos import join, makedirs
+from netlab.cni.sysos import flock_exclusive, join, makedirs
 
 LINE_BREAK = "\r\n"
 LAST_PREFIX = "last_reserved_ip."
@@ -101,10 +101,9 @@ class DirStore(Store):
         return posix.open(name, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode, dir_fd=self.fd)
 
     def lock(self) -> None:
-        import fcntl
         if self.lock_fd < 0:
             self.lock_fd = self._open("lock", posix.O_RDONLY | posix.O_CREAT, 0o750)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        flock_exclusive(self.lock_fd)
         # Temporary files are only written under this lock: any left now belongs to a
         # plugin killed mid-write.
         for name in posix.listdir(self.fd):
