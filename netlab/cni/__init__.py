@@ -22,9 +22,12 @@ MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 BUNDLE = f"{__path__[0]}/__pycache__/plugins.{sys.implementation.cache_tag}.bundle"
 
 
+ROOT = __path__[0][:-len("/netlab/cni")]      # the checkout (or site-packages) holding netlab
+
+
 def _source(name: str) -> str:
-    root = __path__[0][:-len("/netlab/cni")]
-    return f"{root}/{name.replace('.', '/')}" + ("/__init__.py" if name in ("netlab", "netlab.cni") else ".py")
+    """The source of module ``name``, relative to ROOT."""
+    return "/" + name.replace(".", "/") + ("/__init__.py" if name in ("netlab", "netlab.cni") else ".py")
 
 
 def _compile(path: str):
@@ -37,8 +40,8 @@ def build_bundle() -> tuple:
     table = []
     for name in BUNDLED:
         path = _source(name)
-        st = posix.stat(path)
-        table.append((name, path, st.st_mtime_ns, st.st_size, _compile(path)))
+        st = posix.stat(ROOT + path)
+        table.append((name, path, st.st_mtime_ns, st.st_size, _compile(ROOT + path)))
     hostlocal = len(BUNDLED) - len(PLUGIN_MODULES) + len(HOSTLOCAL_MODULES)
     return (_compile(f"{__path__[0]}/loader.py"),
             {"bridge": tuple(table), "host-local": tuple(table[:hostlocal])})
@@ -92,14 +95,14 @@ def preload(names) -> None:
     from netlab.cni.loader import install
     bundle = read_bundle()
     try:
-        if bundle is not None and install(bundle[1]["bridge"], wanted):
+        if bundle is not None and install(bundle[1]["bridge"], ROOT, wanted):
             return
     except OSError:               # a source gone: rebuilding says which
         pass
     bundle = build_bundle()
     if not sys.dont_write_bytecode:      # python -B: as for .pyc files
         _write(bundle)
-    install(bundle[1]["bridge"], wanted)
+    install(bundle[1]["bridge"], ROOT, wanted)
 
 
 def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: str, ifname: str,

@@ -8,24 +8,27 @@ the same ``install``. Only builtins here: nothing is imported yet when it runs.
 
 A bundle is ``MAGIC`` (the interpreter's .pyc magic number) followed by the
 marshalled ``(loader code, tables)``: ``tables[plugin]`` holds ``(module name,
-source path, mtime_ns, size, code)`` of what that plugin ("bridge" or
-"host-local") runs, in the order the modules must run.
+source path under the checkout, mtime_ns, size, code)`` of what that plugin
+("bridge" or "host-local") runs, in the order the modules must run. Paths are
+relative so that a copied checkout checks (and reports) its own sources.
 """
 
 
-def install(table, names=None) -> bool:
+def install(table, root: str, names=None) -> bool:
     """Run the modules of ``table`` (only those named in ``names`` if given, and
-    none already imported) as the import system would; False, and nothing run,
-    when a source's mtime or size differs from what the bundle was built from."""
+    none already imported) from the checkout at ``root`` as the import system would;
+    False, and nothing run, when a source's mtime or size differs from what the
+    bundle was built from."""
     import posix
     import sys
     todo = [entry for entry in table if (names is None or entry[0] in names) and entry[0] not in sys.modules]
     for _, path, mtime, size, _ in todo:
-        st = posix.stat(path)
+        st = posix.stat(root + path)
         if st.st_mtime_ns != mtime or st.st_size != size:
             return False
     module_type = type(sys)
     for name, path, _, _, code in todo:
+        path = root + path
         module = module_type(name)
         module.__file__ = path
         if path.endswith("/__init__.py"):
