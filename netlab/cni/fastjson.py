@@ -151,6 +151,8 @@ _ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"', ord("\b"): "\\b", ord("\f")
 
 
 def _escape(text: str) -> str:
+    if text.isprintable() and '"' not in text and "\\" not in text:   # nothing to escape
+        return '"' + text + '"'
     return '"' + text.translate(_ESCAPES) + '"'
 
 
@@ -168,30 +170,20 @@ def _scalar(obj) -> str:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def _indent(obj, level: int, out: list) -> None:
-    pad = "    " * (level + 1)
+def _indent(obj, pad: str) -> str:
+    """``obj`` as MarshalIndent prints it at indentation ``pad`` (its own line's)."""
     if isinstance(obj, dict):
         if not obj:
-            out.append("{}")
-            return
-        out.append("{\n")
-        for i, (k, v) in enumerate(obj.items()):
-            out.append(f"{pad}{_escape(str(k))}: ")
-            _indent(v, level + 1, out)
-            out.append(",\n" if i < len(obj) - 1 else "\n")
-        out.append("    " * level + "}")
-    elif isinstance(obj, (list, tuple)):
+            return "{}"
+        inner = pad + "    "
+        items = [inner + _escape(str(k)) + ": " + _indent(v, inner) for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
         if not obj:
-            out.append("[]")
-            return
-        out.append("[\n")
-        for i, v in enumerate(obj):
-            out.append(pad)
-            _indent(v, level + 1, out)
-            out.append(",\n" if i < len(obj) - 1 else "\n")
-        out.append("    " * level + "]")
-    else:
-        out.append(_scalar(obj))
+            return "[]"
+        inner = pad + "    "
+        return "[\n" + ",\n".join([inner + _indent(v, inner) for v in obj]) + "\n" + pad + "]"
+    return _scalar(obj)
 
 
 def _go_escape(text: str) -> str:
@@ -202,9 +194,7 @@ def _go_escape(text: str) -> str:
 
 
 def dumps_go(obj) -> str:
-    out: list = []
-    _indent(obj, 0, out)
-    return _go_escape("".join(out))
+    return _go_escape(_indent(obj, ""))
 
 
 def _compact(obj, out: list) -> None:
