@@ -44,6 +44,8 @@ class KernelHost:
         # change while it runs (only the bridge's MAC may, and that one is never kept).
         self._made: dict = {}
         self.bridge: tuple[str, int, str] | None = None   # (name, index, MAC) as ensure_bridge found it
+        self._enslaved: tuple[str, str] | None = None     # (veth, bridge) joined when it was made
+        self._port_up: dict = {}                          # host veth -> its link once wait_port_up saw it up
 
     # --- namespaces ----------------------------------------------------------------------
     def netns_exists(self, path: str) -> bool:
@@ -115,6 +117,9 @@ class KernelHost:
 
     # --- links ---------------------------------------------------------------------------
     def link(self, side: str, name: str):
+        # The host veth as wait_port_up last saw it: nothing of this ADD changes it after that.
+        if side == "host" and name in self._port_up:
+            return self._port_up[name]
         return self._nl(side).link(name)
 
     def ensure_bridge(self, name: str, mtu: int, promisc: bool, vlan_filtering: bool) -> bool:
@@ -151,12 +156,22 @@ class KernelHost:
 
     def add_veth(self, ifname: str, mtu: int, mac: str) -> str:
         from netlab.cni.bridge import random_veth_name
+        # This end comes up and joins the bridge ensure_bridge found in the same request
+        # (the reference sets both ends up, then the port's master, next).
+        master = self.bridge[1] if self.bridge is not None else 0
         for _ in range(10):
             name = random_veth_name()
-            try:             # this end up in the same request; the reference sets both up next
-                self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None, up=True)
+            try:
+                self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None, up=True, master=master)
                 break
             except OSError as exc:
+                if exc.errno != EEXIST and master:   # maybe joining the bridge failed: again
+                    master = 0                       # without, so attach_port says why
+                    try:
+                        self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None, up=True)
+                        break
+                    except OSError as again:
+                        exc = again
                 if exc.errno == EEXIST:
                     if self.host.link(name) is not None:
                         continue
@@ -164,17 +179,20 @@ class KernelHost:
                 raise internal(f"failed to make veth pair: {_err(exc)}") from None
         else:
             raise internal("failed to find a unique veth name")
+        if master:
+            self._enslaved = (name, self.bridge[0])
         self._made["ctr", ifname] = self.ctr.up_by_name(ifname)
         self._made["host", name] = self.host.link(name)
         self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
         return name
 
     def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
-        port, br = self._index("host", name), self._index("host", bridge)
-        try:
-            self.host.set_master(port, br)
-        except OSError as exc:
-            raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
+        port = self._index("host", name)
+        if self._enslaved != (name, bridge):
+            try:
+                self.host.set_master(port, self._index("host", bridge))
+            except OSError as exc:
+                raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
         # The reference sets hairpin mode either way; a new bridge port starts with it off,
         # so only "on" changes anything.
         if hairpin:
@@ -214,6 +232,7 @@ class KernelHost:
             if link is None:
                 raise internal(f"Link not found: {name}")
             if link.oper_up:
+                self._port_up[name] = link
                 return
             if time.monotonic() > deadline:
                 raise internal("bridge port in error state: down")

@@ -224,11 +224,12 @@ class Netlink:
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + attr(IFLA_LINKINFO, info))
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int = 0,
-                 peer_mac: str | None = None, up: bool = False) -> None:
+                 peer_mac: str | None = None, up: bool = False, master: int = 0) -> None:
         """A veth pair: ``name`` here, ``peer`` in the namespace of ``peer_netns_fd``;
         txqueuelen 0 on both ends, as the reference 1.1.1 makes them. With ``up``, this
         end comes up in the same request (the peer cannot: the kernel makes it before it
-        has a peer, and a veth without one refuses to come up)."""
+        has a peer, and a veth without one refuses to come up); with ``master``, this end
+        joins that bridge in it too (after coming up)."""
         common = (u32(IFLA_MTU, mtu) if mtu else b"") + u32(IFLA_TXQLEN, 0)
         flags = (IFF_UP, IFF_UP) if up else (0, 0)
         peer_body = (ifinfo() + text(IFLA_IFNAME, peer) + common
@@ -236,6 +237,8 @@ class Netlink:
                      + (attr(IFLA_ADDRESS, mac_bytes(peer_mac)) if peer_mac else b""))
         info = text(IFLA_INFO_KIND, "veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_body))
         body = ifinfo(0, *flags) + text(IFLA_IFNAME, name) + common + attr(IFLA_LINKINFO, info)
+        if master:
+            body += u32(IFLA_MASTER, master)
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def up_by_name(self, name: str) -> Link | None:
