@@ -17,15 +17,15 @@ relative so that a copied checkout checks (and reports) its own sources.
 def install(table, root: str, names=None) -> bool:
     """Run the modules of ``table`` (only those named in ``names`` if given, and
     none already imported) from the checkout at ``root`` as the import system would;
-    False, and nothing run, when a source's mtime or size differs from what the
-    bundle was built from."""
+    False, and nothing run, when any source of the table (also one not run now) has
+    another mtime or size than the bundle was built from: then it wants rebuilding."""
     import posix
     import sys
-    todo = [entry for entry in table if (names is None or entry[0] in names) and entry[0] not in sys.modules]
-    for _, path, mtime, size, _ in todo:
+    for _, path, mtime, size, _ in table:
         st = posix.stat(root + path)
         if st.st_mtime_ns != mtime or st.st_size != size:
             return False
+    todo = [entry for entry in table if (names is None or entry[0] in names) and entry[0] not in sys.modules]
     module_type = type(sys)
     for name, path, _, _, code in todo:
         path = root + path

@@ -98,6 +98,10 @@ def test_the_plugin_scripts_load_netlab_from_the_bundle(tmp_path, plugin):
     out, err = run_script(root, plugin)
     assert json.loads(out)["supportedVersions"][-1] == "9.9.9"
     assert not [m for m in imported(err) if m.strip().startswith("netlab")]
+    with open(root / "netlab/cni/__init__.py", "a") as f:    # a package's source: rebuilt too
+        f.write("\n")
+    run_script(root, plugin)
+    assert not [m for m in imported(run_script(root, plugin)[1]) if m.strip().startswith("netlab")]
 
 
 def test_a_copied_checkout_checks_its_own_sources(tmp_path):
