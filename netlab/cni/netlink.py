@@ -11,8 +11,6 @@ over an AF_NETLINK socket. Errors are OSError with the kernel's errno.
 import posix
 import sys
 
-import _socket   # the C module: socket.py's enums cost ~5 ms at start-up
-
 _BO = sys.byteorder   # netlink speaks the host's byte order; int.to_bytes needs no _struct (~0.3 ms)
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -138,12 +136,13 @@ class Netlink:
     """One rtnetlink socket, bound to the namespace the process was in when it was made."""
 
     def __init__(self):
-        self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, 0)
-        self.sock.bind((0, 0))
+        self.fd = netlink_socket()     # bound (to a port the kernel picks) at the first write
         self.seq = 0
 
     def close(self) -> None:
-        self.sock.close()
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
 
     def _message(self, kind: int, flags: int, payload: bytes) -> bytes:
         self.seq += 1
@@ -154,7 +153,7 @@ class Netlink:
     def _replies(self):
         """(seq, type, body) of each message the kernel sends back, as they come."""
         while True:
-            data = self.sock.recv(1 << 16)
+            data = posix.read(self.fd, 1 << 16)
             offset = 0
             while offset + HDR_SIZE <= len(data):
                 length = _u32(data, offset)
@@ -171,7 +170,7 @@ class Netlink:
         get = kind in (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE)
         if not get and flags & NLM_F_DUMP != NLM_F_DUMP:
             flags |= NLM_F_ACK
-        self.sock.send(self._message(kind, flags, payload))
+        posix.write(self.fd, self._message(kind, flags, payload))
         seq = self.seq
         out: list[bytes] = []
         for got, mtype, body in self._replies():
@@ -194,7 +193,7 @@ class Netlink:
         only send together what the caller would undo together."""
         payload = b"".join(self._message(kind, flags | NLM_F_ACK, body) for kind, flags, body in requests)
         first = self.seq - len(requests) + 1
-        self.sock.send(payload)
+        posix.write(self.fd, payload)
         errors: dict[int, int] = {}
         if requests:
             for got, mtype, body in self._replies():
@@ -244,8 +243,9 @@ class Netlink:
     def up_by_name(self, name: str) -> Link | None:
         """Set link ``name`` up and look it up, both in one write (None: no such link)."""
         body = ifinfo() + text(IFLA_IFNAME, name)
-        self.sock.send(self._message(RTM_NEWLINK, NLM_F_ACK, ifinfo(0, IFF_UP, IFF_UP) + text(IFLA_IFNAME, name))
-                       + self._message(RTM_GETLINK, 0, body + _SKIP_STATS))
+        posix.write(self.fd, self._message(RTM_NEWLINK, NLM_F_ACK, ifinfo(0, IFF_UP, IFF_UP)
+                                           + text(IFLA_IFNAME, name))
+                    + self._message(RTM_GETLINK, 0, body + _SKIP_STATS))
         set_seq, get_seq = self.seq - 1, self.seq
         failed = 0
         for got, mtype, msg in self._replies():
@@ -340,6 +340,17 @@ class Netlink:
                 gw = attrs.get(RTA_GATEWAY)
                 out.append((f"{dst}/{dlen}", str(IP(bits, int.from_bytes(gw, "big"))) if gw else None))
         return out
+
+
+def netlink_socket() -> int:
+    """A NETLINK_ROUTE socket's descriptor, read and written with posix.read/write. Before
+    Python 3.12 (no posix.setns) the plugin loads _ctypes for setns anyway, and libc's
+    socket() through it spares the _socket module (~0.3 ms to load)."""
+    if hasattr(posix, "setns"):
+        import _socket
+        return _socket.socket(16, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, 0).detach()
+    from netlab.cni.sysos import libc
+    return libc("socket")(16, 3 | 0o2000000, 0)      # AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE
 
 
 def setns(fd: int) -> None:

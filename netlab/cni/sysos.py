@@ -60,28 +60,32 @@ def makedirs(path: str, mode: int = 0o777) -> None:
 
 
 def libc(name: str):
-    """libc's ``name(int, int) -> int`` through _ctypes alone (the ctypes package costs
+    """libc's ``name(int, ...) -> int`` through _ctypes alone (the ctypes package costs
     ~4 ms to import, _ctypes ~0.5 ms); the callable raises OSError when it returns -1."""
     if name not in _libc:
-        import _ctypes
+        if not _libc:
+            import _ctypes
 
-        class c_int(_ctypes._SimpleCData):
-            _type_ = "i"
+            class c_int(_ctypes._SimpleCData):
+                _type_ = "i"
 
-        class Libc:
-            _handle = _ctypes.dlopen(None, posix.RTLD_NOW)
+            class Libc:
+                _handle = _ctypes.dlopen(None, posix.RTLD_NOW)
 
-        class Func(_ctypes.CFuncPtr):
-            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-            _restype_ = c_int
+            class Func(_ctypes.CFuncPtr):
+                _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+                _restype_ = c_int
 
-        func, get_errno = Func((name, Libc())), _ctypes.get_errno
+            _libc[None] = (Func, Libc(), _ctypes.get_errno)
+        func_type, lib, get_errno = _libc[None]
+        func = func_type((name, lib))
 
-        def call(a: int, b: int) -> int:
-            if func(a, b) == -1:
+        def call(*args: int) -> int:
+            got = func(*args)
+            if got == -1:
                 err = get_errno()
                 raise OSError(err, posix.strerror(err))
-            return 0
+            return got
 
         _libc[name] = call
     return _libc[name]
