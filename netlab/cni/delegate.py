@@ -3,11 +3,12 @@ with the same environment (only CNI_COMMAND changed) and the complete netconf
 on stdin; its error object comes back unchanged.
 
 When the executable found is this checkout's own host-local script (through
-symlinks, as the script resolves them itself: the very file, hence the same
-interpreter line, the same netlab modules and the same data dir), it runs in
-this process instead: the same code on the same files, minus a second
-interpreter start-up (~7 ms, nearly the reference's whole ADD). Any other
-host-local (the reference's, a copy, another checkout's) is executed.
+symlinks, as the script resolves them itself: the very file, so it would load
+the same netlab modules from the same checkout and use the same data dir; its
+interpreter line is the repository's, as the bridge script's), it runs in this
+process instead: the same code on the same files, minus a second interpreter
+start-up (~6 ms, nearly the reference's whole ADD). Any other host-local (the
+reference's, a copy, another checkout's) is executed.
 ``NETLAB_CNI_EXEC=1`` forces a real exec.
 """
 
