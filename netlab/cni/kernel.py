@@ -182,22 +182,20 @@ class KernelHost:
         if master:
             self._enslaved = (name, self.bridge[0])
         self._made["ctr", ifname] = self.ctr.up_by_name(ifname)
-        self._made["host", name] = self.host.link(name)
         self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
         return name
 
     def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
-        port = self._index("host", name)
         if self._enslaved != (name, bridge):
             try:
-                self.host.set_master(port, self._index("host", bridge))
+                self.host.set_master(self._index("host", name), self._index("host", bridge))
             except OSError as exc:
                 raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
         # The reference sets hairpin mode either way; a new bridge port starts with it off,
         # so only "on" changes anything.
         if hairpin:
             try:
-                self.host.set_hairpin(port, hairpin)
+                self.host.set_hairpin(self._index("host", name), hairpin)
             except OSError as exc:
                 raise internal(f"failed to setup hairpin mode for {name}: {_err(exc)}") from None
         if vlan:
