@@ -11,39 +11,59 @@ import sys
 
 from netlab.cni.errors import CniError
 
-# Every module a kernel ADD/DEL runs, in import order.
+# Every module a kernel ADD/DEL runs, in the order they must run.
 PLUGIN_MODULES = ("fastjson", "types", "skel", "ip", "sysos", "store", "hostlocal",
                   "bridge", "delegate", "netlink", "kernel")
 HOSTLOCAL_MODULES = PLUGIN_MODULES[:7]
-_MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
-_BUNDLE = f"{__path__[0]}/__pycache__/plugins.{sys.implementation.cache_tag}.bundle"
+# What the bundle holds: the two packages and the errors they import first, then those.
+BUNDLED = ("netlab", "netlab.errors", "netlab.cni.errors", "netlab.cni") + tuple(
+    "netlab.cni." + name for name in PLUGIN_MODULES)
+MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+BUNDLE = f"{__path__[0]}/__pycache__/plugins.{sys.implementation.cache_tag}.bundle"
 
 
-def _bundle() -> dict:
-    """``{name: (source path, mtime_ns, size, marshalled code)}`` of PLUGIN_MODULES."""
-    out = {}
-    for name in PLUGIN_MODULES:
-        path = f"{__path__[0]}/{name}.py"
-        st = posix.stat(path)
-        with open(path, "rb") as f:
-            code = compile(f.read(), path, "exec", dont_inherit=True)
-        out[name] = (path, st.st_mtime_ns, st.st_size, marshal.dumps(code))
-    return out
+ROOT = __path__[0][:-len("/netlab/cni")]      # the checkout (or site-packages) holding netlab
 
 
-def _write(bundle: dict) -> None:
-    tmp = f"{_BUNDLE}.{posix.getpid()}"
+def _source(name: str) -> str:
+    """The source of module ``name``, relative to ROOT."""
+    return "/" + name.replace(".", "/") + ("/__init__.py" if name in ("netlab", "netlab.cni") else ".py")
+
+
+def _compile(path: str):
+    """As under ``from __future__ import annotations``: annotations stay strings (no
+    ``IP | None`` built for every def at start-up, ~0.1 ms in all); nothing reads them."""
+    import __future__
+    with open(path, "rb") as f:
+        return compile(f.read(), path, "exec", flags=__future__.annotations.compiler_flag,
+                       dont_inherit=True)
+
+
+def build_bundle() -> tuple:
+    """``(loader code, tables)`` as netlab/cni/loader.py describes, from the sources now."""
+    table = []
+    for name in BUNDLED:
+        path = _source(name)
+        st = posix.stat(ROOT + path)
+        table.append((name, path, st.st_mtime_ns, st.st_size, _compile(ROOT + path)))
+    hostlocal = len(BUNDLED) - len(PLUGIN_MODULES) + len(HOSTLOCAL_MODULES)
+    return (_compile(f"{__path__[0]}/loader.py"),
+            {"bridge": tuple(table), "host-local": tuple(table[:hostlocal])})
+
+
+def _write(bundle: tuple) -> None:
+    tmp = f"{BUNDLE}.{posix.getpid()}"
     try:
         try:
-            posix.mkdir(_BUNDLE.rsplit("/", 1)[0], 0o755)
+            posix.mkdir(BUNDLE.rsplit("/", 1)[0], 0o755)
         except FileExistsError:
             pass
         fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
         try:
-            posix.write(fd, _MAGIC + marshal.dumps(bundle))
+            posix.write(fd, MAGIC + marshal.dumps(bundle))
         finally:
             posix.close(fd)
-        posix.rename(tmp, _BUNDLE)
+        posix.rename(tmp, BUNDLE)
     except OSError:               # a read-only checkout: the plain imports still work
         try:
             posix.unlink(tmp)
@@ -51,48 +71,42 @@ def _write(bundle: dict) -> None:
             pass
 
 
+def read_bundle() -> tuple | None:
+    """The bundle on disk, or None when it is missing or damaged (not checked for staleness)."""
+    try:
+        with open(BUNDLE, "rb") as f:
+            data = f.read()
+        if data[:len(MAGIC)] == MAGIC:
+            loader, tables = marshal.loads(memoryview(data)[len(MAGIC):])
+            return loader, tables
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    return None
+
+
 def preload(names) -> None:
-    """Import ``names`` (from PLUGIN_MODULES) from one cached file of code objects.
+    """Import ``names`` (from PLUGIN_MODULES) from the bundle.
 
     A plain import of a small module costs ~130 us of finding, stat-ing and
-    reading its .pyc, most of the module's cost on a plugin's start-up path; this
-    reads one file for all of them (ADD runs eleven). Each source's mtime and size
-    are checked as the .pyc check does; a stale or missing bundle is rebuilt
-    (written atomically, skipped when the package directory is read-only)."""
-    bundle = None
+    reading its .pyc, most of the module's cost on a plugin's start-up path; the
+    bundle is one file for all of them (ADD runs eleven). The plugin scripts load
+    it themselves before importing anything (then this finds everything imported);
+    this is their fall-back: a stale, damaged or missing bundle is rebuilt (written
+    atomically, skipped when the package directory is read-only or under -B)."""
+    wanted = {f"{__name__}.{name}" for name in names}
+    if all(name in sys.modules for name in wanted):
+        return
+    from netlab.cni.loader import install
+    bundle = read_bundle()
     try:
-        with open(_BUNDLE, "rb") as f:
-            data = f.read()
-        if data[:len(_MAGIC)] == _MAGIC:
-            bundle = marshal.loads(data[len(_MAGIC):])
-            for name in names:
-                path, mtime, size, _ = bundle[name]
-                st = posix.stat(path)
-                if st.st_mtime_ns != mtime or st.st_size != size:
-                    bundle = None
-                    break
-    except (OSError, ValueError, EOFError, TypeError, KeyError):
-        bundle = None
-    if bundle is None:
-        bundle = _bundle()
-        if not sys.dont_write_bytecode:      # python -B: as for .pyc files
-            _write(bundle)
-    package = sys.modules[__name__]
-    for name in names:
-        full = f"{__name__}.{name}"
-        if full in sys.modules:
-            continue
-        path, _, _, code = bundle[name]
-        module = type(sys)(full)
-        module.__file__ = path
-        module.__package__ = __name__
-        sys.modules[full] = module
-        try:
-            exec(marshal.loads(code), module.__dict__)
-        except BaseException:
-            del sys.modules[full]
-            raise
-        setattr(package, name, module)
+        if bundle is not None and install(bundle[1]["bridge"], ROOT, wanted):
+            return
+    except OSError:               # a source gone: rebuilding says which
+        pass
+    bundle = build_bundle()
+    if not sys.dont_write_bytecode:      # python -B: as for .pyc files
+        _write(bundle)
+    install(bundle[1]["bridge"], ROOT, wanted)
 
 
 def invoke(backend, command: str, netconf: dict, *, container_id: str, netns: str, ifname: str,

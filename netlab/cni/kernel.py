@@ -13,7 +13,7 @@ import time
 
 from netlab.cni.errors import internal
 from netlab.cni.ip import IP, Net, go_ipnet, parse_cidr, parse_ip
-from netlab.cni.netlink import IFF_PROMISC, IFF_UP, Netlink, setns
+from netlab.cni.netlink import IFF_PROMISC, IFF_UP, RTM_NEWADDR, RTM_NEWLINK, Netlink, ifinfo, setns
 
 EEXIST = 17
 PORT_RETRIES_MS = (0, 50, 500, 1000, 1000)
@@ -40,6 +40,12 @@ class KernelHost:
         self.ctr_fd = -1
         self.ctr: Netlink | None = None
         self._ipt = None
+        # Links this ADD made or looked up, by (side, name): their index and MAC do not
+        # change while it runs (only the bridge's MAC may, and that one is never kept).
+        self._made: dict = {}
+        self.bridge: tuple[str, int, str] | None = None   # (name, index, MAC) as ensure_bridge found it
+        self._enslaved: tuple[str, str] | None = None     # (veth, bridge) joined when it was made
+        self._port_up: dict = {}                          # host veth -> its link once wait_port_up saw it up
 
     # --- namespaces ----------------------------------------------------------------------
     def netns_exists(self, path: str) -> bool:
@@ -78,16 +84,23 @@ class KernelHost:
     def sysctl(self, side: str, key: str, value: str) -> None:
         if side == "host" and key in READ_FIRST and self._read_sysctl(key) == value:
             return
+        self._sysctls(side, ((key, value),))
+
+    def _sysctls(self, side: str, pairs) -> None:
+        """Write each (key, value) under /proc/sys, in the container's namespace for "ctr"
+        (one switch there and back for all of them)."""
         if side == "ctr":
             setns(self.ctr_fd)
-        try:                       # posix, not open(): no text and buffer layers (~0.1 ms each)
-            fd = posix.open("/proc/sys/" + key, posix.O_WRONLY | posix.O_CLOEXEC)
-            try:
-                posix.write(fd, value.encode())
-            finally:
-                posix.close(fd)
-        except OSError:
-            pass                   # the reference ignores these errors too
+        try:
+            for key, value in pairs:
+                try:               # posix, not open(): no text and buffer layers (~0.1 ms each)
+                    fd = posix.open("/proc/sys/" + key, posix.O_WRONLY | posix.O_CLOEXEC)
+                    try:
+                        posix.write(fd, value.encode())
+                    finally:
+                        posix.close(fd)
+                except OSError:
+                    pass           # the reference ignores these errors too
         finally:
             if side == "ctr":
                 setns(self.host_fd)
@@ -104,36 +117,61 @@ class KernelHost:
 
     # --- links ---------------------------------------------------------------------------
     def link(self, side: str, name: str):
+        # The host veth as wait_port_up last saw it: nothing of this ADD changes it after that.
+        if side == "host" and name in self._port_up:
+            return self._port_up[name]
         return self._nl(side).link(name)
 
     def ensure_bridge(self, name: str, mtu: int, promisc: bool, vlan_filtering: bool) -> bool:
-        created = True
-        try:
-            self.host.add_bridge(name, mtu, vlan_filtering)
-        except OSError as exc:
-            if exc.errno != EEXIST:
-                raise
-            created = False
+        # Looked up first: the bridge is there on every ADD but the first, and a lookup is
+        # one read where a refused create and then a lookup are two round trips.
+        created = False
         link = self.host.link(name)
+        if link is None:
+            try:
+                self.host.add_bridge(name, mtu, vlan_filtering)
+                created = True
+            except OSError as exc:
+                if exc.errno != EEXIST:
+                    raise
+            link = self.host.link(name)
         if link is None:
             raise ValueError(f'could not lookup "{name}": Link not found')
         if link.kind != "bridge":
             raise ValueError(f'"{name}" already exists but is not a bridge')
-        self.bridge_mac = link.mac   # ensure_bridge_addr sets this one back, as the reference does
-        if promisc:
+        self.bridge = (name, link.index, link.mac)   # ensure_bridge_addr sets this MAC back, as the reference does
+        if promisc and not link.promisc:
             self.host.set_flags(link.index, IFF_PROMISC, IFF_PROMISC)
         self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
-        self.host.set_flags(link.index, IFF_UP, IFF_UP)
+        if not link.up:
+            self.host.set_flags(link.index, IFF_UP, IFF_UP)
         return created
+
+    def _index(self, side: str, name: str) -> int | None:
+        known = self._made.get((side, name))
+        if known is not None:
+            return known.index
+        link = self._nl(side).link(name)
+        return link.index if link is not None else None
 
     def add_veth(self, ifname: str, mtu: int, mac: str) -> str:
         from netlab.cni.bridge import random_veth_name
+        # This end comes up and joins the bridge ensure_bridge found in the same request
+        # (the reference sets both ends up, then the port's master, next).
+        master = self.bridge[1] if self.bridge is not None else 0
         for _ in range(10):
             name = random_veth_name()
             try:
-                self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None)
+                self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None, up=True, master=master)
                 break
             except OSError as exc:
+                if exc.errno != EEXIST and master:   # maybe joining the bridge failed: again
+                    master = 0                       # without, so attach_port says why
+                    try:
+                        self.host.add_veth(name, ifname, self.ctr_fd, mtu, mac or None, up=True)
+                        break
+                    except OSError as again:
+                        exc = again
                 if exc.errno == EEXIST:
                     if self.host.link(name) is not None:
                         continue
@@ -141,23 +179,25 @@ class KernelHost:
                 raise internal(f"failed to make veth pair: {_err(exc)}") from None
         else:
             raise internal("failed to find a unique veth name")
-        ctr = self.ctr.link(ifname)
-        self.ctr.set_flags(ctr.index, IFF_UP, IFF_UP)
-        host = self.host.link(name)
-        self.host.set_flags(host.index, IFF_UP, IFF_UP)
+        if master:
+            self._enslaved = (name, self.bridge[0])
+        self._made["ctr", ifname] = self.ctr.up_by_name(ifname)
         self.sysctl("host", f"net/ipv6/conf/{name}/accept_ra", "0")
         return name
 
     def attach_port(self, name: str, bridge: str, hairpin: bool, vlan: int) -> None:
-        port, br = self.host.link(name), self.host.link(bridge)
-        try:
-            self.host.set_master(port.index, br.index)
-        except OSError as exc:
-            raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
-        try:
-            self.host.set_hairpin(port.index, hairpin)
-        except OSError as exc:
-            raise internal(f"failed to setup hairpin mode for {name}: {_err(exc)}") from None
+        if self._enslaved != (name, bridge):
+            try:
+                self.host.set_master(self._index("host", name), self._index("host", bridge))
+            except OSError as exc:
+                raise internal(f'failed to connect "{name}" to bridge {bridge}: {_err(exc)}') from None
+        # The reference sets hairpin mode either way; a new bridge port starts with it off,
+        # so only "on" changes anything.
+        if hairpin:
+            try:
+                self.host.set_hairpin(self._index("host", name), hairpin)
+            except OSError as exc:
+                raise internal(f"failed to setup hairpin mode for {name}: {_err(exc)}") from None
         if vlan:
             raise internal(f'failed to setup vlan tag on interface "{name}": operation not supported')
 
@@ -177,7 +217,8 @@ class KernelHost:
             nl.del_link(link.index)
 
     def container_mac(self, ifname: str) -> str:
-        return self.ctr.link(ifname).mac
+        known = self._made.get(("ctr", ifname))
+        return known.mac if known is not None else self.ctr.link(ifname).mac
 
     def wait_port_up(self, name: str) -> None:
         """The host veth's operstate must reach UP. The reference looks after 0, 50,
@@ -189,6 +230,7 @@ class KernelHost:
             if link is None:
                 raise internal(f"Link not found: {name}")
             if link.oper_up:
+                self._port_up[name] = link
                 return
             if time.monotonic() > deadline:
                 raise internal("bridge port in error state: down")
@@ -196,43 +238,49 @@ class KernelHost:
 
     # --- addresses and routes ------------------------------------------------------------
     def configure_container(self, ifname: str, result: dict, enabledad: bool) -> None:
-        if enabledad:
-            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/enhanced_dad", "1")
-            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/accept_dad", "1")
-        else:
-            self.sysctl("ctr", f"net/ipv6/conf/{ifname}/accept_dad", "0")
-        self.sysctl("ctr", f"net/ipv4/conf/{ifname}/arp_notify", "1")
-        link = self.ctr.link(ifname)
+        """The reference's steps (sysctls, addresses, link up, routes), with the sysctls
+        written in one visit to the container's namespace and the netlink requests sent
+        in one batch (a failed one fails the ADD, which then removes the veth)."""
+        sysctls = ([(f"net/ipv6/conf/{ifname}/enhanced_dad", "1"), (f"net/ipv6/conf/{ifname}/accept_dad", "1")]
+                   if enabledad else [(f"net/ipv6/conf/{ifname}/accept_dad", "0")])
+        sysctls.append((f"net/ipv4/conf/{ifname}/arp_notify", "1"))
+        addrs = [(ipc, parse_cidr(ipc["address"])) for ipc in result["ips"]]
+        if any(addr.bits == 128 for _, addr in addrs):
+            sysctls += [(f"net/ipv6/conf/{dev}/disable_ipv6", "0") for dev in ("lo", ifname)]
+        self._sysctls("ctr", sysctls)
+        link = self._made.get(("ctr", ifname)) or self.ctr.link(ifname)
         if link is None:
             raise internal(f'failed to lookup "{ifname}": Link not found')
         gws: dict[int, IP] = {}
-        v6_enabled = False
-        for ipc in result["ips"]:
-            addr = parse_cidr(ipc["address"])
-            if addr.bits == 128 and not v6_enabled:
-                for dev in ("lo", ifname):
-                    self.sysctl("ctr", f"net/ipv6/conf/{dev}/disable_ipv6", "0")
-                v6_enabled = True
-            try:
-                self.ctr.add_addr(link.index, addr.ip, addr.prefixlen)
-            except OSError as exc:
-                raise internal(f'failed to add IP addr {_ipc_text(ipc)} to "{ifname}": {_err(exc)}') from None
+        requests, failures = [], []
+        for ipc, addr in addrs:
+            requests.append(self.ctr.addr_message(RTM_NEWADDR, link.index, addr.ip, addr.prefixlen))
+            failures.append(f'failed to add IP addr {_ipc_text(ipc)} to "{ifname}"')
             if ipc.get("gateway"):
                 gws.setdefault(addr.bits, parse_ip(ipc["gateway"]))
-        self.ctr.set_flags(link.index, IFF_UP, IFF_UP)
+        if not link.up:                    # made up with the veth; set up as the reference does if not
+            requests.append((RTM_NEWLINK, 0, ifinfo(link.index, IFF_UP, IFF_UP)))
+            failures.append(None)
         for route in result["routes"]:
             dst = parse_cidr(route["dst"])
             gw = parse_ip(route["gw"]) if route.get("gw") else gws.get(dst.bits)
-            try:
-                self.ctr.add_route(Net(dst.network, dst.prefixlen), gw, link.index)
-            except OSError as exc:
-                raise internal(f"failed to add route '{go_ipnet(dst)} via {gw if gw else '<nil>'} "
-                               f"dev {ifname}': {_err(exc)}") from None
+            requests.append(self.ctr.route_message(Net(dst.network, dst.prefixlen), gw, link.index))
+            failures.append(f"failed to add route '{go_ipnet(dst)} via {gw if gw else '<nil>'} dev {ifname}'")
+        for err, what in zip(self.ctr.batch(requests), failures):
+            if err:
+                exc = OSError(err, posix.strerror(err))
+                if what is None:
+                    raise exc
+                raise internal(f"{what}: {_err(exc)}")
 
     def ensure_bridge_addr(self, bridge: str, gw: Net, force: bool) -> None:
-        br = self.host.link(bridge)
+        if self.bridge is not None and self.bridge[0] == bridge:
+            _, index, mac = self.bridge
+        else:
+            br = self.host.link(bridge)
+            index, mac = br.index, br.mac
         want = str(gw)
-        for ip, plen, _ in self.host.addrs(br.index):
+        for ip, plen, _ in self.host.addrs(index):
             have = Net(parse_ip(ip), plen)
             if have.bits != gw.bits:
                 continue
@@ -241,15 +289,15 @@ class KernelHost:
             if gw.bits == 32 or have.contains(gw.ip) or gw.contains(have.ip):
                 if not force:
                     raise ValueError(f'"{bridge}" already has an IP address different from {want}')
-                self.host.del_addr(br.index, have.ip, have.prefixlen)
+                self.host.del_addr(index, have.ip, have.prefixlen)
         try:
-            self.host.add_addr(br.index, gw.ip, gw.prefixlen)
+            self.host.add_addr(index, gw.ip, gw.prefixlen)
         except OSError as exc:
             if exc.errno != EEXIST:
                 raise ValueError(f'could not add IP address to "{bridge}": {_err(exc)}') from None
         # The reference sets the MAC it read before the first port joined, which
         # pins the bridge's MAC (it no longer follows its lowest port).
-        self.host.set_mac(br.index, getattr(self, "bridge_mac", None) or self.host.link(bridge).mac)
+        self.host.set_mac(index, mac)
 
     def addrs(self, side: str, name: str) -> list[tuple[str, int, int]]:
         nl = self._nl(side)

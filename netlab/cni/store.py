@@ -10,7 +10,8 @@ Differences, all invisible to a reader of the format:
 - a reservation is written to a temporary file and hard-linked into place,
   so a plugin killed mid-write never leaves an empty IP file; a temporary
   file left by a killed plugin is removed by the next one that takes the lock;
-- ``last_reserved_ip`` is replaced by rename, never seen half-written;
+- ``last_reserved_ip`` is rewritten in place (see DirStore.write), never
+  truncated to zero first;
 - nothing is opened through a symlink (O_NOFOLLOW, names relative to the
   directory's descriptor).
 
@@ -21,7 +22,7 @@ netlab's virtual namespaces and the in-process API.
 
 import posix
 
-from netlab.cni.sysos import join, makedirs
+from netlab.cni.sysos import flock_exclusive, join, makedirs
 
 LINE_BREAK = "\r\n"
 LAST_PREFIX = "last_reserved_ip."
@@ -63,8 +64,14 @@ class Store:
         """Names of the IP files held by (id, ifname), or in the legacy format by id alone."""
         from netlab.cni.ip import parse_ip
         cid = container_id.strip()
-        names = set(self._matching(cid + LINE_BREAK + ifname)) | set(self._matching(cid))
-        return [n for n in sorted(names) if parse_ip(n) is not None]
+        keys = (cid + LINE_BREAK + ifname, cid)
+        found = []
+        for name in self.names():          # sorted; only IP files can be answers: read only those
+            if parse_ip(name) is not None:
+                content = self.read(name)
+                if content is not None and content.strip() in keys:
+                    found.append(name)
+        return found
 
     def find_by_id(self, container_id: str, ifname: str) -> bool:
         cid = container_id.strip()
@@ -96,22 +103,28 @@ class DirStore(Store):
         self.path = path
         self.fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         self.lock_fd = -1
+        # While the lock is held nobody else changes the files: what this process read or
+        # wrote is what is there (last_reserved_ip is read by several steps of an ADD).
+        self._known: dict[str, str | None] = {}
+        self._listing: list[str] | None = None      # the directory, as of lock(), kept up to date
 
     def _open(self, name: str, flags: int, mode: int = 0o644) -> int:
         return posix.open(name, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode, dir_fd=self.fd)
 
     def lock(self) -> None:
-        import fcntl
         if self.lock_fd < 0:
             self.lock_fd = self._open("lock", posix.O_RDONLY | posix.O_CREAT, 0o750)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        flock_exclusive(self.lock_fd)
+        self._known = {}
         # Temporary files are only written under this lock: any left now belongs to a
         # plugin killed mid-write.
-        for name in posix.listdir(self.fd):
+        self._listing = sorted(posix.listdir(self.fd))
+        for name in self._listing:
             if name.startswith(TMP_PREFIX):
                 self.remove(name)
 
     def close(self) -> None:
+        self._known, self._listing = {}, None
         if self.lock_fd >= 0:
             posix.close(self.lock_fd)      # releases the flock
             self.lock_fd = -1
@@ -120,6 +133,14 @@ class DirStore(Store):
             self.fd = -1
 
     def read(self, name: str) -> str | None:
+        if self.lock_fd >= 0 and name in self._known:
+            return self._known[name]
+        content = self._read(name)
+        if self.lock_fd >= 0:
+            self._known[name] = content
+        return content
+
+    def _read(self, name: str) -> str | None:
         try:
             fd = self._open(name, posix.O_RDONLY | posix.O_NONBLOCK)
         except OSError:
@@ -132,13 +153,22 @@ class DirStore(Store):
         finally:
             posix.close(fd)
 
+    def _changed(self, name: str, content: str | None) -> None:
+        self._known[name] = content
+        if self.lock_fd >= 0 and self._listing is not None:
+            if content is None:
+                self._listing = [n for n in self._listing if n != name]
+            elif name not in self._listing:
+                self._listing = sorted(self._listing + [name])
+
     def _tmp(self, content: str) -> str:
         tmp = f"{TMP_PREFIX}{posix.getpid()}"
+        flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
         try:
+            fd = self._open(tmp, flags, 0o644)
+        except FileExistsError:        # not after lock(), which removes them; without it, maybe
             posix.unlink(tmp, dir_fd=self.fd)
-        except FileNotFoundError:
-            pass
-        fd = self._open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o644)
+            fd = self._open(tmp, flags, 0o644)
         try:
             posix.write(fd, content.encode())
         finally:
@@ -149,6 +179,7 @@ class DirStore(Store):
         tmp = self._tmp(content)
         try:
             posix.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+            self._changed(name, content)
             return True
         except FileExistsError:
             return False
@@ -156,16 +187,40 @@ class DirStore(Store):
             posix.unlink(tmp, dir_fd=self.fd)
 
     def write(self, name: str, content: str) -> None:
-        tmp = self._tmp(content)
-        posix.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        """Rewrite ``name`` in place: pwrite, then cut to the new length. Not a rename
+        over it (nor a truncation to zero, as the reference does): ext4 then flushes the
+        file before going on (auto_da_alloc), milliseconds per ADD on a busy disk. Only
+        last_reserved_ip is written this way, a hint where to continue allocating; a
+        write torn by a crash leaves at worst another starting point. Anything but a
+        regular file there (a symlink, a FIFO) is replaced by rename instead."""
+        data = content.encode()
+        try:
+            fd = self._open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_NONBLOCK, 0o644)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                from _stat import S_ISREG
+                if S_ISREG(posix.fstat(fd).st_mode):
+                    posix.pwrite(fd, data, 0)
+                    posix.ftruncate(fd, len(data))
+                    self._changed(name, content)
+                    return
+            finally:
+                posix.close(fd)
+        posix.rename(self._tmp(content), name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        self._changed(name, content)
 
     def remove(self, name: str) -> None:
         try:
             posix.unlink(name, dir_fd=self.fd)
         except FileNotFoundError:
             pass
+        self._changed(name, None)
 
     def names(self) -> list[str]:
+        if self.lock_fd >= 0 and self._listing is not None:
+            return list(self._listing)
         return sorted(posix.listdir(self.fd))
 
 
