@@ -271,43 +271,69 @@ _CONN_WORDS = ("-m conntrack", "-m state", "-m connmark", "-j CONNMARK", "-m con
                "-m connbytes", "-m helper")
 
 
-class CompiledTable:
-    __slots__ = ("name", "table", "_chains", "_uses_conn", "memo")
+class Shared:
+    """What is derived from a Table's or a Chain's rules alone, for one state of the
+    World: namespaces that hold the very same Table (a cluster's nodes share
+    kube-proxy's) parse, index and scan its rules once. Entries hold the object they were
+    made from, so a key (its id) is only trusted while that object is the one held."""
 
-    def __init__(self, name: str, table: Table):
+    __slots__ = ("chains", "words")
+
+    def __init__(self):
+        self.chains: dict[tuple[int, str], CompiledChain] = {}
+        self.words: dict[tuple[int, tuple[str, ...]], tuple[Table, bool]] = {}
+
+    def chain(self, name: str, chain: Chain) -> CompiledChain:
+        key = (id(chain), name)
+        compiled = self.chains.get(key)
+        if compiled is None or compiled.chain is not chain or compiled.count != len(chain.rules):
+            compiled = self.chains[key] = CompiledChain(name, chain)
+        return compiled
+
+    def any_word(self, table: Table, words: tuple[str, ...]) -> bool:
+        key = (id(table), words)
+        found = self.words.get(key)
+        if found is None or found[0] is not table:
+            found = self.words[key] = (table, _any_word(table, words))
+        return found[1]
+
+
+class CompiledTable:
+    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo")
+
+    def __init__(self, name: str, table: Table, shared: Shared | None = None):
         self.name = name
         self.table = table
-        self._chains: dict[str, CompiledChain] = {}
+        self._shared = shared if shared is not None else Shared()
         self._uses_conn: bool | None = None
-        self.memo: dict[tuple, "_Fork | _Leaf"] = {}   # walk(): one state of the World
+        # walk(): one state of the World, and of this namespace (its addresses count)
+        self.memo: dict[tuple, "_Fork | _Leaf"] = {}
 
     @property
     def uses_conn(self) -> bool:
         """Does any rule of the table look at the packet's connection? (If none does, a
         walk needs no ConnView.)"""
         if self._uses_conn is None:
-            self._uses_conn = _any_word(self.table, _CONN_WORDS)
+            self._uses_conn = self._shared.any_word(self.table, _CONN_WORDS)
         return self._uses_conn
 
     def chain(self, name: str) -> CompiledChain | None:
         chain = self.table.chains.get(name)
         if chain is None:
             return None
-        compiled = self._chains.get(name)
-        if compiled is None or compiled.chain is not chain or compiled.count != len(chain.rules):
-            compiled = self._chains[name] = CompiledChain(name, chain)
-        return compiled
+        return self._shared.chain(name, chain)
 
 
 class NetnsRules:
     """The compiled tables of one namespace, for one state of the World."""
 
-    __slots__ = ("ns", "_tables", "tracks", "_plans", "_addrtype")
+    __slots__ = ("ns", "_tables", "tracks", "_plans", "_addrtype", "_shared")
 
-    def __init__(self, ns: Netns):
+    def __init__(self, ns: Netns, shared: Shared | None = None):
         self.ns = ns
         self._tables: dict[str, CompiledTable] = {}
-        self.tracks = needs_conntrack(ns)
+        self._shared = shared if shared is not None else Shared()
+        self.tracks = needs_conntrack(ns, self._shared)
         self._plans: dict[str, tuple] = {}
         self._addrtype: Callable | None = None
 
@@ -345,7 +371,7 @@ class NetnsRules:
             return None
         compiled = self._tables.get(name)
         if compiled is None or compiled.table is not table:
-            compiled = self._tables[name] = CompiledTable(name, table)
+            compiled = self._tables[name] = CompiledTable(name, table, self._shared)
         return compiled
 
     @property
@@ -353,12 +379,14 @@ class NetnsRules:
         return bool(self.ns.tables)
 
 
-def needs_conntrack(ns: Netns) -> bool:
+def needs_conntrack(ns: Netns, shared: Shared | None = None) -> bool:
     """The kernel runs conntrack in a namespace once a rule there needs it: any nat
     table, or a match or target that looks at connections."""
     if "nat" in ns.tables:
         return True
-    return any(_any_word(table, _CONNTRACK_WORDS) for table in ns.tables.values())
+    if shared is None:
+        return any(_any_word(table, _CONNTRACK_WORDS) for table in ns.tables.values())
+    return any(shared.any_word(table, _CONNTRACK_WORDS) for table in ns.tables.values())
 
 
 def _any_word(table: Table, words: tuple[str, ...]) -> bool:
@@ -368,7 +396,7 @@ def _any_word(table: Table, words: tuple[str, ...]) -> bool:
     return any(word in text for word in words)
 
 
-_CACHE: dict[int, tuple[weakref.ref, int, dict[str, NetnsRules]]] = {}
+_CACHE: dict[int, tuple[weakref.ref, int, dict[str, NetnsRules], Shared]] = {}
 
 
 def rules_of(world: World, ns: Netns) -> NetnsRules:
@@ -376,12 +404,13 @@ def rules_of(world: World, ns: Netns) -> NetnsRules:
     cached = _CACHE.get(id(world))
     if cached is None or cached[0]() is not world or cached[1] != generation:
         key = id(world)
-        cached = (weakref.ref(world, lambda _r, key=key: _CACHE.pop(key, None)), generation, {})
+        cached = (weakref.ref(world, lambda _r, key=key: _CACHE.pop(key, None)), generation, {},
+                  Shared())
         _CACHE[key] = cached
     per_ns = cached[2]
     found = per_ns.get(ns.key)
     if found is None or found.ns is not ns:
-        found = per_ns[ns.key] = NetnsRules(ns)
+        found = per_ns[ns.key] = NetnsRules(ns, cached[3])
     return found
 
 

@@ -349,3 +349,43 @@ def test_a_bridge_in_a_bridge_is_searched_as_the_full_build_does():
     (p,) = trace(b.world, "host/red", "192.168.15.2", proto="tcp", dport=80,
                  record=False).paths
     assert p.verdict == NO_LISTENER
+
+
+def bench_cluster():
+    """benchmarks/cluster_bench.py's generator, small: every node gets the same rules."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    try:
+        from cluster_bench import synthetic
+    finally:
+        sys.path.pop(0)
+    return synthetic(4, 24, 6)
+
+
+def test_nodes_sharing_one_table_share_its_parsed_chains_and_trace_as_with_copies():
+    """A cluster's nodes hold the very same kube-proxy Table objects: their rules are parsed
+    and indexed once for all nodes; each node still walks them against its own addresses
+    (addrtype LOCAL, NodePorts), so every trace equals the one on a World whose nodes hold
+    copies of the tables."""
+    import copy
+
+    from netlab.dataplane.netfilter import rules_of
+    c = bench_cluster()
+    world = build_model(c).world
+    nodes = [world.namespaces[f"{n.name}/root"] for n in c.nodes]
+    assert nodes[0].tables["nat"] is nodes[1].tables["nat"], "the build shares the tables"
+    cold(world)
+    chains = [rules_of(world, ns).table("nat").chain("KUBE-SERVICES") for ns in nodes]
+    assert chains[0] is not None and all(ch is chains[0] for ch in chains)
+
+    copies = copy.deepcopy(world)
+    for ns in copies.namespaces.values():
+        ns.tables = copy.deepcopy(ns.tables)
+    assert copies.namespaces[nodes[0].key].tables["nat"] is not \
+        copies.namespaces[nodes[1].key].tables["nat"]
+    probes_of_nodes = [(ns.key, dst, proto, port) for ns in nodes
+                       for _, dst, proto, port in probes(c)[:40]]
+    for src, dst, proto, port in probes_of_nodes:
+        got = as_json(trace(world, src, dst, proto=proto, dport=port, record=False))
+        alone = as_json(trace(copies, src, dst, proto=proto, dport=port, record=False))
+        assert got == alone, (src, dst, proto, port)
