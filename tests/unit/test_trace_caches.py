@@ -389,3 +389,24 @@ def test_nodes_sharing_one_table_share_its_parsed_chains_and_trace_as_with_copie
         got = as_json(trace(world, src, dst, proto=proto, dport=port, record=False))
         alone = as_json(trace(copies, src, dst, proto=proto, dport=port, record=False))
         assert got == alone, (src, dst, proto, port)
+
+
+def test_a_large_clusters_objects_are_frozen_out_of_the_cyclic_collector(monkeypatch):
+    """After a large build the cluster's objects are in gc's permanent generation (so the
+    first full collection, in the first trace, does not walk millions of them); a small
+    build leaves the collector as it was."""
+    import gc
+
+    from netlab.k8s import build as build_module
+    c = bench_cluster()
+    gc.unfreeze()
+    try:
+        build_module.build_model(c)
+        assert gc.get_freeze_count() == 0, "a small cluster is not frozen"
+        monkeypatch.setattr(build_module, "FREEZE_PODS", len(c.pods))
+        world = build_module.build_model(c).world
+        assert gc.get_freeze_count() > 0
+        assert not gc.is_tracked(world) or world not in gc.get_objects(), \
+            "the World is out of the collector's sight"
+    finally:
+        gc.unfreeze()
