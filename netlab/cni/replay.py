@@ -155,14 +155,10 @@ class Capture:
         self.shape = (len(world.nodes), len(world.lans))
         self.mac = world.mac_counter
 
-    def run(self, backend, new_key: str, result: dict, container_id: str, netns: str,
-            ip: str, node_params: list[str]) -> Run | None:
-        """The run since the capture, or None when it was not a steady-state run (see the
-        module's docstring). ``node_params``: the node's values (the same for each of its
-        containers), put first in the params."""
-        world = backend.world
+    def confined_ops(self, world, new_key: str) -> list | None:
+        """The Ops since the capture when they touched only the node's namespace and the
+        new container's (which is the one namespace more), and made no node or LAN."""
         root_key = ns_key(self.node)
-        root = world.namespaces[root_key]
         ops = self.ops[self.start:]
         for op in ops:
             keys = touched(op)
@@ -170,6 +166,18 @@ class Capture:
                 return None
         if len(world.namespaces) != self.namespaces + 1 or new_key not in world.namespaces \
                 or (len(world.nodes), len(world.lans)) != self.shape:
+            return None
+        return ops
+
+    def run(self, backend, new_key: str, result: dict, container_id: str, netns: str,
+            ip: str, node_params: list[str]) -> Run | None:
+        """The run since the capture, or None when it was not a steady-state run (see the
+        module's docstring). ``node_params``: the node's values (the same for each of its
+        containers), put first in the params."""
+        world = backend.world
+        root = world.namespaces[ns_key(self.node)]
+        ops = self.confined_ops(world, new_key)
+        if ops is None:
             return None
         before = self.root
         new_links = [name for name in root.links if name not in before["links"]]
@@ -285,15 +293,9 @@ def first_run(capture: "Capture", backend, new_key: str, result: dict, container
     has iptables state (tables are shared, not copied)."""
     from netlab.cni.virtual import veth_name
     world = backend.world
-    root_key = ns_key(capture.node)
-    root = world.namespaces[root_key]
-    ops = capture.ops[capture.start:]
-    for op in ops:
-        keys = touched(op)
-        if keys is None or keys - {root_key, new_key}:
-            return None
-    if len(world.namespaces) != capture.namespaces + 1 or new_key not in world.namespaces \
-            or (len(world.nodes), len(world.lans)) != capture.shape:
+    root = world.namespaces[ns_key(capture.node)]
+    ops = capture.confined_ops(world, new_key)
+    if ops is None:
         return None
     if root.tables or capture.tables or root.ipsets or root.conntrack:
         return None

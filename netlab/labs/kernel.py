@@ -302,6 +302,19 @@ IP_OPTIONS_WITH_VALUE = ("-n", "-netns", "--netns", "-f", "-family")
 READ_VERBS = ("show", "list", "ls", "lst", "sh", "get")
 
 
+def _unwrapped(words: list[str]) -> list[str]:
+    """``words`` without leading ``sudo`` and ``ip netns exec NS`` (the namespace is
+    entered instead)."""
+    while words:
+        if words[0] == "sudo":
+            words = words[1:]
+        elif len(words) >= 4 and words[:3] == ["ip", "netns", "exec"]:
+            words = words[4:]
+        else:
+            break
+    return words
+
+
 def show_argv(text: str) -> list[str] | None:
     """The argument list of a lab's show line, to run in the step's namespace (``ip -n
     NS`` and ``ip netns exec NS`` taken off: the namespace is entered instead); None when
@@ -312,13 +325,7 @@ def show_argv(text: str) -> list[str] | None:
         return None
     if any(w in SHELL_WORDS or w == "&" for w in words):
         return None
-    while words:
-        if words[0] == "sudo":
-            words = words[1:]
-        elif len(words) >= 4 and words[:3] == ["ip", "netns", "exec"]:
-            words = words[4:]
-        else:
-            break
+    words = _unwrapped(words)
     if not words or words[0] not in SHOW_TOOLS:
         return None
     if words[0] == "sysctl" and any(w.startswith(("-w", "--w", "-p", "--load")) or "=" in w
@@ -365,13 +372,7 @@ def tool_argv(text: str) -> list[str] | None:
         return None
     if words[-1:] == ["&"]:
         words = words[:-1]
-    while words:
-        if words[0] == "sudo":
-            words = words[1:]
-        elif len(words) >= 4 and words[:3] == ["ip", "netns", "exec"]:
-            words = words[4:]
-        else:
-            break
+    words = _unwrapped(words)
     if not words or words[0] not in REAL_PROBE_TOOLS or any(w in SHELL_WORDS for w in words):
         return None
     return words
