@@ -169,6 +169,21 @@ class Capture:
             return None
         return ops
 
+    def files_and_macs(self, world) -> tuple[list, list[str]] | None:
+        """The node's files the run wrote or changed, and the MACs it drew (again, in
+        their order); None when it removed a file or the MAC counter went back."""
+        tree = world.files.get(self.node, {})
+        if any(k not in tree for k in self.files):
+            return None
+        files = [(k, v) for k, v in tree.items() if self.files.get(k) != v]
+        count = world.mac_counter - self.mac
+        if count < 0:
+            return None
+        now, world.mac_counter = world.mac_counter, self.mac
+        macs = [world.new_mac() for _ in range(count)]
+        world.mac_counter = now
+        return files, macs
+
     def run(self, backend, new_key: str, result: dict, container_id: str, netns: str,
             ip: str, node_params: list[str]) -> Run | None:
         """The run since the capture, or None when it was not a steady-state run (see the
@@ -197,16 +212,10 @@ class Capture:
         if root.tables.keys() != self.tables.keys() or \
                 any(root.tables[k] is not t for k, t in self.tables.items()):
             return None
-        tree = world.files.get(self.node, {})
-        if any(k not in tree for k in self.files):
+        made = self.files_and_macs(world)
+        if made is None:
             return None
-        files = [(k, v) for k, v in tree.items() if self.files.get(k) != v]
-        count = world.mac_counter - self.mac
-        if count < 0:
-            return None
-        now, world.mac_counter = world.mac_counter, self.mac
-        macs = [world.new_mac() for _ in range(count)]
-        world.mac_counter = now
+        files, macs = made
         veth = new_links[0]
         link = root.links[veth]
         params = [*node_params, container_id, netns, ip, veth, *macs]
@@ -299,16 +308,10 @@ def first_run(capture: "Capture", backend, new_key: str, result: dict, container
         return None
     if root.tables or capture.tables or root.ipsets or root.conntrack:
         return None
-    tree = world.files.get(capture.node, {})
-    if any(k not in tree for k in capture.files):
+    made = capture.files_and_macs(world)
+    if made is None:
         return None
-    files = [(k, v) for k, v in tree.items() if capture.files.get(k) != v]
-    count = world.mac_counter - capture.mac
-    if count < 0:
-        return None
-    now, world.mac_counter = world.mac_counter, capture.mac
-    macs = [world.new_mac() for _ in range(count)]
-    world.mac_counter = now
+    files, macs = made
     veth = veth_name(container_id, ifname, capture.root["links"])
     added = [name for name in root.links if name not in capture.root["links"]]
     if veth not in added:
