@@ -67,34 +67,18 @@ class RouteIndex:
 
     def add(self, route: Route) -> None:
         """Take in ``route``, just appended to the list."""
-        self.length += 1
-        self.last = route
-        net, mask, plen = prefix_of(route.dst)
-        nets = self.by_prefix.get(plen)
-        if nets is None:
-            nets = self.by_prefix[plen] = {}
-            self.prefixes = sorted(((p, prefix_of(f"0.0.0.0/{p}")[1], n)
-                                    for p, n in self.by_prefix.items()),
-                                   key=lambda t: -t[0])
-        held = nets.get(net)
-        if held is None:
-            nets[net] = route
-        elif isinstance(held, list):
-            held.append(route)
-        else:
-            nets[net] = [held, route]
-        if route.type == "unicast" and route.gateway is None and route.scope != "host":
-            self.connected.append(route)
+        self.extend((route,))
 
-    def extend(self, routes: list[Route]) -> None:
-        """Take in ``routes``, just appended to the list (``add`` for each, in one loop)."""
+    def extend(self, routes) -> None:
+        """Take in ``routes``, just appended to the list, in order."""
         by_prefix, connected = self.by_prefix, self.connected
         for route in routes:
             net, _mask, plen = prefix_of(route.dst)
             nets = by_prefix.get(plen)
             if nets is None:
-                self.add(route)
-                continue
+                nets = by_prefix[plen] = {}
+                self.prefixes = sorted(((p, prefix_of(f"0.0.0.0/{p}")[1], n)
+                                        for p, n in by_prefix.items()), key=lambda t: -t[0])
             held = nets.get(net)
             if held is None:
                 nets[net] = route

@@ -99,12 +99,7 @@ def test_a_pod_on_node1_reaches_a_service_backed_by_a_pod_on_node2(machines):
 
 
 def test_down_with_node_leaves_the_other_node(machines):
-    up1, up2 = machines.up("node1"), machines.up("node2")
-    done = machines.down("node1")
-    assert done.returncode == 0, done.stderr
-    left = _mine()
-    assert not set(up1["namespaces"].values()) & left, "node1's namespaces are gone"
-    assert set(up2["namespaces"].values()) <= left, "node2's are not touched"
+    machines.check_down_of_node1_leaves_node2(_mine)
 
 
 POLICY = """\

@@ -73,6 +73,17 @@ class Machines:
     def down(self, node: str) -> subprocess.CompletedProcess:
         return self.netlab(node, "down", str(self.lab_file), "--node", node)
 
+    def check_down_of_node1_leaves_node2(self, left) -> tuple[dict, dict]:
+        """Both nodes up, then `down --node node1`: node1's namespaces are gone, node2's
+        are not touched (``left()``: the namespaces there are now). Returns the two ups."""
+        up1, up2 = self.up("node1"), self.up("node2")
+        done = self.down("node1")
+        assert done.returncode == 0, done.stderr
+        now = left()
+        assert not set(up1["namespaces"].values()) & now, "node1's namespaces are gone"
+        assert set(up2["namespaces"].values()) <= now, "node2's are not touched"
+        return up1, up2
+
     def peers_seen(self, node: str, port: int) -> list[str]:
         """The source addresses the lab's real listeners on ``port`` logged (JSON lines)."""
         return [json.loads(line)["peer"][0]
