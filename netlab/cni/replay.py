@@ -229,21 +229,48 @@ class _Unsupported(Exception):
     pass
 
 
-def _compile(objs, persistent, kinds):
-    """A function of the table that makes ``objs`` again as the pickle would (with the
-    same table references; flat dicts copied), as straight-line code: each object of a
-    class of its own made by ``__new__`` and given its attributes in their order (so it
-    keeps the compact form of instances made by ``__init__``), lists, dicts and tuples.
-    None when the objects hold anything else, or an object twice."""
+def _expr(fmt: str) -> str:
+    """The Python expression of ``fmt.format(*P)`` (``P`` the params, all strings)."""
+    from string import Formatter
+    parts = []
+    for literal, field, _, _ in Formatter().parse(fmt):
+        if literal:
+            parts.append(repr(literal))
+        if field is not None:
+            parts.append(f"P[{int(field)}]")
+    return " + ".join(parts) or "''"
+
+
+def _compile(objs, files, persistent, kinds, own):
+    """A function of the table and the params that makes ``objs`` again as the pickle
+    would (with the same table references; flat dicts copied), and the files' (path,
+    content) pairs, as straight-line code: each object of a class of its own made by
+    ``__new__`` and given its attributes in their order (so it keeps the compact form of
+    instances made by ``__init__``), lists, dicts and tuples; a string made of the pod's
+    own params (``own``: its format by table index) made from the params once, where
+    first used. None when the objects hold anything else, or an object twice."""
     import dataclasses
     seen: set[int] = set()
+    made: set[int] = set()
     lines: list[str] = []
+
+    def ref(pid) -> str:
+        fmt = own.get(pid)
+        if fmt is None:
+            return f"dict(T[{pid}])" if kinds[pid][0] == "d" else f"T[{pid}]"
+        expr = _expr(fmt)
+        if expr.startswith("P[") and expr.count("P[") == 1:
+            return expr             # a param itself
+        if pid not in made:
+            made.add(pid)
+            lines.append(f"    s{pid} = {expr}")
+        return f"s{pid}"
 
     def gen(obj) -> str:
         kind = type(obj)
         pid = persistent(obj)
         if pid is not None:
-            return f"dict(T[{pid}])" if kinds[pid][0] == "d" else f"T[{pid}]"
+            return ref(pid)
         if obj is None or kind in (int, bool, float, str):
             return repr(obj)
         if id(obj) in seen:
@@ -270,7 +297,8 @@ def _compile(objs, persistent, kinds):
         result = gen(objs)
     except _Unsupported:
         return None
-    code = "def make(T):\n" + "\n".join(lines) + f"\n    return {result}\n"
+    pairs = "[" + ", ".join(f"({ref(p)}, {ref(c)})" for p, c in files) + "]"
+    code = "def make(T, P):\n" + "\n".join(lines) + f"\n    return {result}, {pairs}\n"
     space = {"dict": dict}
     exec(code, space)
     return space["make"]
@@ -430,25 +458,26 @@ class Template:
         indexes = [ns.__dict__.pop("_route_index", None) for ns in spaces]
         try:
             self.blob = dump((run.ns, second))
-            self.make = _compile((run.ns, second), persistent, self.kinds)
+            state = len(self.table)     # the entries the objects need (the rest: result, Ops)
+            # The files: each path and content is a string of the table (made of params).
+            self.files = []
+            for path, content in run.files:
+                pair = []
+                for text in (path, content):
+                    if text not in index_of:
+                        persistent(text)
+                    pair.append(index_of[text])
+                self.files.append(tuple(pair))
+            own = {index: f for index, f, mine in self.slots if mine}
+            self.make = _compile((run.ns, second), self.files, persistent, self.kinds, own)
         finally:
             for ns, index in zip(spaces, indexes):
                 if index is not None:
                     ns.__dict__["_route_index"] = index
         if self.first and self.make is None:
             raise AssertionError("a node's first run holds what the template cannot make")
-        state = len(self.table)         # the entries the objects need (the rest: result, Ops)
         self.result_blob = dump(run.result)
         self.ops_blob = dump(run.ops)
-        # The files: each path and content is a string of the table (made of params).
-        self.files = []
-        for path, content in run.files:
-            pair = []
-            for text in (path, content):
-                if text not in index_of:
-                    persistent(text)
-                pair.append(index_of[text])
-            self.files.append(tuple(pair))
         needed = set(range(state)) | {i for pair in self.files for i in pair}
         self.needed = needed
         self.signature = (self.blob, self.result_blob, self.ops_blob, tuple(self.files),
@@ -469,10 +498,8 @@ class Template:
                 (run.root is not None) != self.first or run.kept != self.kept:
             return False
         bound = self.bind(run.params[:run.nodes])
-        made = bound._make(tuple(run.params), run.link.ifindex - run.offset if run.link else 0)
-        if made is None:
-            return False
-        ns, second, files = made
+        ns, second, files = bound._make(tuple(run.params),
+                                        run.link.ifindex - run.offset if run.link else 0)
         return ns == run.ns and second == (run.root if self.first else run.link) and \
             files == run.files and \
             bound.result(tuple(run.params)) == run.result and \
@@ -497,7 +524,8 @@ class Bound:
         self.node_routes = [(index, spec) for index, spec, own in template.routes if not own]
         self.ready = False
 
-    def _fill(self, params) -> bool:
+    def _routes(self, params) -> None:
+        """The shared routes the objects refer to: the node's (once), the pod's own."""
         from netlab.backends.model import shared_route
         table = self.table
         backend = self.template.backend
@@ -506,12 +534,18 @@ class Bound:
                 table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
                                                            else f for f in spec))
             self.ready = True
-        for index, f in self.slots:
-            table[index] = f.format(*params)
         for index, spec in self.routes:
             table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
                                                        else f for f in spec))
-        return True
+
+    def _fill(self, params) -> None:
+        """The table as the pickles need it for ``params``."""
+        self._routes(params)
+        table = self.table
+        for index, f in self.slots:
+            table[index] = f.format(*params)
+        for index, f in self.later:
+            table[index] = f.format(*params)
 
     def _load(self, blob: bytes):
         up = pickle.Unpickler(io.BytesIO(blob))
@@ -519,50 +553,40 @@ class Bound:
         return up.load()
 
     def _make(self, params, base: int):
-        if not self._fill(params):
-            return None
-        make = self.template.make
-        if make is not None:
-            ns, link = make(self.table)
+        t = self.template
+        if t.make is not None:
+            if self.routes or not self.ready:
+                self._routes(params)
+            (ns, link), files = t.make(self.table, params)
         else:
-            ns, link = self._load(self.template.blob)
+            self._fill(params)
+            ns, link = self._load(t.blob)
             ns.sysctls = dict(ns.sysctls)
             for peer in ns.links.values():
                 peer.conf = dict(peer.conf)
             link.conf = dict(link.conf)
-        if not self.template.first:
-            link.ifindex = base + self.template.offset
-        table = self.table
-        return ns, link, [(table[p], table[c]) for p, c in self.template.files]
-
-    def _fill_all(self, params) -> None:
-        self._fill(params)
-        table = self.table
-        for index, f in self.later:
-            table[index] = f.format(*params)
+            table = self.table
+            files = [(table[p], table[c]) for p, c in t.files]
+        if not t.first:
+            link.ifindex = base + t.offset
+        return ns, link, files
 
     def result(self, params: tuple) -> dict:
         """The plugin's result for ``params`` (made when asked for)."""
-        self._fill_all(params)
+        self._fill(params)
         return self._load(self.template.result_blob)
 
     def replay(self, world, root, node: str, container_id: str, netns: str,
-               ip: str) -> tuple | None:
+               ip: str) -> tuple:
         """Make what the run made for this container: its veth name and MACs drawn as the
-        plugin draws them. Returns the params (``result`` gives the plugin's result);
-        None, with nothing changed, when a route the model shares is not there to share."""
+        plugin draws them. Returns the params (``result`` gives the plugin's result)."""
         t = self.template
-        taken = root.links.keys() | t.kept if t.first else root.links
-        veth = _veth_name(container_id, t.ifname, taken)
-        counter = world.mac_counter
+        veth = _veth_name(container_id, t.ifname,
+                          root.links.keys() | t.kept if t.first else root.links)
         new_mac = world.new_mac
-        params = (*self.node_params, container_id, netns, ip, veth,
-                  *[new_mac() for _ in range(t.macs)])
-        made = self._make(params, root.next_ifindex)
-        if made is None:
-            world.mac_counter = counter
-            return None
-        ns, second, files = made
+        params = self.node_params + (container_id, netns, ip, veth,
+                                     *[new_mac() for _ in range(t.macs)])
+        ns, second, files = self._make(params, root.next_ifindex)
         world.namespaces[ns.key] = ns
         if t.first:                 # the node's namespace as the first run left it
             world.namespaces[second.key] = second
@@ -575,7 +599,7 @@ class Bound:
         return params
 
     def ops(self, params: tuple) -> list:
-        self._fill_all(params)
+        self._fill(params)
         return self._load(self.template.ops_blob)
 
 

@@ -232,6 +232,14 @@ def _args_match(text: str, shape: tuple) -> bool:
     return True
 
 
+class _Names:
+    namespace, name = "namespace", "name"
+
+
+# The CNI_ARGS shape of a pod whose namespace, name and container id hold no ";" or "=".
+_PLAIN_ARGS = _args_shape(cni_args(_Names(), "id"))
+
+
 def _ip_int(text: str) -> int | None:
     import socket
     try:
@@ -326,8 +334,6 @@ class NodeKubelet:
             self._adopt(pod)
         result = self._replay(pod) if self.template is not None else None
         if result is not None:
-            for op in listener_ops(pod):         # on the namespace the replay just made
-                self.rec.apply_new(op)
             return result
         result = self._full(pod)
         for op in listener_ops(pod):
@@ -408,8 +414,6 @@ class NodeKubelet:
         bound = template.bind(params0)
         world.files.setdefault(node, {})
         params = bound.replay(world, world.namespaces[self.root_key], node, cid, name, pod.ip)
-        if params is None:
-            return None
         done = _Deferred(bound, params)
         self.rec.replayed(done)
         return done
@@ -507,6 +511,9 @@ class NodeKubelet:
         self.reserved = {v.strip() for k, v in tree.items() if k.startswith(self.prefix)
                          and "/" not in k[n:] and _ip_int(k[n:]) is not None}
         self.args = _args_shape(cni_args(pod))
+        if self.args == _PLAIN_ARGS:
+            self.args = _PLAIN_ARGS
+        self.last = (None, None)
         # IP= and MAC= (the only keys the plugins read) change what they do: no replay.
         return self.args is not None and not any(k in ("IP", "MAC") for k, _ in self.args)
 
@@ -517,17 +524,25 @@ class NodeKubelet:
         world = rec.backend.world
         name = f"{pod.namespace}.{pod.name}"                 # netns_name
         node = self.node.name
-        if f"{node}/{name}" in world.namespaces:            # ns_key
+        key = f"{node}/{name}"                               # ns_key
+        if key in world.namespaces:
             return None
         cid = container_id(pod)
-        if not ((cid.isalnum() and cid.isascii()) or _valid_name(cid)):
-            return None
-        if not _args_match(cni_args(pod, cid), self.args):
+        if cid.isalnum() and cid.isascii():
+            # CNI_ARGS with no ";" or "=" in the pod's namespace, name or container id
+            # have the shape of any such pod's: the one the replay's was checked to be.
+            if self.args is not _PLAIN_ARGS or ";" in name or "=" in name:
+                if not _args_match(cni_args(pod, cid), self.args):
+                    return None
+        elif not _valid_name(cid) or not _args_match(cni_args(pod, cid), self.args):
             return None
         tree = world.files.get(node)
         if tree is None:
             return None
-        last = _ip_int((tree.get(self.last_path) or "").strip())
+        text = tree.get(self.last_path)
+        if text is not self.last[0]:         # a string read before: its address known
+            self.last = (text, _ip_int((text or "").strip()))
+        last = self.last[1]
         ip = _ip_int(pod.ip)
         mine = cid + "\r\n" + IFNAME                         # host-local's LINE_BREAK
         if last is None or ip != last + 1 or not self.start <= last < self.end or \
@@ -536,11 +551,14 @@ class NodeKubelet:
             return None
         template = self.template
         params = template.replay(world, world.namespaces[self.root_key], node, cid, name, pod.ip)
-        if params is None:
-            return None
         self.reserved.add(mine)
+        if tree.get(self.last_path) is pod.ip:
+            self.last = (pod.ip, ip)
         done = _Deferred(template, params)
         rec.replayed(done)
+        if pod.ports:
+            for op in listener_ops(pod, key):   # on the namespace the replay just made
+                rec.apply_new(op)
         return done
 
 
@@ -556,9 +574,10 @@ def _Deferred(template, params):
     return Deferred(template, params)
 
 
-def listener_ops(pod: Pod) -> list[O.Op]:
-    """A pod listens on the ports its containers declare (SCTP is not modelled)."""
-    key = pod_netns_key(pod)
+def listener_ops(pod: Pod, key: str | None = None) -> list[O.Op]:
+    """A pod listens on the ports its containers declare (SCTP is not modelled); ``key``:
+    its namespace's key (``pod_netns_key``), if the caller has it."""
+    key = key or pod_netns_key(pod)
     seen = set()
     ops: list[O.Op] = []
     for p in pod.ports:
