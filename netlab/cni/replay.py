@@ -241,6 +241,16 @@ def _expr(fmt: str) -> str:
     return " + ".join(parts) or "''"
 
 
+def _fields(specs):
+    """A function of the params giving each spec's fields (a string field is a format)."""
+    code = "def fields(P):\n    return [" + "".join(
+        "(" + "".join((_expr(f) if type(f) is str else repr(f)) + ", " for f in spec) + "), "
+        for spec in specs) + "]\n"
+    space: dict = {}
+    exec(code, space)
+    return space["fields"]
+
+
 def _compile(objs, files, persistent, kinds, own):
     """A function of the table and the params that makes ``objs`` again as the pickle
     would (with the same table references; flat dicts copied), and the files' (path,
@@ -478,6 +488,9 @@ class Template:
             raise AssertionError("a node's first run holds what the template cannot make")
         self.result_blob = dump(run.result)
         self.ops_blob = dump(run.ops)
+        # The shared routes' fields for the params: the node's, the pod's own.
+        self.node_fields = _fields([spec for _, spec, own in self.routes if not own])
+        self.own_fields = _fields([spec for _, spec, own in self.routes if own])
         needed = set(range(state)) | {i for pair in self.files for i in pair}
         self.needed = needed
         self.signature = (self.blob, self.result_blob, self.ops_blob, tuple(self.files),
@@ -520,8 +533,8 @@ class Bound:
                       if own and index in template.needed]
         self.later = [(index, f) for index, f, own in template.slots
                       if own and index not in template.needed]
-        self.routes = [(index, spec) for index, spec, own in template.routes if own]
-        self.node_routes = [(index, spec) for index, spec, own in template.routes if not own]
+        self.routes = [index for index, _, own in template.routes if own]
+        self.node_routes = [index for index, _, own in template.routes if not own]
         self.ready = False
 
     def _routes(self, params) -> None:
@@ -530,13 +543,11 @@ class Bound:
         table = self.table
         backend = self.template.backend
         if not self.ready:
-            for index, spec in self.node_routes:
-                table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
-                                                           else f for f in spec))
+            for index, fields in zip(self.node_routes, self.template.node_fields(params)):
+                table[index] = shared_route(backend, fields)
             self.ready = True
-        for index, spec in self.routes:
-            table[index] = shared_route(backend, tuple(f.format(*params) if type(f) is str
-                                                       else f for f in spec))
+        for index, fields in zip(self.routes, self.template.own_fields(params)):
+            table[index] = shared_route(backend, fields)
 
     def _fill(self, params) -> None:
         """The table as the pickles need it for ``params``."""
@@ -641,10 +652,21 @@ class Shape:
         Pickler(buf, _PROTO).dump(state)
         self.blob = buf.getvalue()
         self.signature = (self.blob, tuple(kinds), self.count)
-        if not self.matches(state, params):
+        own = dict(self.slots)
+        self.match = _matcher(state, lambda text: None if text in _FIELDS else
+                              own.get(index_of[text]))
+        if not self.matches(state, params) or not self.loaded_matches(state, params):
             raise AssertionError("a node's shape does not match its own state")
 
     def matches(self, state, params) -> bool:
+        if len(params) != self.count or len(set(params)) != len(params):
+            return False
+        if self.match is not None:
+            return self.match(state, params)
+        return self.loaded_matches(state, params)
+
+    def loaded_matches(self, state, params) -> bool:
+        """``matches`` by the state the shape's pickle makes for ``params``, compared."""
         if len(params) != self.count or len(set(params)) != len(params):
             return False
         table = list(self.table)
@@ -653,6 +675,71 @@ class Shape:
         up = pickle.Unpickler(io.BytesIO(self.blob))
         up.persistent_load = table.__getitem__
         return up.load() == state
+
+
+def _matcher(state, fmt_of):
+    """A function ``(other, P)`` telling whether ``other == state`` once the strings of
+    ``state`` made of params (``fmt_of(text)``: their format, else None) are made from
+    ``P``, as straight-line code: no copy of the state is made to compare. It is as
+    strict as ``==`` or stricter (exact types of containers). None when ``state`` holds
+    anything but dicts, lists, tuples, strings, numbers, None and the model's immutable
+    records (their fields compared, as their ``__eq__`` does)."""
+    import dataclasses
+    from netlab.model.world import Address, Listener, Neighbour
+    records = (Address, Listener, Neighbour, Route)
+    lines: list[str] = []
+    made: dict[str, str] = {}
+    count = [0]
+
+    def text(value: str) -> str:
+        fmt = fmt_of(value)
+        if fmt is None:
+            return repr(value)
+        expr = _expr(fmt)
+        name = made.get(expr)
+        if name is None:
+            name = made[expr] = f"s{len(made)}"
+            lines.append(f"    {name} = {expr}")
+        return name
+
+    def gen(x: str, obj) -> None:
+        kind = type(obj)
+        if kind is str:
+            lines.append(f"    if {x} != {text(obj)}: return False")
+        elif obj is None:
+            lines.append(f"    if {x} is not None: return False")
+        elif kind in (int, float, bool):
+            lines.append(f"    if {x} != {obj!r}: return False")
+        elif kind in (dict, list, tuple) or kind in records:
+            count[0] += 1
+            y = f"x{count[0]}"
+            lines.append(f"    {y} = {x}")
+            lines.append(f"    if type({y}) is not {kind.__name__}: return False")
+            if kind is dict:
+                lines.append(f"    if len({y}) != {len(obj)}: return False")
+                for key, value in obj.items():
+                    if type(key) is not str:
+                        raise _Unsupported
+                    gen(f"{y}.get({text(key)}, MISSING)", value)
+            elif kind in (list, tuple):
+                lines.append(f"    if len({y}) != {len(obj)}: return False")
+                for i, value in enumerate(obj):
+                    gen(f"{y}[{i}]", value)
+            else:
+                for f in dataclasses.fields(kind):
+                    if f.compare:
+                        gen(f"{y}.{f.name}", getattr(obj, f.name))
+        else:
+            raise _Unsupported
+
+    try:
+        gen("S", state)
+    except _Unsupported:
+        return None
+    code = "def match(S, P):\n" + "\n".join(lines) + "\n    return True\n"
+    space = {"MISSING": object(), **{c.__name__: c for c in (*records, dict, list, tuple)}}
+    exec(code, space)
+    return space["match"]
 
 
 class Deferred:

@@ -292,33 +292,38 @@ class NodeKubelet:
         self.key = None
         self.adopted = False
         self.first_replayed = False
+        self._ipam_conf = None
+        self._range = None
 
     def _node_params(self, bridge: bool = True) -> list[str] | None:
         """The node's own values in its pods' runs: its name, its range's network, gateway
         and last address (host-local's reading of the netconf), the bridge's MAC (once
         there is a bridge: ``bridge``)."""
-        conf = self._ipam()
-        if conf is None or len(conf.ranges) != 1 or len(conf.ranges[0]) != 1:
+        base = self._ipam()[1]
+        if base is None:
             return None
-        r = conf.ranges[0][0]
-        out = [self.node.name, str(r.subnet.network), str(r.gateway), str(r.subnet.last)]
-        if bridge:
-            link = self.rec.world.namespaces[self.root_key].links.get(
-                self.conf.get("bridge") or BRIDGE)
-            if link is None:
-                return None
-            out.append(link.mac)
-        return out
+        if not bridge:
+            return list(base)
+        link = self.rec.world.namespaces[self.root_key].links.get(
+            self.conf.get("bridge") or BRIDGE)
+        return None if link is None else [*base, link.mac]
 
-    def _ipam(self):
+    def _ipam(self) -> tuple:
         """host-local's reading of the netconf (CNI_ARGS aside: the replay's CNI_ARGS have
-        no IP= or MAC=, see ``_args_shape``), once."""
-        if not hasattr(self, "_ipam_conf"):
+        no IP= or MAC=, see ``_args_shape``), and the node's values from its one range (or
+        None), once."""
+        if self._ipam_conf is None:
             from netlab.cni import hostlocal
             try:
-                self._ipam_conf = hostlocal.load_config(self.conf, "")
+                conf = hostlocal.load_config(self.conf, "")
             except Exception:
-                self._ipam_conf = None
+                conf = None
+            base = None
+            if conf is not None and len(conf.ranges) == 1 and len(conf.ranges[0]) == 1:
+                r = conf.ranges[0][0]
+                base = (self.node.name, str(r.subnet.network), str(r.gateway),
+                        str(r.subnet.last))
+            self._ipam_conf = (conf, base)
         return self._ipam_conf
 
     def _key(self) -> str:
@@ -490,18 +495,29 @@ class NodeKubelet:
         self.seq = self.rec.touched.get(self.root_key)
         return result
 
+    def _range_facts(self) -> bool:
+        """host-local's range as the preconditions need it (its bounds and gateway, the
+        network's data dir and last_reserved_ip file), once; False when it has more than
+        one range, requested IPs or a resolvConf."""
+        if self._range is None:
+            from netlab.cni.store import DEFAULT_DATA_DIR, LAST_PREFIX
+            from netlab.cni.sysos import join
+            conf = self._ipam()[0]
+            self._range = conf is not None and len(conf.ranges) == 1 and \
+                len(conf.ranges[0]) == 1 and not conf.requested and \
+                not conf.ipam.get("resolvConf")
+            if self._range:
+                r = conf.ranges[0][0]
+                self.start, self.end, self.gateway = r.start.value, r.end.value, r.gateway.value
+                self.prefix = join(conf.data_dir or DEFAULT_DATA_DIR, conf.name) + "/"
+                self.last_path = self.prefix + LAST_PREFIX + "0"
+        return self._range
+
     def _hostlocal(self, pod: Pod, run) -> bool:
         """The host-local facts the preconditions need, from the run."""
-        from netlab.cni.store import DEFAULT_DATA_DIR, LAST_PREFIX, LINE_BREAK
-        from netlab.cni.sysos import join
-        conf = self._ipam()
-        if conf is None or len(conf.ranges) != 1 or len(conf.ranges[0]) != 1 or \
-                conf.requested or conf.ipam.get("resolvConf"):
+        from netlab.cni.store import LINE_BREAK
+        if not self._range_facts():
             return False
-        r = conf.ranges[0][0]
-        self.start, self.end, self.gateway = r.start.value, r.end.value, r.gateway.value
-        self.prefix = join(conf.data_dir or DEFAULT_DATA_DIR, conf.name) + "/"
-        self.last_path = self.prefix + LAST_PREFIX + "0"
         cid = container_id(pod)
         if run is not None and sorted(run.files) != sorted(
                 [(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME), (self.last_path, pod.ip)]):

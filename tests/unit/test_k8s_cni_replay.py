@@ -314,3 +314,62 @@ def test_the_benchmarks_cluster_is_the_same_with_the_replay():
     cluster = bench_cluster(12, 240, 24)
     replayed, pods = check(cluster)
     assert replayed >= pods - 12
+
+
+def _mutations(state, rnd):
+    """Copies of a node's state, each changed in one place (a value, a key, an order, a
+    type), some of them changes ``==`` does not see."""
+    import copy
+    root, files = state
+
+    def changed(edit):
+        new = copy.deepcopy(state)
+        edit(*new)
+        return new
+
+    link = rnd.choice(sorted(root["links"]))
+    sysctl = rnd.choice(sorted(root["sysctls"]))
+    yield changed(lambda r, f: r["sysctls"].__setitem__(sysctl, "7"))
+    yield changed(lambda r, f: r["sysctls"].pop(sysctl))
+    yield changed(lambda r, f: r["sysctls"].__setitem__("net.x", "1"))
+    yield changed(lambda r, f: r["links"][link].__setitem__("mac", "02:00:00:00:00:ff"))
+    yield changed(lambda r, f: r["links"][link].__setitem__("up", not r["links"][link]["up"]))
+    yield changed(lambda r, f: r["links"][link].__setitem__("mtu", float(r["links"][link]["mtu"])))
+    yield changed(lambda r, f: r["links"][link]["addresses"].append(
+        type(r["links"]["lo"]["addresses"][0])("10.9.9.9", 24)))
+    yield changed(lambda r, f: r.__setitem__("routes", list(reversed(r["routes"]))))
+    yield changed(lambda r, f: r.__setitem__("routes", tuple(r["routes"])))
+    yield changed(lambda r, f: r.__setitem__("links", dict(reversed(r["links"].items()))))
+    yield changed(lambda r, f: f.__setitem__("/var/lib/x", ""))
+    yield changed(lambda r, f: r["listeners"].pop() if r["listeners"] else None)
+    yield changed(lambda r, f: r.__setitem__("next_ifindex", r["next_ifindex"] + 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_shape_matches_as_its_state_compared_would(seed):
+    """Shape.matches (straight-line comparisons) against the state its pickle makes for the
+    params, compared with ``==``: the same answer for each node's state before and after
+    its first pod, with each node's values and another's, and for states changed in one
+    place."""
+    from netlab.cni.replay import Shape
+    rnd = random.Random(seed)
+    cluster = synthetic(seed, 5)
+    rec = make(cluster, True)
+    nodes = list(rec.kubelets.kubelets.values())
+    cases = 0
+    for k in nodes:
+        node_params = k._node_params()
+        if node_params is None or k.first is None:
+            continue
+        params = k._shape_params(node_params)
+        state = k._state()
+        shape = Shape(state, params)
+        others = [(o._state(), o._shape_params(o._node_params())) for o in nodes
+                  if o is not k and o.first is not None and o._node_params() is not None]
+        for other, their in [(state, params), *others, *((m, params) for m in
+                                                        _mutations(state, rnd))]:
+            for values in (params, their, list(reversed(params))):
+                assert shape.matches(other, values) == shape.loaded_matches(other, values)
+                cases += 1
+        assert shape.matches(state, params)
+    assert cases > 20
