@@ -488,6 +488,11 @@ class Template:
             raise AssertionError("a node's first run holds what the template cannot make")
         self.result_blob = dump(run.result)
         self.ops_blob = dump(run.ops)
+        # The params of a replay: the node's, the container's, the MACs drawn in order.
+        space: dict = {}
+        exec("def params(N, cid, netns, ip, veth, new_mac):\n    return N + (cid, netns, ip, "
+             "veth" + ", new_mac()" * self.macs + ")\n", space)
+        self.params = space["params"]
         # The shared routes' fields for the params: the node's, the pod's own.
         self.node_fields = _fields([spec for _, spec, own in self.routes if not own])
         self.own_fields = _fields([spec for _, spec, own in self.routes if own])
@@ -594,9 +599,7 @@ class Bound:
         t = self.template
         veth = _veth_name(container_id, t.ifname,
                           root.links.keys() | t.kept if t.first else root.links)
-        new_mac = world.new_mac
-        params = self.node_params + (container_id, netns, ip, veth,
-                                     *[new_mac() for _ in range(t.macs)])
+        params = t.params(self.node_params, container_id, netns, ip, veth, world.new_mac)
         ns, second, files = self._make(params, root.next_ifindex)
         world.namespaces[ns.key] = ns
         if t.first:                 # the node's namespace as the first run left it

@@ -178,11 +178,9 @@ class Recorder:
         self.ops_log.append(op)
 
     def apply_new(self, op: O.Op) -> None:
-        """``apply`` for an Op on a namespace the caller just made, which the model takes
-        as it is (a replayed pod's listeners): its handler straight away."""
-        if self.tracking:
-            self._seq += 1
-            self.touched[op.netns] = self._seq
+        """``apply`` for an Op on a pod's namespace the caller just made, which the model
+        takes as it is (a replayed pod's listeners): its handler straight away, and not
+        counted in ``touched`` (the replay checks nodes' namespaces, never a pod's)."""
         getattr(self.backend, "_" + type(op).__name__)(op)
         self.backend._changed()
         self.ops_log.append(op)
