@@ -27,6 +27,7 @@ replay=False)``) runs the plugin in full for every pod, to compare.
 from __future__ import annotations
 
 import hashlib
+from socket import inet_aton
 
 from netlab import ops as O
 from netlab.errors import LabError
@@ -167,12 +168,13 @@ class Kubelets:
         self.kubelets.clear()
 
     def attach(self, pod: Pod):
+        k = self.kubelets.get(pod.node)
+        if k is not None and not pod.host_network:
+            return k.attach(pod)
         node = self.nodes[pod.node]
         if pod.host_network or not self.replay:
             return attach_pod(self.rec, self.cluster, pod, node=node)
-        k = self.kubelets.get(node.name)
-        if k is None:
-            k = self.kubelets[node.name] = NodeKubelet(self.rec, self.cluster, node, self.shared)
+        k = self.kubelets[node.name] = NodeKubelet(self.rec, self.cluster, node, self.shared)
         return k.attach(pod)
 
 
@@ -241,9 +243,8 @@ _PLAIN_ARGS = _args_shape(cni_args(_Names(), "id"))
 
 
 def _ip_int(text: str) -> int | None:
-    import socket
     try:
-        return int.from_bytes(socket.inet_aton(text), "big") if text.count(".") == 3 else None
+        return int.from_bytes(inet_aton(text), "big") if text.count(".") == 3 else None
     except OSError:
         return None
 
@@ -518,9 +519,9 @@ class NodeKubelet:
         from netlab.cni.store import LINE_BREAK
         if not self._range_facts():
             return False
-        cid = container_id(pod)
         if run is not None and sorted(run.files) != sorted(
-                [(self.prefix + pod.ip, cid + LINE_BREAK + IFNAME), (self.last_path, pod.ip)]):
+                [(self.prefix + pod.ip, container_id(pod) + LINE_BREAK + IFNAME),
+                 (self.last_path, pod.ip)]):
             return False
         tree = self.rec.world.files.get(self.node.name, {})
         n = len(self.prefix)
