@@ -15,10 +15,11 @@ namespaces is shared again (``model.shared_route``).
 
 A Template ``bind``s to a node (``Bound``: the node's values in its own table) and
 ``replay``s: the objects come from straight-line code compiled from the template's own
-(every string and shared route by reference; dicts of strings copied), the Ops and the
-result from pickles of the run's, made only when asked for (``Deferred``). A ``Shape``
-is a node's state with its values taken out, to tell whether another node is the same
-but for its own values.
+(every string and shared route by reference, a string made of the pod's values made from
+them once; dicts of strings copied), the Ops and the result from pickles of the run's,
+made only when asked for (``Deferred``). A ``Shape`` is a node's state with its values
+taken out, to tell (by straight-line comparisons compiled from it) whether another node
+is the same but for its own values.
 
 What must hold for a replay to do what the plugin would do is the caller's to check:
 netlab.k8s.kubelet.NodeKubelet.

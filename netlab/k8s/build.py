@@ -145,6 +145,7 @@ class Recorder:
         self.tracking = False
         self._seq = 0
         self._deferred = False
+        self._handlers: dict[type, object] = {}     # apply_new's: the backend's, by Op type
 
     @property
     def world(self) -> World:
@@ -181,7 +182,10 @@ class Recorder:
         """``apply`` for an Op on a pod's namespace the caller just made, which the model
         takes as it is (a replayed pod's listeners): its handler straight away, and not
         counted in ``touched`` (the replay checks nodes' namespaces, never a pod's)."""
-        getattr(self.backend, "_" + type(op).__name__)(op)
+        handler = self._handlers.get(type(op))
+        if handler is None:
+            handler = self._handlers[type(op)] = getattr(self.backend, "_" + type(op).__name__)
+        handler(op)
         self.backend._changed()
         self.ops_log.append(op)
 
