@@ -423,12 +423,16 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
         nat.chain(svl_c)
         _to_endpoints(nat, svc, svl_c, local_eps, large)
     plain = large and svc.affinity_seconds is None
+    if plain:                       # the bulk of a large cluster's rules
+        chains, style = nat.chains, nat.style
+        for ep in reachable:
+            sep = sep_chain(name, p, str(ep))
+            chains.append(sep)
+            nat.extend(sep, _sep_bodies(style, ep, p))
+        return
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
         nat.chain(sep)
-        if plain:
-            nat.extend(sep, _sep_bodies(nat.style, ep, p))
-            continue
         masq = Rule(sep)
         if not large:
             masq.comment(name, quoted=False)

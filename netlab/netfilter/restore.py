@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import gc
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import groupby
+from itertools import compress, groupby, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -697,97 +696,90 @@ class _Restore:
         if not section.jump_list and not section.restricted:
             return
         table = section.table
-        builtin = BUILTIN_CHAINS[section.name]
-        # For each chain holding restricted rules, the hooks one of them may not run in.
-        forbidden: dict[str, int] = {}
+        chains = table.chains
+        first, second = itemgetter(0), itemgetter(1)
+        # (chain, allowed hooks) of each restricted rule and chain -> chains it jumps to
+        notes: list = []
         edges: dict[str, set[str]] = {}
         in_table_order = not section.exact or section.based
-        # (the notes come a chain's rules at a time, mostly: taken a chain at a time)
-        first, second = itemgetter(0), itemgetter(1)
         if not in_table_order:
-            for chain_name, notes in groupby(section.restricted, first):
-                mask = 0
-                for hooks in set(map(second, notes)):
-                    mask |= _forbidden_mask(hooks)
-                forbidden[chain_name] = forbidden.get(chain_name, 0) | mask
-            jumps = groupby(section.jump_list, first)
+            notes += section.restricted
+            jumps = section.jump_list
         else:
             # A chain made or emptied here holds only rules added here: what they jump to
             # and where they may run was noted as they were added (no scan of their text);
             # the other chains' stored rules are read.
             fresh = section.fresh if section.exact else set()
-            for chain_name, notes in groupby(section.restricted, first):
-                if chain_name in fresh:
-                    mask = 0
-                    for hooks in set(map(second, notes)):
-                        mask |= _forbidden_mask(hooks)
-                    forbidden[chain_name] = forbidden.get(chain_name, 0) | mask
-            jumps = ((c, notes) for c, notes in groupby(section.jump_list, first)
-                     if c in fresh) if fresh else ()
-            chains = table.chains
+            into = fresh.__contains__
+            notes += compress(section.restricted, map(into, map(first, section.restricted)))
+            jumps = list(compress(section.jump_list, map(into, map(first, section.jump_list))))
             for chain_name in (chains.keys() - fresh if fresh else chains):
                 for body in chains[chain_name].rules:
                     meta = stored_meta(body)
                     if meta.jump is not None:
                         edges.setdefault(chain_name, set()).add(meta.jump)
                     if meta.hooks is not None:
-                        forbidden[chain_name] = (forbidden.get(chain_name, 0)
-                                                 | _forbidden_mask(meta.hooks))
-        # Only the hooks some restricted rule may not run in can fail a check: follow the
-        # jumps from those base chains alone (kube-proxy's DNATs may run in PREROUTING and
-        # OUTPUT, which reach every Service chain; INPUT and POSTROUTING reach none).
+                        notes.append((chain_name, meta.hooks))
+        # The chains with a rule of each kind of restriction, and the hooks it forbids.
+        where, allowed_col = list(map(first, notes)), list(map(second, notes))
+        kinds = [(_forbidden_mask(allowed), set(compress(where, map(allowed.__eq__, allowed_col))))
+                 for allowed in set(allowed_col)]
         relevant = 0
-        for mask in forbidden.values():
+        for mask, _names in kinds:
             relevant |= mask
         if not relevant:
             return
-        for chain_name, notes in jumps:
+        # (the jumps come a chain's rules at a time, mostly: taken a chain at a time)
+        for chain_name, group in groupby(jumps, first):
             found = edges.get(chain_name)
             if found is None:
-                edges[chain_name] = set(map(second, notes))
+                edges[chain_name] = set(map(second, group))
             else:
-                found.update(map(second, notes))
-        # Breadth first, a chain's new hooks merged while it waits: each chain is followed
-        # about once (kube-proxy's KUBE-SERVICES is reached from two hooks).
-        reached: dict[str, int] = {}
-        waiting: dict[str, int] = {start: _HOOK_BITS[start] for start in builtin
-                                   if start in table.chains and _HOOK_BITS[start] & relevant}
-        queue = deque(waiting)
-        get = reached.get
-        while queue:
-            current = queue.popleft()
-            mask = waiting.pop(current)
-            old = get(current, 0)
-            new = old | mask
-            if new == old:
+                found.update(map(second, group))
+        # What each base chain a restricted rule may not run from reaches (itself and what
+        # the chains it jumps to reach), a level at a time (set operations: kube-proxy's
+        # PREROUTING and OUTPUT jump to KUBE-SERVICES, which reaches every Service chain).
+        reach: dict[int, tuple[str, set[str]]] = {}
+        below: dict[frozenset[str], set[str]] = {}
+        nothing: frozenset[str] = frozenset()
+        for start in BUILTIN_CHAINS[section.name]:
+            bit = _HOOK_BITS[start]
+            if start not in chains or not bit & relevant:
                 continue
-            reached[current] = new
-            grown = new & ~old
-            for nxt in edges.get(current, ()):
-                have = get(nxt, 0)
-                if have | grown != have:
-                    held = waiting.get(nxt)
-                    if held is None:
-                        waiting[nxt] = grown
-                        queue.append(nxt)
-                    else:
-                        waiting[nxt] = held | grown
-        refused = {name for name, mask in forbidden.items() if get(name, 0) & mask}
-        if not refused:
+            targets = frozenset(edges.get(start, ()))
+            seen = below.get(targets)
+            if seen is None:
+                seen = below[targets] = set(targets)
+                frontier: set[str] = seen
+                while frontier:
+                    frontier = set().union(*map(edges.get, frontier, repeat(nothing)))
+                    frontier -= seen
+                    seen |= frontier
+            reach[bit] = (start, seen)
+        if all(start not in names and seen.isdisjoint(names) for mask, names in kinds
+               for bit, (start, seen) in reach.items() if bit & mask):
             return
+        reached: dict[str, int] = {}
+        for bit, (start, seen) in reach.items():
+            for name in (start, *seen):
+                reached[name] = reached.get(name, 0) | bit
+        forbidden: dict[str, int] = {}
+        for name, allowed in zip(where, allowed_col):
+            forbidden[name] = forbidden.get(name, 0) | _forbidden_mask(allowed)
+        refused = {name for name, mask in forbidden.items() if reached.get(name, 0) & mask}
         # The error names the first refused chain, in table order where stored rules were
         # read (at the line of the chain's last restricted rule added here, else the first
         # jump's), else in the order the rules came (at its first refused rule's line).
         if in_table_order:
-            first = next(name for name in table.chains if name in refused)
+            first_name = next(name for name in chains if name in refused)
             lines = {name: n for name, _h, n in section.restricted}
-            line = lines.get(first, min((n for _c, _t, n in section.jump_list), default=0))
+            line = lines.get(first_name, min((n for _c, _t, n in section.jump_list), default=0))
         else:
-            first = next(name for name, _h, _n in section.restricted if name in refused)
-            here = reached[first]
+            first_name = next(name for name, _h, _n in section.restricted if name in refused)
+            here = reached[first_name]
             line = next(n for name, hooks, n in section.restricted
-                        if name == first and here & _forbidden_mask(hooks))
-        raise _at(line, invalid_argument(first))
+                        if name == first_name and here & _forbidden_mask(hooks))
+        raise _at(line, invalid_argument(first_name))
 
     def finish(self, last_line: int) -> None:
         if self.section is not None:
@@ -898,17 +890,21 @@ def prepared(sections) -> str:
     the same lines, i.e. no newline in any of them and no space in a run's chain name;
     otherwise it is the text alone."""
     sections = tuple((table, tuple(chains), tuple(runs)) for table, chains, runs in sections)
-    out: list[str] = []
-    count = 0
+    out: list[str] = []         # pieces of one line or more
+    count = 0                   # lines
     simple = True
     for table, chains, runs in sections:
         out.append(f"*{table}")
-        out += [f":{name} - [0:0]" for name in chains]
+        if chains:
+            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
         for chain, bodies in runs:
             simple = simple and " " not in chain
             head = f"-A {chain}"
             lead = head + " "
-            out += [lead + body if body else head for body in bodies]
+            if "" in bodies:
+                out += [lead + body if body else head for body in bodies]
+            elif bodies:
+                out.append(lead + ("\n" + lead).join(bodies))
             count += len(bodies)
         out.append("COMMIT")
         count += len(chains) + 2
