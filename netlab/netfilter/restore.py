@@ -419,61 +419,75 @@ class _Restore:
 
     def fast_append(self, number: int, chain_name: str, rest: str) -> bool:
         """An ``-A CHAIN …`` line that fits a template: checked by one regex, stored as is."""
-        return self.fast_run(number, chain_name, (rest,), 0) == 1
+        return self.fast_runs(number, ((chain_name, (rest,)),), 0, 0)[0] == 1
 
-    def fast_run(self, number: int, chain_name: str, bodies, start: int) -> int:
-        """``fast_append`` of ``-A CHAIN body`` for each of ``bodies[start:]`` in turn, the
-        first on line ``number``, up to the first that fits no template: how many did."""
+    def fast_runs(self, number: int, runs, r: int, i: int) -> tuple[int, int, int]:
+        """``fast_append`` of ``-A CHAIN BODY`` for each rule of ``runs`` ((chain, bodies)
+        pairs) in turn, from body ``i`` of run ``r``, on line ``number``, up to the first
+        that fits no template: its run, body and line (``len(runs)`` when all did)."""
         section = self.section
         assert section is not None
-        if chain_name == self._last_name:
-            chain, buckets = self._last_chain, self._last_buckets
-        else:
-            buckets = _TEMPLATES.get(_kind(section.name, chain_name))
-            if buckets is None:
-                return 0
-            chain = self.chain(chain_name)
-            self._last_name, self._last_chain, self._last_buckets = chain_name, chain, buckets
-        rules, jump_list, restricted = chain.rules, section.jump_list, section.restricted
-        get = buckets.get
-        end = len(bodies)
-        i = start
-        while i < end:
-            rest = bodies[i]
-            bucket = get((rest[:2], rest.count("-m "), rest.count(" --")))
-            if bucket is None:
-                break
-            # _match, its most common case (the bucket's first template fits) inline
-            template = bucket[0]
-            m = template.regex.fullmatch(rest)
-            if m is None:
-                found = _match(bucket, rest)
-                if found is None:
+        chains = section.table.chains
+        jump_list, restricted = section.jump_list, section.restricted
+        total = len(runs)
+        while r < total:
+            chain_name, bodies = runs[r]
+            end = len(bodies)
+            if i >= end:
+                r, i = r + 1, 0
+                continue
+            if chain_name not in chains:
+                return r, i, number
+            if chain_name == self._last_name:
+                chain, buckets = self._last_chain, self._last_buckets
+            else:
+                buckets = _TEMPLATES.get(_kind(section.name, chain_name))
+                if buckets is None:
+                    return r, i, number
+                chain = self.chain(chain_name)
+                self._last_name, self._last_chain, self._last_buckets = chain_name, chain, buckets
+            rules = chain.rules
+            get = buckets.get
+            start = i
+            while i < end:
+                rest = bodies[i]
+                bucket = get((rest[:2], rest.count("-m "), rest.count(" --")))
+                if bucket is None:
                     break
-                template, m = found
-            elif template.posts:
-                refused = False
-                for group, check in template.posts:
-                    if not check(m.group(group)):
-                        refused = True
+                # _match, its most common case (the bucket's first template fits) inline
+                template = bucket[0]
+                m = template.regex.fullmatch(rest)
+                if m is None:
+                    found = _match(bucket, rest)
+                    if found is None:
                         break
-                if refused:
-                    break
-            line = number + i - start
-            if template.jump is not None:
-                jump_list.append((chain_name, m.group(template.jump), line))
-            for group in template.sets:
-                name = m.group(group).partition(" ")[0]         # "NAME FLAGS"
-                if name not in self.ns.ipsets:
-                    raise _at(line, XtError(f"Set {name} doesn't exist."))
-            if template.meta.hooks is not None:
-                restricted.append((chain_name, template.meta.hooks, line))
-            rules.append(rest)
-            i += 1
-        if i > start:
-            chain.rule_counters.extend([None] * (i - start))
-            section.declared = True
-        return i - start
+                    template, m = found
+                elif template.posts:
+                    refused = False
+                    for group, check in template.posts:
+                        if not check(m.group(group)):
+                            refused = True
+                            break
+                    if refused:
+                        break
+                if template.jump is not None:
+                    jump_list.append((chain_name, m.group(template.jump), number))
+                for group in template.sets:
+                    name = m.group(group).partition(" ")[0]         # "NAME FLAGS"
+                    if name not in self.ns.ipsets:
+                        raise _at(number, XtError(f"Set {name} doesn't exist."))
+                if template.meta.hooks is not None:
+                    restricted.append((chain_name, template.meta.hooks, number))
+                rules.append(rest)
+                i += 1
+                number += 1
+            if i > start:
+                chain.rule_counters.extend([None] * (i - start))
+                section.declared = True
+            if i < end:
+                return r, i, number
+            r, i = r + 1, 0
+        return r, 0, number
 
     # --- commands ------------------------------------------------------------------------------
     def execute(self, number: int, inv: Invocation, line: str) -> None:
@@ -899,13 +913,17 @@ def prepared(sections) -> str:
             out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
         for chain, bodies in runs:
             simple = simple and " " not in chain
-            head = f"-A {chain}"
-            lead = head + " "
+            n = len(bodies)
+            count += n
             if "" in bodies:
-                out += [lead + body if body else head for body in bodies]
-            elif bodies:
+                out += [f"-A {chain} {body}" if body else f"-A {chain}" for body in bodies]
+            elif n == 1:
+                out.append(f"-A {chain} {bodies[0]}")
+            elif n == 2:                # (kube-proxy's endpoint chains)
+                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}")
+            elif n:
+                lead = f"-A {chain} "
                 out.append(lead + ("\n" + lead).join(bodies))
-            count += len(bodies)
         out.append("COMMIT")
         count += len(chains) + 2
     out.append("")
@@ -929,22 +947,17 @@ def _feed_parts(state: _Restore, sections: Sections) -> None:
             if i < end:
                 state.feed(number + i + 1, f":{chains[i]} - [0:0]")
                 i += 1
-        number += end
-        for chain, bodies in runs:
-            start = number + 1
-            end = len(bodies)
-            i = 0
-            while i < end:
-                section = state.section
-                if section is not None and chain in section.table.chains:
-                    i += state.fast_run(start + i, chain, bodies, i)
-                    if i == end:
-                        break
-                body = bodies[i]
-                state.feed(start + i, f"-A {chain} {body}" if body else f"-A {chain}")
-                i += 1
-            number += end
-        number += 1
+        number += end + 1                   # the line of the rule at (r, i)
+        r, i, total = 0, 0, len(runs)
+        while True:
+            r, i, number = state.fast_runs(number, runs, r, i)
+            if r == total:
+                break
+            chain, bodies = runs[r]
+            body = bodies[i]
+            state.feed(number, f"-A {chain} {body}" if body else f"-A {chain}")
+            number += 1
+            i += 1
         state.feed(number, "COMMIT")
 
 
