@@ -416,19 +416,21 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
                             .match("-m addrtype --src-type LOCAL"), svc_c))
         if has_external:
             nat.add(_jumped(Rule(ext_c), external_chain))
+    plain = large and svc.affinity_seconds is None
+    # The endpoint chains' names, made once (each endpoint's is written twice).
+    seps = [sep_chain(name, p, str(ep)) for ep in reachable] if plain else None
     if cluster_eps and svc.uses_cluster_endpoints:
         nat.chain(svc_c)
-        _to_endpoints(nat, svc, svc_c, cluster_eps, large)
+        _to_endpoints(nat, svc, svc_c, cluster_eps, large,
+                      seps if cluster_eps is reachable else None)
     if local_eps and svc.uses_local_endpoints:
         nat.chain(svl_c)
-        _to_endpoints(nat, svc, svl_c, local_eps, large)
-    plain = large and svc.affinity_seconds is None
+        _to_endpoints(nat, svc, svl_c, local_eps, large, seps if local_eps is reachable else None)
     if plain:                       # the bulk of a large cluster's rules
-        chains, style = nat.chains, nat.style
-        for ep in reachable:
-            sep = sep_chain(name, p, str(ep))
-            chains.append(sep)
-            nat.extend(sep, _sep_bodies(style, ep, p))
+        chains, runs, style = nat.chains, nat.runs, nat.style
+        chains += seps
+        # (a run of its own each: one chain's rules are a run, whatever the runs around it)
+        runs += [(sep, _sep_bodies(style, ep, p)) for ep, sep in zip(reachable, seps)]
         return
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
@@ -471,7 +473,8 @@ def _jumped(rule: Rule, target: str, written: str = "", saved: str | None = None
 
 
 def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[EndpointInfo],
-                  large: bool) -> None:
+                  large: bool, seps: list[str] | None = None) -> None:
+    """The Service chain's jumps to its endpoints' chains (``seps``: their names, when known)."""
     name, p = svc.name, svc.protocol
     if svc.affinity_seconds is not None:
         for ep in eps:
@@ -486,10 +489,11 @@ def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[Endpo
     n = len(eps)
     if large and svc.affinity_seconds is None:
         saved = nat.style != "kube-proxy"
-        nat.extend(chain, [_svc_body(sep_chain(name, p, str(ep)),
-                                     None if i == n - 1 else
+        if seps is None:
+            seps = [sep_chain(name, p, str(ep)) for ep in eps]
+        nat.extend(chain, [_svc_body(sep, None if i == n - 1 else
                                      _saved_probability(n - i) if saved else probability(n - i))
-                           for i, ep in enumerate(eps)])
+                           for i, sep in enumerate(seps)])
         return
     for i, ep in enumerate(eps):
         rule = Rule(chain)
