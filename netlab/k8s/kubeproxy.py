@@ -119,7 +119,9 @@ class ServicePortInfo:
 
     @property
     def uses_cluster_endpoints(self) -> bool:
-        return not self.internal_local or (self.externally_accessible and not self.external_local)
+        # As kube-proxy's UsesClusterEndpoints: an externally accessible port needs them even
+        # with externalTrafficPolicy Local (pod traffic to it short-circuits to KUBE-SVC).
+        return not self.internal_local or self.externally_accessible
 
     @property
     def uses_local_endpoints(self) -> bool:
