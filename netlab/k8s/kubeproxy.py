@@ -119,7 +119,9 @@ class ServicePortInfo:
 
     @property
     def uses_cluster_endpoints(self) -> bool:
-        return not self.internal_local or (self.externally_accessible and not self.external_local)
+        # As kube-proxy's UsesClusterEndpoints: an externally accessible port needs them even
+        # with externalTrafficPolicy Local (pod traffic to it short-circuits to KUBE-SVC).
+        return not self.internal_local or self.externally_accessible
 
     @property
     def uses_local_endpoints(self) -> bool:
@@ -252,14 +254,19 @@ class Rule:
         return self.add("j", f"-j {target} {written}".rstrip(),
                         f"-j {target} {written if saved is None else saved}".rstrip())
 
-    def render(self, style: str) -> str:
+    def body(self, style: str) -> str:
+        """The rule's words after ``-A CHAIN``."""
         if style == "kube-proxy":
             words = [w for _k, w, _s in self.parts if w]
         else:
             base = sorted((self.BASE[k], s) for k, _w, s in self.parts if k in self.BASE and s)
             words = [s for _i, s in base] + [s for k, _w, s in self.parts
                                              if k not in self.BASE and s]
-        return " ".join(["-A", self.chain, *words])
+        return " ".join(words)
+
+    def render(self, style: str) -> str:
+        body = self.body(style)
+        return f"-A {self.chain} {body}" if body else f"-A {self.chain}"
 
 
 def _cidr(addr: str) -> str:
@@ -275,16 +282,26 @@ def _saved_probability(n: int) -> str:
 
 
 class _Lines:
+    """One table's part of a payload: the chains it declares and its rules, in order, as
+    runs of one chain's rules (netlab.netfilter.restore.prepared)."""
+
     def __init__(self, style: str) -> None:
         self.style = style
         self.chains: list[str] = []
-        self.rules: list[str] = []
+        self.runs: list[tuple[str, list[str]]] = []
 
     def chain(self, name: str) -> None:
-        self.chains.append(f":{name} - [0:0]")
+        self.chains.append(name)
 
     def add(self, rule: Rule) -> None:
-        self.rules.append(rule.render(self.style))
+        self.extend(rule.chain, [rule.body(self.style)])
+
+    def extend(self, chain: str, bodies: list[str]) -> None:
+        runs = self.runs
+        if runs and runs[-1][0] == chain:
+            runs[-1][1].extend(bodies)
+        else:
+            runs.append((chain, bodies))
 
 
 def sync_payload(ports: list[ServicePortInfo], node: str, cluster_cidr: str,
@@ -318,8 +335,9 @@ def sync_payload(ports: list[ServicePortInfo], node: str, cluster_cidr: str,
             .match(f"-m mark --mark {mark}").jump("ACCEPT"))
     flt.add(Rule("KUBE-FORWARD").comment("kubernetes forwarding conntrack rule")
             .match("-m conntrack --ctstate RELATED,ESTABLISHED").jump("ACCEPT"))
-    return "\n".join(["*filter", *flt.chains, *flt.rules, "COMMIT",
-                      "*nat", *nat.chains, *nat.rules, "COMMIT", ""])
+    from netlab.netfilter.restore import prepared
+
+    return prepared([("filter", flt.chains, flt.runs), ("nat", nat.chains, nat.runs)])
 
 
 def _localnet(rule: Rule) -> Rule:
@@ -400,19 +418,25 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
                             .match("-m addrtype --src-type LOCAL"), svc_c))
         if has_external:
             nat.add(_jumped(Rule(ext_c), external_chain))
+    plain = large and svc.affinity_seconds is None
+    # The endpoint chains' names, made once (each endpoint's is written twice).
+    seps = [sep_chain(name, p, str(ep)) for ep in reachable] if plain else None
     if cluster_eps and svc.uses_cluster_endpoints:
         nat.chain(svc_c)
-        _to_endpoints(nat, svc, svc_c, cluster_eps, large)
+        _to_endpoints(nat, svc, svc_c, cluster_eps, large,
+                      seps if cluster_eps is reachable else None)
     if local_eps and svc.uses_local_endpoints:
         nat.chain(svl_c)
-        _to_endpoints(nat, svc, svl_c, local_eps, large)
-    plain = large and svc.affinity_seconds is None
+        _to_endpoints(nat, svc, svl_c, local_eps, large, seps if local_eps is reachable else None)
+    if plain:                       # the bulk of a large cluster's rules
+        chains, runs, style = nat.chains, nat.runs, nat.style
+        chains += seps
+        # (a run of its own each: one chain's rules are a run, whatever the runs around it)
+        runs += [(sep, _sep_bodies(style, ep, p)) for ep, sep in zip(reachable, seps)]
+        return
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
         nat.chain(sep)
-        if plain:
-            nat.rules += _sep_lines(nat.style, sep, ep, p)
-            continue
         masq = Rule(sep)
         if not large:
             masq.comment(name, quoted=False)
@@ -430,20 +454,20 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
 # The bulk of a large cluster's rules (no comments, no affinity), written directly: what
 # ``Rule`` renders for them (tests/unit/test_k8s_kubeproxy_lines.py holds them equal).
 
-def _sep_lines(style: str, sep: str, ep: EndpointInfo, proto: str) -> list[str]:
+def _sep_bodies(style: str, ep: EndpointInfo, proto: str) -> list[str]:
     """An endpoint chain's two rules: mark for masquerade from itself, DNAT to it."""
     if style == "kube-proxy":
-        return [f"-A {sep} -s {ep.ip} -j KUBE-MARK-MASQ",
-                f"-A {sep} -m {proto} -p {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
-    return [f"-A {sep} -s {_cidr(ep.ip)} -j KUBE-MARK-MASQ",
-            f"-A {sep} -p {proto} -m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
+        return [f"-s {ep.ip} -j KUBE-MARK-MASQ",
+                f"-m {proto} -p {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
+    return [f"-s {_cidr(ep.ip)} -j KUBE-MARK-MASQ",
+            f"-p {proto} -m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
 
 
-def _svc_line(chain: str, sep: str, probability_text: str | None) -> str:
+def _svc_body(sep: str, probability_text: str | None) -> str:
     """A Service chain's jump to one endpoint (the last one without a probability)."""
     if probability_text is None:
-        return f"-A {chain} -j {sep}"
-    return f"-A {chain} -m statistic --mode random --probability {probability_text} -j {sep}"
+        return f"-j {sep}"
+    return f"-m statistic --mode random --probability {probability_text} -j {sep}"
 
 
 def _jumped(rule: Rule, target: str, written: str = "", saved: str | None = None) -> Rule:
@@ -451,7 +475,8 @@ def _jumped(rule: Rule, target: str, written: str = "", saved: str | None = None
 
 
 def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[EndpointInfo],
-                  large: bool) -> None:
+                  large: bool, seps: list[str] | None = None) -> None:
+    """The Service chain's jumps to its endpoints' chains (``seps``: their names, when known)."""
     name, p = svc.name, svc.protocol
     if svc.affinity_seconds is not None:
         for ep in eps:
@@ -466,10 +491,11 @@ def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[Endpo
     n = len(eps)
     if large and svc.affinity_seconds is None:
         saved = nat.style != "kube-proxy"
-        nat.rules += [_svc_line(chain, sep_chain(name, p, str(ep)),
-                                None if i == n - 1 else
-                                _saved_probability(n - i) if saved else probability(n - i))
-                      for i, ep in enumerate(eps)]
+        if seps is None:
+            seps = [sep_chain(name, p, str(ep)) for ep in eps]
+        nat.extend(chain, [_svc_body(sep, None if i == n - 1 else
+                                     _saved_probability(n - i) if saved else probability(n - i))
+                           for i, sep in enumerate(seps)])
         return
     for i, ep in enumerate(eps):
         rule = Rule(chain)

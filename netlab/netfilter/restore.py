@@ -28,16 +28,19 @@ probabilities; netlab.netfilter.patterns). Later lines of that shape are
 checked by that one match and stored as they are; jumps, sets and the hooks a
 rule may run in are checked at COMMIT. A 10,000-Service dump (158k lines)
 loads in about 0.7 s. Rules are stored as text; netlab.netfilter.rules parses
-them (cached) when a packet needs them.
+them (cached) when a packet needs them. A payload a program writes (kube-proxy's
+sync) can be made with ``prepared`` from its parts, which it carries: the restore
+takes its lines from them, uncut, a chain's run of rules at a time.
 """
 
 from __future__ import annotations
 
 import gc
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import compress, groupby, repeat
+from operator import itemgetter
 from typing import Any
 
 from netlab.errors import CommandError, UnsupportedCommand
@@ -323,21 +326,30 @@ class _Restore:
             section.copied.add(name)
         return chain
 
-    def new_user_chain(self, line: str) -> bool:
-        """``:NAME - [0:0]`` for a chain not there yet (the bulk of a kube-proxy dump)."""
+    def new_user_chains(self, names, start: int) -> int:
+        """``:NAME - [0:0]`` for each of ``names[start:]`` in turn, while it is a chain not
+        there yet (the bulk of a kube-proxy dump): how many were."""
         section = self.section
-        assert section is not None
-        name = line[1:-8]
+        if section is None:
+            return 0
         chains = section.table.chains
-        if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
-                or name in BUILTIN_CHAINS[section.name]:
-            return False
-        chains[name] = Chain(None, "[0:0]", [], [])
-        section.copied.add(name)
-        section.fresh.add(name)
-        section.order_dirty = True
-        section.declared = True
-        return True
+        builtin = BUILTIN_CHAINS[section.name]
+        copied, fresh = section.copied, section.fresh
+        end = len(names)
+        i = start
+        while i < end:
+            name = names[i]
+            if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
+                    or name in builtin:
+                break
+            chains[name] = Chain(None, "[0:0]", [], [])
+            copied.add(name)
+            fresh.add(name)
+            i += 1
+        if i > start:
+            section.order_dirty = True
+            section.declared = True
+        return i - start
 
     def chain_line(self, number: int, line: str) -> None:
         section = self.section
@@ -407,33 +419,75 @@ class _Restore:
 
     def fast_append(self, number: int, chain_name: str, rest: str) -> bool:
         """An ``-A CHAIN …`` line that fits a template: checked by one regex, stored as is."""
+        return self.fast_runs(number, ((chain_name, (rest,)),), 0, 0)[0] == 1
+
+    def fast_runs(self, number: int, runs, r: int, i: int) -> tuple[int, int, int]:
+        """``fast_append`` of ``-A CHAIN BODY`` for each rule of ``runs`` ((chain, bodies)
+        pairs) in turn, from body ``i`` of run ``r``, on line ``number``, up to the first
+        that fits no template: its run, body and line (``len(runs)`` when all did)."""
         section = self.section
         assert section is not None
-        if chain_name == self._last_name:
-            chain, buckets = self._last_chain, self._last_buckets
-        else:
-            buckets = _TEMPLATES.get(_kind(section.name, chain_name))
-            if buckets is None:
-                return False
-            chain = self.chain(chain_name)
-            self._last_name, self._last_chain, self._last_buckets = chain_name, chain, buckets
-        bucket = buckets.get((rest[:2], rest.count("-m "), rest.count(" --")))
-        found = _match(bucket, rest) if bucket is not None else None
-        if found is None:
-            return False
-        template, m = found
-        if template.jump is not None:
-            section.jump_list.append((chain_name, m.group(template.jump), number))
-        for group in template.sets:
-            name = m.group(group).partition(" ")[0]         # "NAME FLAGS"
-            if name not in self.ns.ipsets:
-                raise _at(number, XtError(f"Set {name} doesn't exist."))
-        if template.meta.hooks is not None:
-            section.restricted.append((chain_name, template.meta.hooks, number))
-        chain.rules.append(rest)
-        chain.rule_counters.append(None)
-        section.declared = True
-        return True
+        chains = section.table.chains
+        jump_list, restricted = section.jump_list, section.restricted
+        total = len(runs)
+        while r < total:
+            chain_name, bodies = runs[r]
+            end = len(bodies)
+            if i >= end:
+                r, i = r + 1, 0
+                continue
+            if chain_name not in chains:
+                return r, i, number
+            if chain_name == self._last_name:
+                chain, buckets = self._last_chain, self._last_buckets
+            else:
+                buckets = _TEMPLATES.get(_kind(section.name, chain_name))
+                if buckets is None:
+                    return r, i, number
+                chain = self.chain(chain_name)
+                self._last_name, self._last_chain, self._last_buckets = chain_name, chain, buckets
+            rules = chain.rules
+            get = buckets.get
+            start = i
+            while i < end:
+                rest = bodies[i]
+                bucket = get((rest[:2], rest.count("-m "), rest.count(" --")))
+                if bucket is None:
+                    break
+                # _match, its most common case (the bucket's first template fits) inline
+                template = bucket[0]
+                m = template.regex.fullmatch(rest)
+                if m is None:
+                    found = _match(bucket, rest)
+                    if found is None:
+                        break
+                    template, m = found
+                elif template.posts:
+                    refused = False
+                    for group, check in template.posts:
+                        if not check(m.group(group)):
+                            refused = True
+                            break
+                    if refused:
+                        break
+                if template.jump is not None:
+                    jump_list.append((chain_name, m.group(template.jump), number))
+                for group in template.sets:
+                    name = m.group(group).partition(" ")[0]         # "NAME FLAGS"
+                    if name not in self.ns.ipsets:
+                        raise _at(number, XtError(f"Set {name} doesn't exist."))
+                if template.meta.hooks is not None:
+                    restricted.append((chain_name, template.meta.hooks, number))
+                rules.append(rest)
+                i += 1
+                number += 1
+            if i > start:
+                chain.rule_counters.extend([None] * (i - start))
+                section.declared = True
+            if i < end:
+                return r, i, number
+            r, i = r + 1, 0
+        return r, 0, number
 
     # --- commands ------------------------------------------------------------------------------
     def execute(self, number: int, inv: Invocation, line: str) -> None:
@@ -635,15 +689,16 @@ class _Restore:
         table = section.table
         chains = table.chains
         if not self.test:       # what the kernel checks when the batch is committed
-            for _chain, target, _line in section.jump_list:
-                if target not in chains:
-                    raise _at(number, XtError(f"Chain '{target}' does not exist"))
+            missing = set(map(itemgetter(1), section.jump_list)) - chains.keys()
+            if missing:
+                target = next(t for _c, t, _l in section.jump_list if t in missing)
+                raise _at(number, XtError(f"Chain '{target}' does not exist"))
             self.check_hooks(section)
         if section.order_dirty:
             builtin = BUILTIN_CHAINS[section.name]
             ordered = {n: chains[n] for n in builtin if n in chains}
-            for n in sorted(n for n in chains if n not in builtin):
-                ordered[n] = chains[n]
+            users = sorted(chains.keys() - set(builtin))
+            ordered.update(zip(users, map(chains.__getitem__, users)))
             table.chains = ordered
         self.staged[section.name] = table if section.declared else None
         self.section = None
@@ -655,97 +710,90 @@ class _Restore:
         if not section.jump_list and not section.restricted:
             return
         table = section.table
-        builtin = BUILTIN_CHAINS[section.name]
-        restricted: dict[str, list[tuple[frozenset[str], int]]] = {}
+        chains = table.chains
+        first, second = itemgetter(0), itemgetter(1)
+        # (chain, allowed hooks) of each restricted rule and chain -> chains it jumps to
+        notes: list = []
         edges: dict[str, set[str]] = {}
-        in_table_order = False          # whether the first error is the first in table order
-        if section.exact and not section.based:
-            for chain_name, hooks, line in section.restricted:
-                restricted.setdefault(chain_name, []).append((hooks, line))
+        in_table_order = not section.exact or section.based
+        if not in_table_order:
+            notes += section.restricted
             jumps = section.jump_list
-            fresh: set[str] | None = None
         else:
-            in_table_order = True
-            new_lines = {c: n for c, _h, n in section.restricted}
-            first_jump = min((n for _c, _t, n in section.jump_list), default=0)
             # A chain made or emptied here holds only rules added here: what they jump to
             # and where they may run was noted as they were added (no scan of their text);
             # the other chains' stored rules are read.
             fresh = section.fresh if section.exact else set()
-            jumps = [j for j in section.jump_list if j[0] in fresh] if fresh else []
-            for chain_name, hooks, _line in section.restricted:
-                if chain_name in fresh:
-                    restricted.setdefault(chain_name, []).append((hooks, new_lines[chain_name]))
-            chains = table.chains
+            into = fresh.__contains__
+            notes += compress(section.restricted, map(into, map(first, section.restricted)))
+            jumps = list(compress(section.jump_list, map(into, map(first, section.jump_list))))
             for chain_name in (chains.keys() - fresh if fresh else chains):
                 for body in chains[chain_name].rules:
                     meta = stored_meta(body)
                     if meta.jump is not None:
                         edges.setdefault(chain_name, set()).add(meta.jump)
                     if meta.hooks is not None:
-                        line = new_lines.get(chain_name, first_jump)
-                        restricted.setdefault(chain_name, []).append((meta.hooks, line))
-        for chain_name, target, _line in jumps:
+                        notes.append((chain_name, meta.hooks))
+        # The chains with a rule of each kind of restriction, and the hooks it forbids.
+        where, allowed_col = list(map(first, notes)), list(map(second, notes))
+        kinds = [(_forbidden_mask(allowed), set(compress(where, map(allowed.__eq__, allowed_col))))
+                 for allowed in set(allowed_col)]
+        relevant = 0
+        for mask, _names in kinds:
+            relevant |= mask
+        if not relevant:
+            return
+        # (the jumps come a chain's rules at a time, mostly: taken a chain at a time)
+        for chain_name, group in groupby(jumps, first):
             found = edges.get(chain_name)
             if found is None:
-                edges[chain_name] = {target}
+                edges[chain_name] = set(map(second, group))
             else:
-                found.add(target)
-        if not restricted:
-            return
-        bits = {name: 1 << i for i, name in enumerate(HOOKS)}
-        masks: dict[frozenset[str], int] = {}
-        # Only the hooks some restricted rule may not run in can fail a check: follow the
-        # jumps from those base chains alone (kube-proxy's DNATs may run in PREROUTING and
-        # OUTPUT, which reach every Service chain; INPUT and POSTROUTING reach none).
-        every = sum(bits.values())
-        relevant = 0
-        for rules in restricted.values():
-            for allowed, _line in rules:
-                mask = masks.get(allowed)
-                if mask is None:
-                    mask = masks[allowed] = sum(bits[h] for h in allowed)
-                relevant |= every & ~mask
-        # Breadth first, a chain's new hooks merged while it waits: each chain is followed
-        # about once (kube-proxy's KUBE-SERVICES is reached from two hooks).
-        reached: dict[str, int] = {}
-        waiting: dict[str, int] = {start: bits[start] for start in builtin
-                                   if start in table.chains and bits[start] & relevant}
-        queue = deque(waiting)
-        get = reached.get
-        while queue:
-            current = queue.popleft()
-            mask = waiting.pop(current)
-            old = get(current, 0)
-            new = old | mask
-            if new == old:
+                found.update(map(second, group))
+        # What each base chain a restricted rule may not run from reaches (itself and what
+        # the chains it jumps to reach), a level at a time (set operations: kube-proxy's
+        # PREROUTING and OUTPUT jump to KUBE-SERVICES, which reaches every Service chain).
+        reach: dict[int, tuple[str, set[str]]] = {}
+        below: dict[frozenset[str], set[str]] = {}
+        nothing: frozenset[str] = frozenset()
+        for start in BUILTIN_CHAINS[section.name]:
+            bit = _HOOK_BITS[start]
+            if start not in chains or not bit & relevant:
                 continue
-            reached[current] = new
-            grown = new & ~old
-            for nxt in edges.get(current, ()):
-                if get(nxt, 0) | grown != get(nxt, 0):
-                    held = waiting.get(nxt)
-                    if held is None:
-                        waiting[nxt] = grown
-                        queue.append(nxt)
-                    else:
-                        waiting[nxt] = held | grown
-
-        def first_refused(names) -> tuple[str, int] | None:
-            for chain_name in names:
-                here = reached.get(chain_name, 0)
-                if not here:
-                    continue
-                for allowed, line in restricted[chain_name]:
-                    if here & ~masks[allowed]:
-                        return chain_name, line
-            return None
-
-        refused = first_refused(restricted)
-        if refused is not None:
-            if in_table_order:          # (restricted was not made in table order)
-                refused = first_refused([c for c in table.chains if c in restricted])
-            raise _at(refused[1], invalid_argument(refused[0]))
+            targets = frozenset(edges.get(start, ()))
+            seen = below.get(targets)
+            if seen is None:
+                seen = below[targets] = set(targets)
+                frontier: set[str] = seen
+                while frontier:
+                    frontier = set().union(*map(edges.get, frontier, repeat(nothing)))
+                    frontier -= seen
+                    seen |= frontier
+            reach[bit] = (start, seen)
+        if all(start not in names and seen.isdisjoint(names) for mask, names in kinds
+               for bit, (start, seen) in reach.items() if bit & mask):
+            return
+        reached: dict[str, int] = {}
+        for bit, (start, seen) in reach.items():
+            for name in (start, *seen):
+                reached[name] = reached.get(name, 0) | bit
+        forbidden: dict[str, int] = {}
+        for name, allowed in zip(where, allowed_col):
+            forbidden[name] = forbidden.get(name, 0) | _forbidden_mask(allowed)
+        refused = {name for name, mask in forbidden.items() if reached.get(name, 0) & mask}
+        # The error names the first refused chain, in table order where stored rules were
+        # read (at the line of the chain's last restricted rule added here, else the first
+        # jump's), else in the order the rules came (at its first refused rule's line).
+        if in_table_order:
+            first_name = next(name for name in chains if name in refused)
+            lines = {name: n for name, _h, n in section.restricted}
+            line = lines.get(first_name, min((n for _c, _t, n in section.jump_list), default=0))
+        else:
+            first_name = next(name for name, _h, _n in section.restricted if name in refused)
+            here = reached[first_name]
+            line = next(n for name, hooks, n in section.restricted
+                        if name == first_name and here & _forbidden_mask(hooks))
+        raise _at(line, invalid_argument(first_name))
 
     def finish(self, last_line: int) -> None:
         if self.section is not None:
@@ -758,6 +806,16 @@ class _Restore:
                 self.ns.tables.pop(name, None)
             else:
                 self.ns.tables[name] = table
+
+
+_HOOK_BITS = {name: 1 << i for i, name in enumerate(HOOKS)}
+_EVERY_HOOK = (1 << len(HOOKS)) - 1
+
+
+@lru_cache(maxsize=256)
+def _forbidden_mask(allowed: frozenset[str]) -> int:
+    """The hooks (as _HOOK_BITS) where a rule that may run in ``allowed`` may not."""
+    return _EVERY_HOOK & ~sum(_HOOK_BITS[h] for h in allowed)
 
 
 def _pad(counters: list[str | None], length: int) -> list[str | None]:
@@ -805,6 +863,104 @@ def _at(line: int, error: NfError) -> _LineError:
     return _LineError(line, error)
 
 
+def _feed_text(state: _Restore, payload: str, fast: bool) -> None:
+    lines = payload.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if fast and state.section is not None:
+            if line[:3] == "-A ":
+                head, _, rest = line[3:].partition(" ")
+                if head in state.section.table.chains and state.fast_append(number, head, rest):
+                    continue
+            elif line[:1] == ":" and line.endswith(" - [0:0]") and \
+                    state.new_user_chains((line[1:-8],), 0):
+                continue
+        state.feed(number, line)
+    state.finish(len(lines) + 1)
+
+
+# --- a payload made from its parts ----------------------------------------------------------------
+
+Sections = tuple[tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]], ...]
+
+
+class Prepared(str):
+    """An iptables-restore payload made by ``prepared`` from its parts, which it keeps
+    (``sections``): apply_restore takes the lines from the parts rather than cutting the
+    text up again. They are the text's lines, in order, each through the very step the
+    text's line takes (``_feed_parts`` is ``_feed_text`` with the cutting done), so the
+    tables and the errors are the text's (tests/unit/test_restore_prepared.py)."""
+
+    sections: Sections
+    lines: int
+
+
+def prepared(sections) -> str:
+    """The payload ``*TABLE``, ``:CHAIN - [0:0]`` for each new chain, ``-A CHAIN BODY`` for
+    each rule, ``COMMIT``, for each ``(table, chains, runs)`` of ``sections``, ``runs``
+    being ``(chain, bodies)`` pairs (the rules in line order, a run being one chain's
+    rules one after the other). Its parts go with it (a Prepared) when they cut back into
+    the same lines, i.e. no newline in any of them and no space in a run's chain name;
+    otherwise it is the text alone."""
+    sections = tuple((table, tuple(chains), tuple(runs)) for table, chains, runs in sections)
+    out: list[str] = []         # pieces of one line or more
+    count = 0                   # lines
+    simple = True
+    for table, chains, runs in sections:
+        out.append(f"*{table}")
+        if chains:
+            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
+        for chain, bodies in runs:
+            simple = simple and " " not in chain
+            n = len(bodies)
+            count += n
+            if "" in bodies:
+                out += [f"-A {chain} {body}" if body else f"-A {chain}" for body in bodies]
+            elif n == 1:
+                out.append(f"-A {chain} {bodies[0]}")
+            elif n == 2:                # (kube-proxy's endpoint chains)
+                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}")
+            elif n:
+                lead = f"-A {chain} "
+                out.append(lead + ("\n" + lead).join(bodies))
+        out.append("COMMIT")
+        count += len(chains) + 2
+    out.append("")
+    text = "\n".join(out)
+    if not simple or text.count("\n") != count:
+        return text
+    payload = Prepared(text)
+    payload.sections = sections
+    payload.lines = count
+    return payload
+
+
+def _feed_parts(state: _Restore, sections: Sections) -> None:
+    number = 0
+    for table, chains, runs in sections:
+        number += 1
+        state.feed(number, f"*{table}")
+        i, end = 0, len(chains)
+        while i < end:
+            i += state.new_user_chains(chains, i)
+            if i < end:
+                state.feed(number + i + 1, f":{chains[i]} - [0:0]")
+                i += 1
+        number += end + 1                   # the line of the rule at (r, i)
+        r, i, total = 0, 0, len(runs)
+        while True:
+            r, i, number = state.fast_runs(number, runs, r, i)
+            if r == total:
+                break
+            chain, bodies = runs[r]
+            body = bodies[i]
+            state.feed(number, f"-A {chain} {body}" if body else f"-A {chain}")
+            number += 1
+            i += 1
+        state.feed(number, "COMMIT")
+
+
 def apply_restore(ns: Any, payload: str, noflush: bool = False, command: str | None = None,
                   *, table: str | None = None, test: bool = False) -> None:
     """Apply an iptables-restore payload to ``ns.tables``: all checked first, then swapped in;
@@ -812,24 +968,14 @@ def apply_restore(ns: Any, payload: str, noflush: bool = False, command: str | N
     (``iptables-restore: line 2 failed: …``) or, when ``command`` is the iptables command
     line the payload stands for, as iptables words it."""
     state = _Restore(ns, noflush, command, table, test)
-    lines = payload.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
     collecting = gc.isenabled()
     gc.disable()            # a big payload makes tens of thousands of chains: no GC passes
     try:
-        fast = table is None
-        for number, line in enumerate(lines, start=1):
-            if fast and state.section is not None:
-                if line[:3] == "-A ":
-                    head, _, rest = line[3:].partition(" ")
-                    if head in state.section.table.chains and \
-                            state.fast_append(number, head, rest):
-                        continue
-                elif line[:1] == ":" and line.endswith(" - [0:0]") and state.new_user_chain(line):
-                    continue
-            state.feed(number, line)
-        state.finish(len(lines) + 1)
+        if type(payload) is Prepared and table is None:
+            _feed_parts(state, payload.sections)
+            state.finish(payload.lines + 1)
+        else:
+            _feed_text(state, payload, fast=table is None)
     except _LineError as exc:
         error = exc.error
         text = error.for_iptables() if command is not None else error.for_restore(exc.line)
@@ -843,5 +989,5 @@ def apply_restore(ns: Any, payload: str, noflush: bool = False, command: str | N
         state.apply()
 
 
-__all__ = ["apply_restore", "iptables_save", "MODEL_STAMP", "SAVE_ORDER", "stored_meta",
+__all__ = ["apply_restore", "iptables_save", "prepared", "Prepared", "MODEL_STAMP", "SAVE_ORDER", "stored_meta",
            "check_chain_name"]

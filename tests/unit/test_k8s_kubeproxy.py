@@ -162,3 +162,29 @@ def test_a_local_load_balancer_gets_a_health_check_node_port_open_on_every_node(
         assert ('-A KUBE-NODEPORTS -p tcp -m comment --comment "default/lb:http health check node '
                 'port" -m tcp --dport 30000 -j ACCEPT') in iptables_save(ns, "filter")
         assert any(l.port == 30000 and l.proto == "tcp" for l in ns.listeners)
+
+
+def test_a_port_local_both_ways_still_has_its_cluster_chain_for_pod_traffic():
+    """internalTrafficPolicy and externalTrafficPolicy Local on a NodePort: kube-proxy's
+    UsesClusterEndpoints holds (the port is externally accessible), so the KUBE-SVC chain
+    that "pod traffic for … external destinations" jumps to is written, with every ready
+    endpoint, and the payload restores."""
+    from netlab.model.world import Netns
+    from netlab.netfilter.restore import apply_restore
+
+    eps = (kubeproxy.EndpointInfo("10.244.1.2", 8080, "n1"),
+           kubeproxy.EndpointInfo("10.244.2.2", 8080, "n2"))
+    svc = kubeproxy.ServicePortInfo("default/web:http", "tcp", "10.96.0.50", 80, eps,
+                                    node_port=30080, external_local=True, internal_local=True)
+    assert svc.uses_cluster_endpoints and svc.uses_local_endpoints
+    for node in ("n1", "n3"):
+        payload = kubeproxy.sync_payload([svc], node, "10.244.0.0/16", style="save")
+        svc_c = kubeproxy.svc_chain("default/web:http", "tcp")
+        assert f":{svc_c} - [0:0]" in payload
+        assert f"-s 10.244.0.0/16 -m comment --comment \"pod traffic for default/web:http " \
+               f"external destinations\" -j {svc_c}" in payload
+        for ep in eps:
+            assert f"-j {kubeproxy.sep_chain('default/web:http', 'tcp', str(ep))}" in payload
+        ns = Netns(node=node, name="root")
+        for p in (kubeproxy.kubelet_payload(), kubeproxy.startup_payload(), payload):
+            apply_restore(ns, p, noflush=True)

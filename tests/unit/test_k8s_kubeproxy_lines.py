@@ -33,7 +33,8 @@ def test_endpoint_chain_lines_are_the_rules_rendered(style):
         ep = K.EndpointInfo(ip, rng.randrange(1, 65536), "node1")
         proto = rng.choice(["tcp", "udp"])
         sep = K.sep_chain("ns/svc:http", proto, str(ep))
-        assert K._sep_lines(style, sep, ep, proto) == rule_sep_lines(style, sep, ep, proto)
+        assert [f"-A {sep} {body}" for body in K._sep_bodies(style, ep, proto)] == \
+            rule_sep_lines(style, sep, ep, proto)
 
 
 @pytest.mark.parametrize("style", ["kube-proxy", "save"])
@@ -42,7 +43,7 @@ def test_service_chain_jumps_are_the_rules_rendered(style):
     for n_left in [None, 2, 3, 7, 15, 999]:
         text = None if n_left is None else (
             K.probability(n_left) if style == "kube-proxy" else K._saved_probability(n_left))
-        assert K._svc_line(chain, sep, text) == rule_svc_line(style, chain, sep, n_left)
+        assert f"-A {chain} {K._svc_body(sep, text)}" == rule_svc_line(style, chain, sep, n_left)
 
 
 def test_chain_name_digits_are_base32():

@@ -1,0 +1,123 @@
+"""A payload made from its parts (restore.prepared) restores exactly as its text does: the
+same tables (rules, counters, chain order) or the same error, from the same tables before,
+with and without --noflush; random payloads, and kube-proxy's for random clusters."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from netlab.errors import CommandError, UnsupportedCommand
+from netlab.k8s import kubeproxy as K
+from netlab.model.world import Netns
+from netlab.netfilter.restore import Prepared, apply_restore, iptables_save, prepared
+
+from k8s_services_random import random_cluster
+
+GOOD = ["-j ACCEPT", "-j RETURN", "", "-s 10.0.0.1/32 -j U3",
+        "-m statistic --mode random --probability 0.50000000000 -j U1",
+        "-m statistic --mode random --probability 0.33333333349 -j U2",
+        '-m comment --comment "a b" -j U1', "-m comment --comment x -j U3",
+        "-d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j U2",
+        "-m mark --mark 0x4000/0x4000 -j ACCEPT", "-j MARK --set-xmark 0x4000/0x4000"]
+NAT = ["-p tcp -m tcp -j DNAT --to-destination 10.1.2.3:8080",
+       "-p udp -m udp --dport 53 -j DNAT --to-destination 10.1.2.4:53",
+       "-j MASQUERADE", "-j MASQUERADE --random-fully"]
+BAD = ["-m statistic --mode random --probability 0.33333333333 -j U2",     # not canonical
+       "-j REJECT --reject-with icmp-port-unreachable", "-d 10.96.0.1 -p tcp -j U2",
+       "-m set --match-set S1 src -j DROP", "-m addrtype --dst-type LOCAL -j U1",
+       "-j NOPE", "-j U9", "-g U1", "--bogus", "-p tcp --dport 99999 -j ACCEPT",
+       "-s 300.1.1.1/32 -j ACCEPT", "-m conntrack --ctstate NEW -j U1", "-j DROP"]
+USER = ["U1", "U2", "U3"]
+ODD = ["KUBE-SVC-X", "has space", "x" * 29, "DNAT", "-bad", "PREROUTING", "INPUT"]
+BUILTIN = {"filter": ["INPUT", "FORWARD", "OUTPUT"],
+           "nat": ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]}
+
+
+def random_sections(rnd: random.Random):
+    """Mostly payloads that load (so the tables are compared), now and then a line or a
+    name that fails somewhere (so the errors are compared)."""
+    sections = []
+    odd = rnd.random() < 0.3
+    for table in rnd.sample(["filter", "nat"], rnd.randint(1, 2)):
+        if odd and rnd.random() < 0.1:
+            table = rnd.choice(["mangle", "raw", "bogus"])
+        chains = rnd.sample(USER, rnd.randint(0, 3))
+        if odd and rnd.random() < 0.3:
+            chains.insert(rnd.randrange(len(chains) + 1), rnd.choice(ODD))
+        runs = []
+        pool = GOOD + (NAT if table == "nat" else [])
+        for _ in range(rnd.randint(0, 8)):
+            chain = rnd.choice(chains + BUILTIN.get(table, ["INPUT"]))
+            if odd and rnd.random() < 0.1:
+                chain = rnd.choice(ODD + ["NOCHAIN"])
+            bodies = [rnd.choice(BAD) if odd and rnd.random() < 0.1 else rnd.choice(pool)
+                      for _ in range(rnd.randint(1, 4))]
+            runs.append((chain, bodies))
+        sections.append((table, chains, runs))
+    return sections
+
+
+def before(rnd: random.Random) -> Netns:
+    ns = Netns(node="n", name="root")
+    if rnd.random() < 0.7:
+        apply_restore(ns, "*nat\n:U1 - [0:0]\n:U2 - [0:0]\n:U3 - [0:0]\n-A U1 -j U2\n"
+                          "-A PREROUTING -j U1\nCOMMIT\n*filter\n:U1 - [0:0]\n:U2 - [0:0]\n"
+                          ":U3 - [0:0]\n-A INPUT -j U1\n-A U1 -j ACCEPT\nCOMMIT\n", noflush=True)
+    return ns
+
+
+def outcome(ns: Netns, payload: str, noflush: bool) -> str:
+    try:
+        apply_restore(ns, payload, noflush=noflush)
+    except (CommandError, UnsupportedCommand) as exc:
+        return f"error {type(exc).__name__} {exc}"
+    return iptables_save(ns, counters=True)
+
+
+def same(sections, seed: int, noflush: bool) -> str:
+    payload = prepared(sections)
+    text = str(payload)
+    assert type(text) is str and text == payload
+    got = outcome(before(random.Random(seed)), payload, noflush)
+    assert got == outcome(before(random.Random(seed)), text, noflush)
+    return got
+
+
+def test_random_payloads_restore_as_their_text():
+    rnd = random.Random(6)
+    errors = fine = 0
+    for seed in range(1500):
+        sections = random_sections(rnd)
+        got = same(sections, seed, noflush=rnd.random() < 0.7)
+        errors += got.startswith("error")
+        fine += not got.startswith("error")
+    assert errors > 100 and fine > 300           # both kinds of outcome were compared
+
+
+def test_the_parts_go_with_the_payload_only_when_they_cut_back_into_its_lines():
+    kept = prepared([("nat", ["U1"], [("U1", ["-j ACCEPT", ""])])])
+    assert type(kept) is Prepared and kept == "*nat\n:U1 - [0:0]\n-A U1 -j ACCEPT\n-A U1\nCOMMIT\n"
+    for sections in ([("nat", ["U1"], [("U1", ["-j ACCEPT\n-A U1 -j DROP"])])],
+                     [("nat", ["U1\n"], [])], [("nat", [], [("U 1", ["-j ACCEPT"])])]):
+        payload = prepared(sections)
+        assert type(payload) is str
+        same(sections, 1, noflush=True)
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("style", ["save", "kube-proxy"])
+def test_kube_proxy_payloads_restore_as_their_text(seed, style):
+    cluster = random_cluster(seed, large=seed % 10 == 3)
+    ports = K.service_ports(cluster)
+    for node in cluster.nodes:
+        payload = K.sync_payload(ports, node.name, cluster.spec.pod_cidr, style=style)
+        assert type(payload) is Prepared
+        dumps = []
+        for text in (payload, str(payload)):
+            ns = Netns(node=node.name, name="root")
+            apply_restore(ns, K.kubelet_payload(), noflush=True)
+            apply_restore(ns, K.startup_payload(), noflush=True)
+            dumps.append(outcome(ns, text, noflush=True))
+        assert dumps[0] == dumps[1]
