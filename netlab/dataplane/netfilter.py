@@ -449,6 +449,8 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     key = _walk_key(table, hook, view)
     memo = table.memo
     node = memo.get(key)
+    if node.__class__ is _Leaf:
+        return node.replay(view, hops)
     answers: list[bool] = []
     while node is not None and node.__class__ is _Fork:
         branch = choose(node.p)
@@ -486,16 +488,25 @@ WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it start
 def _walk_key(table: "CompiledTable", hook: str, view: PacketView) -> tuple:
     """Everything a table's rules can read of the packet (matches and targets read only
     these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
-    which make ``uses_conn``)."""
+    which make ``uses_conn``). A plain Packet is in the key as its fields (what its
+    equality compares: a tuple is hashed and compared without calls into Python)."""
     conn = view.conn
-    if conn is None or not table.uses_conn:
+    uses_conn = table._uses_conn
+    if uses_conn is None:
+        uses_conn = table.uses_conn
+    if conn is None or not uses_conn:
         ck = None
     else:
         ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
               conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
               conn.reply_sport, conn.reply_dport, conn.mark)
-    return (hook, view.packet, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
-            view.bridged, view.mark, ck)
+    p = view.packet
+    if p.__class__ is Packet:
+        return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
+                view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
+                p.icmp_type, p.icmp_code, p.tcp_flags)
+    return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out, view.bridged,
+            view.mark, ck, p)
 
 
 class _Replayed:
@@ -538,29 +549,28 @@ def copy_hop(hop: Hop) -> Hop:
 
 
 class _Leaf:
-    """How a walk ended: its hops (copies, as they were when it ended), its Decision
-    (with the index of its hop among them) and the marks it left."""
+    """How a walk ended: its hops, its Decision (with the index of its hop among them) and
+    the marks it left. The hops are those the walk made, shared (hops are not changed once
+    made), but for the deciding one of a NAT, DROP or REJECT, which the engine may add to:
+    a copy of it as it was when the walk ended."""
 
     __slots__ = ("hops", "decided", "index", "mark", "connmark")
 
     def __init__(self, decided: Decision, hops: list[Hop], start: int, view: PacketView):
-        made = hops[start:]
-        self.hops = [copy_hop(h) for h in made]
+        self.hops = made = hops[start:]
         self.index = None
-        hop = None
-        if decided.hop is not None:
-            self.index = next(i for i, h in enumerate(made) if h is decided.hop)
-            hop = self.hops[self.index]
+        hop = decided.hop
+        if hop is not None and decided.kind != "accept":
+            # the engine adds to the hop of a NAT, DROP or REJECT only
+            self.index = next(i for i in range(len(made) - 1, -1, -1) if made[i] is hop)
+            hop = made[self.index] = copy_hop(hop)
         self.decided = Decision(decided.kind, decided.action, hop, decided.table,
                                 decided.chain, decided.rule, decided.position, decided.notrack)
-        if decided.kind == "accept":
-            self.index = None       # the engine adds to the hop of a NAT, DROP or REJECT only
         self.mark = view.mark
         self.connmark = view.conn.mark if view.conn is not None else None
 
     def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
-        """The walk again: its hops shared (hops are not changed once made, but for the
-        deciding one of a NAT, DROP or REJECT, which the engine may add to: a copy)."""
+        """The walk again: its hops shared, but for the deciding one (a copy)."""
         start = len(hops)
         hops.extend(self.hops)
         view.mark = self.mark
@@ -703,9 +713,8 @@ def _hop(ns: Netns, table: str, chain: CompiledChain, pos: int, chance: float, a
         if chance < 1.0:
             notes.append(f"matched with probability {chance:.4g} on this path")
         detail = f"{detail} ({'; '.join(notes)})"
-    return Hop(node=ns.node, netns=ns.name, event="netfilter", detail=detail, table=table,
-               chain=chain.name, rule=compiled.text, action=action,
-               extra={"position": pos + 1})
+    return Hop(ns.node, ns.name, "netfilter", detail, None, table, chain.name, compiled.text,
+               action, {"position": pos + 1})
 
 
 def _continue_detail(name: str, action: Action, mark_before: int, view: PacketView) -> str:

@@ -296,6 +296,37 @@ def test_the_engine_builds_every_field_of_a_packet_view():
                          for c in conns)
 
 
+def test_a_walk_is_kept_by_every_field_of_its_packet():
+    """A kept walk is found by the packet's fields: two equal packets (one made by the
+    engine's rewrite) find the same walk, and a packet that differs in any one field (a
+    field added to Packet one day too), or that is an ICMP error with the same fields,
+    does not."""
+    from netlab.dataplane.conntrack import IcmpError, rewrite
+    from netlab.dataplane.netfilter import _walk_key, rules_of
+    from netlab.trace import Packet
+
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m conntrack --ctstate NEW -j ACCEPT")
+    ns = b.world.namespaces["host/r"]
+    table = rules_of(b.world, ns).table("filter")
+    base = Packet("tcp", "10.0.1.2", "10.0.2.2", 40000, 80, 64, None, None, "S")
+
+    def key(pkt):
+        view = PacketView(packet=pkt, table="filter", hook="FORWARD", in_dev="eth0",
+                          out_dev="eth1", conn=ConnView(state="NEW"))
+        return _walk_key(table, "FORWARD", view)
+
+    assert key(rewrite(base, ttl=64)) == key(base)
+    others = {"proto": "udp", "src": "10.0.1.3", "dst": "10.0.2.3", "sport": 1, "dport": 2,
+              "ttl": 63, "icmp_type": 8, "icmp_code": 0, "tcp_flags": "A"}
+    assert set(others) == {f.name for f in dataclasses.fields(Packet)}
+    for name, value in others.items():
+        assert key(rewrite(base, **{name: value})) != key(base), name
+    error = IcmpError(**{f.name: getattr(base, f.name) for f in dataclasses.fields(Packet)})
+    assert key(error) != key(base)
+    assert key(error) == key(IcmpError(**vars(error)))
+
+
 # --- L2 segments, found as traces ask for them ------------------------------------------------
 
 def segments_alike(world) -> None:
