@@ -190,7 +190,7 @@ def opens_connection(pkt: Packet) -> bool:
 
 def new_conn(pkt: Packet) -> Conn:
     t = packet_tuple(pkt)
-    conn = Conn(proto=pkt.proto, orig=t, reply=t.inverted(), touched=True)
+    conn = Conn(pkt.proto, t, t.inverted(), set(), "", 0, set(), False, True)   # touched
     if pkt.proto == "tcp":
         conn.tcp_state = "SYN_SENT" if "S" in (pkt.tcp_flags or "") else "ESTABLISHED"
     return conn

@@ -249,7 +249,7 @@ class _Skb:
     inner: "_Skb | None" = None    # a VXLAN packet: the frame it carries, and its VNI
     vni: int | None = None
 
-    def crossed(self, *, netns_changed: bool) -> None:
+    def crossed(self, netns_changed: bool) -> None:
         """A veth hands the packet over: skb_scrub_packet drops the conntrack reference
         (and, into another namespace, the mark)."""
         self.conn = None
@@ -577,26 +577,39 @@ class _Walk:
         """A frame crossing veth pairs and bridges to the last end, which receives it.
         Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
-        steps = self.static.steps
+        seq = self._steps_of(ends)
         i = 0
-        while i + 1 < len(ends):
-            a, b = ends[i], ends[i + 1]
-            step = steps.get((a, b))
-            if step is None:
-                step = self._step(a, b)
+        while i < len(seq):
+            step = seq[i]
             kind, hop = step[0], step[1]
             if hop is not None:
                 hops.append(hop)
             if kind == "veth":
-                skb.crossed(netns_changed=step[2])
+                skb.crossed(step[2])        # netns_changed
             elif kind == "in":
                 went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
                 if isinstance(went, Path):
                     return went
-                ends = went
+                if went is not ends:        # bridged to a new destination: a new list
+                    ends, seq = went, self._steps_of(went, keep=False)
             i += 1
         peer_ns, peer_link = l2.link_at(self.world, ends[-1])
         return self.receive(peer_ns, peer_link, skb)
+
+    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple:
+        """The steps from each end to the next (``_step``); with ``keep``, kept with the list
+        of ends (those of ARP and frame_path live as long as this state of the World)."""
+        steps = self.static.steps
+        kept = steps.get(id(ends))
+        if kept is not None and kept[0] is ends:
+            return kept[1]
+        seq = tuple(steps.get((a, b)) or self._step(a, b) for a, b in zip(ends, ends[1:]))
+        if not keep:
+            return seq
+        if len(steps) >= MEMO_SIZE:
+            steps.clear()
+        steps[id(ends)] = (ends, seq)      # the list held: its id stays its own
+        return seq
 
     def _step(self, a: l2.End, b: l2.End) -> tuple:
         """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
@@ -853,8 +866,8 @@ class _Walk:
                 what = "SYN" if syn else "segment"
                 hops.append(self.hop(ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted "
                                      f"by a listener in {label}", dev=link.name))
-                answer = Packet("tcp", src=pkt.dst, dst=pkt.src, sport=pkt.dport,
-                                dport=pkt.sport, tcp_flags="SA" if syn else "A")
+                answer = Packet("tcp", pkt.dst, pkt.src, pkt.dport, pkt.sport, 64, None, None,
+                                "SA" if syn else "A")      # positional: quicker
                 return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
             hops.append(self.hop(ns, "deliver", f"nothing listens on tcp port {pkt.dport} in "
                                  f"{label}: answer with RST", dev=link.name))
