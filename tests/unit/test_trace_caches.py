@@ -296,6 +296,29 @@ def test_the_engine_builds_every_field_of_a_packet_view():
                          for c in conns)
 
 
+@pytest.mark.parametrize("where, rule, proto, port, added", [
+    ("host/h1", "filter -A OUTPUT -p udp -j DROP", "udp", 53, "errno"),
+    ("host/r", "nat -A POSTROUTING -j SNAT --to-source 10.9.9.9", "tcp", 80,
+     "SNAT 10.0.1.2:40000 → 10.9.9.9:40000"),
+    ("host/r", "nat -A PREROUTING -p tcp -j DNAT --to-destination 10.0.2.2:81", "tcp", 80,
+     "DNAT 10.0.2.2:80 → 10.0.2.2:81"),
+], ids=["drop-eperm", "snat", "dnat"])
+def test_what_the_engine_adds_to_a_deciding_hop_is_never_kept_with_its_walk(
+        where, rule, proto, port, added):
+    """A kept walk shares its hops with the traces that meet it, but for the deciding one
+    (a NAT, DROP or REJECT), to which the engine adds the rewrite or the errno: each trace
+    gets it once, as the first did."""
+    b = router_lab()
+    iptables(b, where, rule)
+    cold(b.world)
+    first = as_json(trace(b.world, "host/h1", "10.0.2.2", proto=proto, dport=port,
+                          record=False))
+    again = [as_json(trace(b.world, "host/h1", "10.0.2.2", proto=proto, dport=port,
+                           record=False)) for _ in range(3)]
+    assert again == [first] * 3
+    assert first.count(json.dumps(added)[1:-1]) == 1, first      # as_json writes \\u2192
+
+
 def test_a_walk_is_kept_by_every_field_of_its_packet():
     """A kept walk is found by the packet's fields: two equal packets (one made by the
     engine's rewrite) find the same walk, and a packet that differs in any one field (a
