@@ -337,7 +337,7 @@ def test_a_walk_is_kept_by_every_field_of_its_packet():
     def key(pkt):
         view = PacketView(packet=pkt, table="filter", hook="FORWARD", in_dev="eth0",
                           out_dev="eth1", conn=ConnView(state="NEW"))
-        return _walk_key(table, "FORWARD", view)
+        return _walk_key(table, "FORWARD", view, None)      # rules that may read anything
 
     assert key(rewrite(base, ttl=64)) == key(base)
     others = {"proto": "udp", "src": "10.0.1.3", "dst": "10.0.2.3", "sport": 1, "dport": 2,
@@ -348,6 +348,81 @@ def test_a_walk_is_kept_by_every_field_of_its_packet():
     error = IcmpError(**{f.name: getattr(base, f.name) for f in dataclasses.fields(Packet)})
     assert key(error) != key(base)
     assert key(error) == key(IcmpError(**vars(error)))
+
+
+def _all_traces(world, probes_, monkeypatch, narrow: bool) -> list[str]:
+    from netlab.dataplane import netfilter
+
+    if not narrow:
+        monkeypatch.setattr(netfilter, "reads_of", lambda table, hook: None)
+    out = []
+    for src, dst, proto, port in probes_:
+        if not narrow:
+            cold(world)         # every walk computed: nothing kept from another packet
+        for kw in ({}, {"seed": 3}):
+            out.append(as_json(trace(world, src, dst, proto=proto, dport=port, record=False,
+                                     **kw)))
+    monkeypatch.undo()
+    return out
+
+
+def test_walks_kept_by_what_their_rules_read_give_the_traces_of_walks_computed(
+        cluster, monkeypatch):
+    """A walk through rules that read only some of the packet (kube-proxy's FORWARD and
+    POSTROUTING: the ctstate and the mark) is kept by those alone and met by other
+    packets: every trace of the cluster, one after the other on one World, equals the
+    trace computed from nothing kept and with walks kept by the whole packet."""
+    c, world = cluster
+    cases = probes(c)
+    cold(world)
+    narrow = _all_traces(world, cases, monkeypatch, narrow=True)
+    assert narrow == _all_traces(world, cases, monkeypatch, narrow=False)
+
+
+def test_walks_kept_by_what_their_rules_read_in_random_labs(monkeypatch, tmp_path):
+    """The same in random labs (filter and nat rules, marks, conntrack states, -i/-o)."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from random_labs import random_lab
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    for i in range(12):
+        lab = random_lab(random.Random(f"reads-{i}"), f"r{i}")
+        path = tmp_path / f"r{i}.yaml"
+        path.write_text(lab.yaml())
+        world = run_lab(load_lab(path), check_expect=False).world
+        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
+                 for src, dst, proto, port in lab.probes]
+        cases = [case for case in cases if case[0] in world.namespaces]
+        cold(world)
+        narrow = _all_traces(world, cases, monkeypatch, narrow=True)
+        assert narrow == _all_traces(world, cases, monkeypatch, narrow=False), lab.yaml()
+
+
+def test_what_a_walk_reads_is_known_for_kube_proxys_forward_and_nothing_unknown():
+    import sys
+
+    from netlab.dataplane.netfilter import reads_of, rules_of
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    world = build_model(synthetic(3, 12, 3)).world
+    rules = rules_of(world, next(ns for ns in world.namespaces.values()
+                                 if ns.name == "root" and "filter" in ns.tables))
+    assert reads_of(rules.table("filter"), "FORWARD") == {"conn", "proto", "mark"}
+    assert reads_of(rules.table("nat"), "POSTROUTING") == {"mark"}
+    assert reads_of(rules.table("nat"), "PREROUTING") is None      # long, indexed chains
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m addrtype --dst-type LOCAL -j DROP")
+    iptables(b, "host/r", "nat -A POSTROUTING -o eth1 -s 10.0.1.0/24 -j MASQUERADE")
+    r = rules_of(b.world, b.world.namespaces["host/r"])
+    assert reads_of(r.table("filter"), "FORWARD") is None          # addrtype: anything
+    assert reads_of(r.table("nat"), "POSTROUTING") == {"out_dev", "src"}
 
 
 # --- L2 segments, found as traces ask for them ------------------------------------------------
