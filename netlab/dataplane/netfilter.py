@@ -504,12 +504,19 @@ def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
     uses_conn = table._uses_conn
     if uses_conn is None:
         uses_conn = table.uses_conn
-    if conn is None or not uses_conn or (reads is not None and "conn" not in reads):
+    if conn is None or not uses_conn:
         ck = None
-    else:
+    elif reads is None or "conn" in reads:
         ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
               conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
               conn.reply_sport, conn.reply_dport, conn.mark)
+    else:
+        ck = ((conn.state, frozenset(conn.status)) if "ct_state" in reads else None,
+              conn.direction if "ct_dir" in reads else None,
+              (conn.orig_src, conn.orig_dst, conn.orig_sport, conn.orig_dport, conn.reply_src,
+               conn.reply_dst, conn.reply_sport, conn.reply_dport)
+              if "ct_tuples" in reads else None,
+              conn.mark if "ct_mark" in reads else None)
     p = view.packet
     if reads is not None and "packet" not in reads:
         return ("reads", hook, view.in_dev if "in_dev" in reads else None,
@@ -526,13 +533,35 @@ def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
 
 
 # What the matches and targets whose code reads no more than this read of the packet's view
-# ("packet": any field of the packet; "conn": the connection; "mark": skb->mark). Any other
-# match or target may read anything (physdev, addrtype, sets, LOG, …).
-_MATCH_READS = {_m.Comment: (), _m.Statistic: (), _m.Mark: ("mark",), _m.State: ("conn",),
-                _m.Connmark: ("conn",), _m.Conntrack: ("conn", "proto"),
-                _m.Tcp: ("packet",), _m.Udp: ("packet",)}
+# ("packet": any field of the packet; "mark": skb->mark; of the connection "ct_state" its
+# state and status, "ct_dir" its direction, "ct_tuples" its tuples, "ct_mark" its mark,
+# "conn" all of it). Any other match or target may read anything (physdev, addrtype, sets,
+# LOG, …).
+_MATCH_READS = {_m.Comment: (), _m.Statistic: (), _m.Mark: ("mark",), _m.State: ("ct_state",),
+                _m.Connmark: ("ct_mark",), _m.Tcp: ("packet",), _m.Udp: ("packet",)}
 _TARGET_READS = {_t.Accept: (), _t.Drop: (), _t.Return: (), _t.Mark: ("mark",),
-                 _t.Connmark: ("conn", "mark"), _t.Dnat: (), _t.Snat: (), _t.Masquerade: ()}
+                 _t.Connmark: ("ct_mark", "mark"), _t.Dnat: (), _t.Snat: (),
+                 _t.Masquerade: ()}
+# -m conntrack, by option (Conntrack.evaluate): every use reads the state (UNTRACKED
+# or not); an option not listed here, all of the connection.
+_CONNTRACK_READS = {"ctstate": (), "ctstatus": (), "ctexpire": (), "ctdir": ("ct_dir",),
+                    "ctproto": ("proto",),
+                    **{name: ("ct_tuples",) for name in ("ctorigsrc", "ctorigdst", "ctreplsrc",
+                                                         "ctrepldst", "ctorigsrcport",
+                                                         "ctorigdstport", "ctreplsrcport",
+                                                         "ctrepldstport")}}
+
+
+def _match_reads(m) -> tuple[str, ...] | None:
+    if type(m.ext) is _m.Conntrack:
+        out = ["ct_state"]
+        for option in m.data or ():
+            found = _CONNTRACK_READS.get(option)
+            if found is None:
+                return ("conn",)
+            out.extend(found)
+        return tuple(out)
+    return _MATCH_READS.get(type(m.ext))
 READS_BUDGET = 64       # rules looked at for reads_of (more: the walk may read anything)
 
 
@@ -563,7 +592,7 @@ def reads_of(table: "CompiledTable", hook: str) -> frozenset[str] | None:
                 if test is not None:
                     reads.add(name)
             for m in rule.matches:
-                found = _MATCH_READS.get(type(m.ext))
+                found = _match_reads(m)
                 if found is None:
                     return None
                 reads.update(found)
@@ -639,7 +668,7 @@ class _Leaf:
         # they are in its key too. Elsewhere a replay leaves the view's marks alone.
         self.mark = view.mark if reads is None or "mark" in reads else None
         self.connmark = view.conn.mark if view.conn is not None and uses_conn and (
-            reads is None or "conn" in reads) else None
+            reads is None or "conn" in reads or "ct_mark" in reads) else None
 
     def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
         """The walk again: its hops shared, but for the deciding one (a copy)."""

@@ -414,7 +414,7 @@ def test_what_a_walk_reads_is_known_for_kube_proxys_forward_and_nothing_unknown(
     world = build_model(synthetic(3, 12, 3)).world
     rules = rules_of(world, next(ns for ns in world.namespaces.values()
                                  if ns.name == "root" and "filter" in ns.tables))
-    assert reads_of(rules.table("filter"), "FORWARD") == {"conn", "proto", "mark"}
+    assert reads_of(rules.table("filter"), "FORWARD") == {"ct_state", "mark"}
     assert reads_of(rules.table("nat"), "POSTROUTING") == {"mark"}
     assert reads_of(rules.table("nat"), "PREROUTING") is None      # long, indexed chains
     b = router_lab()
@@ -423,6 +423,54 @@ def test_what_a_walk_reads_is_known_for_kube_proxys_forward_and_nothing_unknown(
     r = rules_of(b.world, b.world.namespaces["host/r"])
     assert reads_of(r.table("filter"), "FORWARD") is None          # addrtype: anything
     assert reads_of(r.table("nat"), "POSTROUTING") == {"out_dev", "src"}
+
+
+def test_a_walk_kept_by_its_ctstate_and_direction_tells_a_reply_from_its_request(
+        monkeypatch):
+    """--ctdir is read: the ESTABLISHED datagram of a known flow and its ESTABLISHED reply
+    walk FORWARD apart (the reply is dropped, the datagram is not)."""
+    import copy
+
+    from netlab.dataplane import netfilter
+
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m conntrack --ctstate ESTABLISHED --ctdir REPLY "
+                          "-j DROP")
+    trace(b.world, "host/h1", "10.0.2.2", proto="udp", dport=53, sport=41000)
+    results = []
+    for narrow in (True, False):
+        if not narrow:
+            monkeypatch.setattr(netfilter, "reads_of", lambda table, hook: None)
+        w = copy.deepcopy(b.world)
+        results.append(as_json(trace(w, "host/h1", "10.0.2.2", proto="udp", dport=53,
+                                     sport=41000, record=False)))
+    assert results[0] == results[1]
+    assert '"verdict": "dropped"' in results[0]          # the reply
+
+
+@pytest.mark.parametrize("match, other", [
+    ("-m conntrack --ctstate NEW --ctorigdst 10.0.2.2", "10.0.2.3"),
+    ("-m conntrack --ctdir REPLY", None),
+    ("-m conntrack --ctstatus SEEN_REPLY", None),
+    ("-m mark --mark 0x1", None),
+])
+def test_a_walk_kept_by_what_its_rules_read_tells_packets_apart_by_it(match, other):
+    """The connection's tuples, direction and status, and the mark are what these rules
+    read: a packet that differs in them walks again (the probe and its reply through
+    FORWARD; two destinations)."""
+    b = router_lab()
+    b.apply(O.AddAddress("host/h2", "eth0", "10.0.2.3", 24))
+    iptables(b, "host/r", f"filter -A FORWARD {match} -j DROP")
+    iptables(b, "host/h1", "mangle -A OUTPUT -d 10.0.2.3/32 -j MARK --set-mark 0x1")
+    targets = ["10.0.2.2", "10.0.2.3"]
+    warm = [as_json(trace(b.world, "host/h1", dst, proto="tcp", dport=80, record=False))
+            for dst in targets]
+    computed = []
+    for dst in targets:
+        cold(b.world)
+        computed.append(as_json(trace(b.world, "host/h1", dst, proto="tcp", dport=80,
+                                      record=False)))
+    assert warm == computed
 
 
 # --- L2 segments, found as traces ask for them ------------------------------------------------
