@@ -148,7 +148,17 @@ class ConntrackTable:
                 del self._index[k]
 
     def find(self, pkt: Packet) -> tuple[Conn, str] | None:
-        return self._index.get(_key(pkt.proto, packet_tuple(pkt), _echo_kind(pkt)))
+        # _key(proto, packet_tuple(pkt), _echo_kind(pkt)), without the calls (every hook
+        # of a tracking namespace asks)
+        proto = pkt.proto
+        src = pkt.src or "0.0.0.0"
+        if proto == "tcp" or proto == "udp":
+            key = (proto, src, pkt.sport, pkt.dst, pkt.dport, None)
+        else:
+            key = (proto, src, None, pkt.dst, None,
+                   ("reply" if pkt.icmp_type == ECHO_REPLY else "request") if proto == "icmp"
+                   else None)
+        return self._index.get(key)
 
     def find_quoted(self, inner: Packet) -> tuple[Conn, str] | None:
         """The connection an ICMP error is about, and the direction the error travels in:
@@ -180,7 +190,7 @@ def opens_connection(pkt: Packet) -> bool:
 
 def new_conn(pkt: Packet) -> Conn:
     t = packet_tuple(pkt)
-    conn = Conn(proto=pkt.proto, orig=t, reply=t.inverted(), touched=True)
+    conn = Conn(pkt.proto, t, t.inverted(), set(), "", 0, set(), False, True)   # touched
     if pkt.proto == "tcp":
         conn.tcp_state = "SYN_SENT" if "S" in (pkt.tcp_flags or "") else "ESTABLISHED"
     return conn
@@ -219,16 +229,19 @@ def status_bit(manip: str, direction: str) -> str:
     return bit
 
 
+_STATUS_BITS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, REPLY)}
+
+
 def rewrite(pkt: Packet, **changes) -> Packet:
     """pkt.with_(**changes) without dataclasses.replace's cost (Packet has no __post_init__)."""
-    new = object.__new__(type(pkt))
+    new = object.__new__(pkt.__class__)
     new.__dict__.update(pkt.__dict__, **changes)
     return new
 
 
 def manip_packet(pkt: Packet, conn: Conn, direction: str, manip: str) -> Packet:
     """The packet after the connection's NAT for this hook's manip type (may be unchanged)."""
-    if status_bit(manip, direction) not in conn.status:
+    if _STATUS_BITS[(manip, direction)] not in conn.status:
         return pkt
     t = conn.tuple(other(direction))
     ports = has_ports(pkt.proto)

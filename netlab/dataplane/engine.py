@@ -249,7 +249,7 @@ class _Skb:
     inner: "_Skb | None" = None    # a VXLAN packet: the frame it carries, and its VNI
     vni: int | None = None
 
-    def crossed(self, *, netns_changed: bool) -> None:
+    def crossed(self, netns_changed: bool) -> None:
         """A veth hands the packet over: skb_scrub_packet drops the conntrack reference
         (and, into another namespace, the mark)."""
         self.conn = None
@@ -279,15 +279,14 @@ class _Walk:
     @staticmethod
     def hop(ns: Netns, event: str, detail: str, dev: str | None = None,
             action: str | None = None, **extra) -> Hop:
-        return Hop(node=ns.node, netns=ns.name, event=event, detail=detail, dev=dev,
-                   action=action, extra=extra or None)
+        # positional: a dataclass's __init__ is quickest so (a hop is made at every step)
+        return Hop(ns.node, ns.name, event, detail, dev, None, None, None, action, extra or None)
 
     @staticmethod
     def end(verdict: str, outcome: str, hops: list[Hop], packet: Packet, *,
             diagnosis: str | None = None, delivered_to: str | None = None,
             reply: Path | None = None) -> Path:
-        return Path(verdict=verdict, outcome=outcome, hops=hops, packet_out=packet,
-                    diagnosis=diagnosis, delivered_to=delivered_to, reply=reply)
+        return Path(verdict, outcome, hops, packet, 1.0, delivered_to, diagnosis, reply)
 
     def probe(self, pkt: Packet, oif: str | None) -> Path:
         skb = _Skb(pkt, probe=True, fresh=self.fresh)
@@ -311,11 +310,14 @@ class _Walk:
             route_hop = self.hop(ns, "route", _describe_route(d), dev=d.dev, src=pkt.src)
             route_hop.extra["packet"] = packet_json(pkt)
         else:
-            route_hop = self._shared_hop(("route", id(d), pkt.src), d, lambda: self.hop(
-                ns, "route", _describe_route(d), dev=d.dev, src=pkt.src))
+            key = ("route", id(d), pkt.src)
+            route_hop = self._shared_hop(key, d)
+            if route_hop is None:
+                route_hop = self._share_hop(key, d, self.hop(ns, "route", _describe_route(d),
+                                                             dev=d.dev, src=pkt.src))
         skb.hops.append(route_hop)
         skb.local = ns
-        decided = self._hook(ns, "OUTPUT", skb, out_dev=d.dev or "lo")
+        decided = self._hook(ns, "OUTPUT", skb, None, d.dev or "lo")
         if decided is not None:
             return self._decided(ns, skb, decided)
         if skb.pkt.dst != pkt.dst:
@@ -364,7 +366,8 @@ class _Walk:
 
     # --- out of a device -----------------------------------------------------------
     def output(self, ns: Netns, dev: str, nexthop: str, skb: _Skb) -> Path:
-        decided = self._hook(ns, "POSTROUTING", skb, out_dev=dev, nexthop=nexthop)
+        decided = self._hook(ns, "POSTROUTING", skb, None, dev, None, None, False,
+                             nexthop)
         if decided is not None:
             return self._decided(ns, skb, decided)
         resolved = self.static.arp.get((id(ns), dev, nexthop))
@@ -574,26 +577,39 @@ class _Walk:
         """A frame crossing veth pairs and bridges to the last end, which receives it.
         Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
-        steps = self.static.steps
+        seq = self._steps_of(ends)
         i = 0
-        while i + 1 < len(ends):
-            a, b = ends[i], ends[i + 1]
-            step = steps.get((a, b))
-            if step is None:
-                step = self._step(a, b)
+        while i < len(seq):
+            step = seq[i]
             kind, hop = step[0], step[1]
             if hop is not None:
                 hops.append(hop)
             if kind == "veth":
-                skb.crossed(netns_changed=step[2])
+                skb.crossed(step[2])        # netns_changed
             elif kind == "in":
                 went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
                 if isinstance(went, Path):
                     return went
-                ends = went
+                if went is not ends:        # bridged to a new destination: a new list
+                    ends, seq = went, self._steps_of(went, keep=False)
             i += 1
         peer_ns, peer_link = l2.link_at(self.world, ends[-1])
         return self.receive(peer_ns, peer_link, skb)
+
+    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple:
+        """The steps from each end to the next (``_step``); with ``keep``, kept with the list
+        of ends (those of ARP and frame_path live as long as this state of the World)."""
+        steps = self.static.steps
+        kept = steps.get(id(ends))
+        if kept is not None and kept[0] is ends:
+            return kept[1]
+        seq = tuple(steps.get((a, b)) or self._step(a, b) for a, b in zip(ends, ends[1:]))
+        if not keep:
+            return seq
+        if len(steps) >= MEMO_SIZE:
+            steps.clear()
+        steps[id(ends)] = (ends, seq)      # the list held: its id stays its own
+        return seq
 
     def _step(self, a: l2.End, b: l2.End) -> tuple:
         """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
@@ -619,16 +635,19 @@ class _Walk:
         steps[(a, b)] = step
         return step
 
-    def _shared_hop(self, key: tuple, keep: object, make: Callable[[], Hop]) -> Hop:
-        """A hop that is the same whenever ``key`` is (``keep``: the object whose id is in
-        the key, held so the id stays its own)."""
+    def _shared_hop(self, key: tuple, keep: object) -> Hop | None:
+        """The hop kept for ``key``, which is the same whenever ``key`` is (``keep``: the
+        object whose id is in the key, held so the id stays its own); None when none is."""
         found = self.static.hops.get(key)
         if found is not None and found[0] is keep:
             return found[1]
+        return None
+
+    def _share_hop(self, key: tuple, keep: object, hop: Hop) -> Hop:
+        """Keep ``hop`` for ``key`` (see _shared_hop)."""
         hops = self.static.hops
         if len(hops) >= MEMO_SIZE:
             hops.clear()
-        hop = make()
         hops[key] = (keep, hop)
         return hop
 
@@ -723,7 +742,7 @@ class _Walk:
     def receive(self, ns: Netns, link: Link, skb: _Skb, *, physdev_in: str | None = None,
                 prerouted: bool = False, loopback: bool = False) -> Path:
         if not prerouted:
-            decided = self._hook(ns, "PREROUTING", skb, in_dev=link.name, physdev_in=physdev_in)
+            decided = self._hook(ns, "PREROUTING", skb, link.name, None, physdev_in)
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
@@ -789,12 +808,14 @@ class _Walk:
                                     f"the TTL ran out at {ns.label} (a routing loop, or "
                                     f"traceroute's probe)")
         skb.pkt = pkt = ct.rewrite(pkt, ttl=pkt.ttl - 1)
-        skb.hops.append(self._shared_hop(
-            ("forward", id(d), link.name, pkt.ttl), d, lambda: self.hop(
+        key = ("forward", id(d), link.name, pkt.ttl)
+        hop = self._shared_hop(key, d)
+        if hop is None:
+            hop = self._share_hop(key, d, self.hop(
                 ns, "forward", f"forward {link.name} → {d.dev}"
-                + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev)))
-        decided = self._hook(ns, "FORWARD", skb, in_dev=link.name, out_dev=d.dev,
-                             physdev_in=physdev_in)
+                + (f" via {d.gateway}" if d.gateway else "") + f", TTL {pkt.ttl}", dev=d.dev))
+        skb.hops.append(hop)
+        decided = self._hook(ns, "FORWARD", skb, link.name, d.dev, physdev_in)
         if decided is not None:
             return self._decided(ns, skb, decided)
         return self.output(ns, d.dev, d.nexthop, skb)
@@ -802,7 +823,7 @@ class _Walk:
     # --- local delivery ----------------------------------------------------------------
     def deliver(self, ns: Netns, link: Link, skb: _Skb, *,
                 physdev_in: str | None = None) -> Path:
-        decided = self._hook(ns, "INPUT", skb, in_dev=link.name, physdev_in=physdev_in)
+        decided = self._hook(ns, "INPUT", skb, link.name, None, physdev_in)
         if decided is not None:
             return self._decided(ns, skb, decided)
         pkt, hops = skb.pkt, skb.hops
@@ -845,8 +866,8 @@ class _Walk:
                 what = "SYN" if syn else "segment"
                 hops.append(self.hop(ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted "
                                      f"by a listener in {label}", dev=link.name))
-                answer = Packet("tcp", src=pkt.dst, dst=pkt.src, sport=pkt.dport,
-                                dport=pkt.sport, tcp_flags="SA" if syn else "A")
+                answer = Packet("tcp", pkt.dst, pkt.src, pkt.dport, pkt.sport, 64, None, None,
+                                "SA" if syn else "A")      # positional: quicker
                 return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
             hops.append(self.hop(ns, "deliver", f"nothing listens on tcp port {pkt.dport} in "
                                  f"{label}: answer with RST", dev=link.name))
@@ -972,11 +993,12 @@ class _Walk:
             or (icmp_type == ICMP_UNREACH and code in UDP_SILENT_UNREACH))
 
     # --- netfilter ----------------------------------------------------------------------
-    def _hook(self, ns: Netns, hook: str, skb: _Skb, *, in_dev: str | None = None,
+    def _hook(self, ns: Netns, hook: str, skb: _Skb, in_dev: str | None = None,
               out_dev: str | None = None, physdev_in: str | None = None,
               physdev_out: str | None = None, bridged: bool = False,
               nexthop: str | None = None) -> Decision | None:
-        """Run a hook of ``ns``; a Decision when the packet ends here (DROP, REJECT)."""
+        """Run a hook of ``ns``; a Decision when the packet ends here (DROP, REJECT). (The
+        hot callers pass the devices by position: a call with keywords costs more.)"""
         if not ns.tables:
             return None
         plans = self.static.plans
@@ -998,8 +1020,16 @@ class _Walk:
                     if view.conn is None and table.uses_conn:
                         view.conn = self._conn_view(skb)
                 decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                self._after_walk(skb, view, decided)
-                if decided.kind in ("drop", "reject"):
+                # _after_walk, inline (a hook's hot loop)
+                skb.mark = view.mark
+                if skb.conn is not None and view.conn is not None:
+                    skb.conn.mark = view.conn.mark
+                if decided.notrack:
+                    skb.untracked = True
+                    skb.conn = None
+                    skb.state = UNTRACKED
+                kind = decided.kind
+                if kind == "drop" or kind == "reject":
                     return decided
             elif step == "ct":
                 self._conntrack_in(ns, skb)

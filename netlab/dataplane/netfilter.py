@@ -40,6 +40,8 @@ from typing import Callable, Sequence
 from netlab.dataplane.routing import ip_int
 from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
+from netlab.netfilter import matches as _m
+from netlab.netfilter import targets as _t
 from netlab.netfilter.rules import parse_rule
 from netlab.netfilter.types import Action, PacketView
 from netlab.trace import Hop, Packet
@@ -299,7 +301,7 @@ class Shared:
 
 
 class CompiledTable:
-    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo")
+    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo", "reads")
 
     def __init__(self, name: str, table: Table, shared: Shared | None = None):
         self.name = name
@@ -308,6 +310,8 @@ class CompiledTable:
         self._uses_conn: bool | None = None
         # walk(): one state of the World, and of this namespace (its addresses count)
         self.memo: dict[tuple, "_Fork | _Leaf"] = {}
+        # by hook: what the rules a walk from the hook's chain can meet read (reads_of)
+        self.reads: dict[str, frozenset[str] | None] = {}
 
     @property
     def uses_conn(self) -> bool:
@@ -446,9 +450,15 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     followed by asking ``choose`` the same questions in the same order. A hit appends
     copies of the hops the walk made and leaves the view's mark and connmark as the walk
     did."""
-    key = _walk_key(table, hook, view)
+    try:
+        reads = table.reads[hook]
+    except KeyError:
+        reads = table.reads[hook] = reads_of(table, hook)
+    key = _walk_key(table, hook, view, reads)
     memo = table.memo
     node = memo.get(key)
+    if node.__class__ is _Leaf:
+        return node.replay(view, hops)
     answers: list[bool] = []
     while node is not None and node.__class__ is _Fork:
         branch = choose(node.p)
@@ -461,7 +471,7 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     decided = _walk(ns, table, hook, view, _Replayed(choose, answers, log), hops)
     if len(memo) >= WALK_MEMO_SIZE and key not in memo:
         memo.clear()
-    leaf = _Leaf(decided, hops, start, view)
+    leaf = _Leaf(decided, hops, start, view, reads, table.uses_conn)
     if not log:
         memo[key] = leaf
         return decided
@@ -483,19 +493,117 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
 WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it starts again)
 
 
-def _walk_key(table: "CompiledTable", hook: str, view: PacketView) -> tuple:
+def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
+              reads: frozenset[str] | None) -> tuple:
     """Everything a table's rules can read of the packet (matches and targets read only
     these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
-    which make ``uses_conn``)."""
+    which make ``uses_conn``); with ``reads`` (reads_of), only what the rules met from the
+    hook's chain read. A plain Packet is in the key as its fields (what its equality
+    compares: a tuple is hashed and compared without calls into Python)."""
     conn = view.conn
-    if conn is None or not table.uses_conn:
+    uses_conn = table._uses_conn
+    if uses_conn is None:
+        uses_conn = table.uses_conn
+    if conn is None or not uses_conn:
         ck = None
-    else:
+    elif reads is None or "conn" in reads:
         ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
               conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
               conn.reply_sport, conn.reply_dport, conn.mark)
-    return (hook, view.packet, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
-            view.bridged, view.mark, ck)
+    else:
+        ck = ((conn.state, frozenset(conn.status)) if "ct_state" in reads else None,
+              conn.direction if "ct_dir" in reads else None,
+              (conn.orig_src, conn.orig_dst, conn.orig_sport, conn.orig_dport, conn.reply_src,
+               conn.reply_dst, conn.reply_sport, conn.reply_dport)
+              if "ct_tuples" in reads else None,
+              conn.mark if "ct_mark" in reads else None)
+    p = view.packet
+    if reads is not None and "packet" not in reads:
+        return ("reads", hook, view.in_dev if "in_dev" in reads else None,
+                view.out_dev if "out_dev" in reads else None,
+                view.mark if "mark" in reads else None, ck,
+                p.src if "src" in reads else None, p.dst if "dst" in reads else None,
+                p.proto if "proto" in reads else None)
+    if p.__class__ is Packet:
+        return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
+                view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
+                p.icmp_type, p.icmp_code, p.tcp_flags)
+    return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out, view.bridged,
+            view.mark, ck, p)
+
+
+# What the matches and targets whose code reads no more than this read of the packet's view
+# ("packet": any field of the packet; "mark": skb->mark; of the connection "ct_state" its
+# state and status, "ct_dir" its direction, "ct_tuples" its tuples, "ct_mark" its mark,
+# "conn" all of it). Any other match or target may read anything (physdev, addrtype, sets,
+# LOG, …).
+_MATCH_READS = {_m.Comment: (), _m.Statistic: (), _m.Mark: ("mark",), _m.State: ("ct_state",),
+                _m.Connmark: ("ct_mark",), _m.Tcp: ("packet",), _m.Udp: ("packet",)}
+_TARGET_READS = {_t.Accept: (), _t.Drop: (), _t.Return: (), _t.Mark: ("mark",),
+                 _t.Connmark: ("ct_mark", "mark"), _t.Dnat: (), _t.Snat: (),
+                 _t.Masquerade: ()}
+# -m conntrack, by option (Conntrack.evaluate): every use reads the state (UNTRACKED
+# or not); an option not listed here, all of the connection.
+_CONNTRACK_READS = {"ctstate": (), "ctstatus": (), "ctexpire": (), "ctdir": ("ct_dir",),
+                    "ctproto": ("proto",),
+                    **{name: ("ct_tuples",) for name in ("ctorigsrc", "ctorigdst", "ctreplsrc",
+                                                         "ctrepldst", "ctorigsrcport",
+                                                         "ctorigdstport", "ctreplsrcport",
+                                                         "ctrepldstport")}}
+
+
+def _match_reads(m) -> tuple[str, ...] | None:
+    if type(m.ext) is _m.Conntrack:
+        out = ["ct_state"]
+        for option in m.data or ():
+            found = _CONNTRACK_READS.get(option)
+            if found is None:
+                return ("conn",)
+            out.extend(found)
+        return tuple(out)
+    return _MATCH_READS.get(type(m.ext))
+READS_BUDGET = 64       # rules looked at for reads_of (more: the walk may read anything)
+
+
+def reads_of(table: "CompiledTable", hook: str) -> frozenset[str] | None:
+    """What the rules a walk from ``hook``'s chain can meet read of the packet's view:
+    "src", "dst", "proto", "in_dev", "out_dev" (the built-in matches), and those of
+    _MATCH_READS and _TARGET_READS; None when one of them may read anything, or the
+    chains are long (an indexed chain reads the destination and port as well)."""
+    reads: set[str] = set()
+    todo = [table.chain(hook)]
+    seen: set[str] = set()
+    budget = READS_BUDGET
+    while todo:
+        chain = todo.pop()
+        if chain is None or chain.name in seen:
+            continue
+        seen.add(chain.name)
+        budget -= chain.count
+        if budget < 0 or chain.count >= INDEX_MIN_RULES:
+            return None
+        for i in range(chain.count):
+            try:
+                rule = chain.compile(i)
+            except Exception:       # noqa: BLE001 — a rule a walk may never meet
+                return None
+            for test, name in ((rule.src, "src"), (rule.dst, "dst"), (rule.proto, "proto"),
+                               (rule.iin, "in_dev"), (rule.iout, "out_dev")):
+                if test is not None:
+                    reads.add(name)
+            for m in rule.matches:
+                found = _match_reads(m)
+                if found is None:
+                    return None
+                reads.update(found)
+            if rule.to_chain is not None:
+                todo.append(table.chain(rule.to_chain.chain or ""))
+            elif rule.target is not None:
+                found = _TARGET_READS.get(type(rule.target.ext))
+                if found is None:
+                    return None
+                reads.update(found)
+    return frozenset(reads)
 
 
 class _Replayed:
@@ -538,32 +646,36 @@ def copy_hop(hop: Hop) -> Hop:
 
 
 class _Leaf:
-    """How a walk ended: its hops (copies, as they were when it ended), its Decision
-    (with the index of its hop among them) and the marks it left."""
+    """How a walk ended: its hops, its Decision (with the index of its hop among them) and
+    the marks it left. The hops are those the walk made, shared (hops are not changed once
+    made), but for the deciding one of a NAT, DROP or REJECT, which the engine may add to:
+    a copy of it as it was when the walk ended."""
 
     __slots__ = ("hops", "decided", "index", "mark", "connmark")
 
-    def __init__(self, decided: Decision, hops: list[Hop], start: int, view: PacketView):
-        made = hops[start:]
-        self.hops = [copy_hop(h) for h in made]
+    def __init__(self, decided: Decision, hops: list[Hop], start: int, view: PacketView,
+                 reads: frozenset[str] | None = None, uses_conn: bool = True):
+        self.hops = made = hops[start:]
         self.index = None
-        hop = None
-        if decided.hop is not None:
-            self.index = next(i for i, h in enumerate(made) if h is decided.hop)
-            hop = self.hops[self.index]
+        hop = decided.hop
+        if hop is not None and decided.kind != "accept":
+            # the engine adds to the hop of a NAT, DROP or REJECT only
+            self.index = next(i for i in range(len(made) - 1, -1, -1) if made[i] is hop)
+            hop = made[self.index] = copy_hop(hop)
         self.decided = Decision(decided.kind, decided.action, hop, decided.table,
                                 decided.chain, decided.rule, decided.position, decided.notrack)
-        if decided.kind == "accept":
-            self.index = None       # the engine adds to the hop of a NAT, DROP or REJECT only
-        self.mark = view.mark
-        self.connmark = view.conn.mark if view.conn is not None else None
+        # The marks as the walk left them, where it can change them (MARK, CONNMARK): then
+        # they are in its key too. Elsewhere a replay leaves the view's marks alone.
+        self.mark = view.mark if reads is None or "mark" in reads else None
+        self.connmark = view.conn.mark if view.conn is not None and uses_conn and (
+            reads is None or "conn" in reads or "ct_mark" in reads) else None
 
     def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
-        """The walk again: its hops shared (hops are not changed once made, but for the
-        deciding one of a NAT, DROP or REJECT, which the engine may add to: a copy)."""
+        """The walk again: its hops shared, but for the deciding one (a copy)."""
         start = len(hops)
         hops.extend(self.hops)
-        view.mark = self.mark
+        if self.mark is not None:
+            view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
         d = self.decided
@@ -703,9 +815,8 @@ def _hop(ns: Netns, table: str, chain: CompiledChain, pos: int, chance: float, a
         if chance < 1.0:
             notes.append(f"matched with probability {chance:.4g} on this path")
         detail = f"{detail} ({'; '.join(notes)})"
-    return Hop(node=ns.node, netns=ns.name, event="netfilter", detail=detail, table=table,
-               chain=chain.name, rule=compiled.text, action=action,
-               extra={"position": pos + 1})
+    return Hop(ns.node, ns.name, "netfilter", detail, None, table, chain.name, compiled.text,
+               action, {"position": pos + 1})
 
 
 def _continue_detail(name: str, action: Action, mark_before: int, view: PacketView) -> str:

@@ -296,6 +296,183 @@ def test_the_engine_builds_every_field_of_a_packet_view():
                          for c in conns)
 
 
+@pytest.mark.parametrize("where, rule, proto, port, added", [
+    ("host/h1", "filter -A OUTPUT -p udp -j DROP", "udp", 53, "errno"),
+    ("host/r", "nat -A POSTROUTING -j SNAT --to-source 10.9.9.9", "tcp", 80,
+     "SNAT 10.0.1.2:40000 → 10.9.9.9:40000"),
+    ("host/r", "nat -A PREROUTING -p tcp -j DNAT --to-destination 10.0.2.2:81", "tcp", 80,
+     "DNAT 10.0.2.2:80 → 10.0.2.2:81"),
+], ids=["drop-eperm", "snat", "dnat"])
+def test_what_the_engine_adds_to_a_deciding_hop_is_never_kept_with_its_walk(
+        where, rule, proto, port, added):
+    """A kept walk shares its hops with the traces that meet it, but for the deciding one
+    (a NAT, DROP or REJECT), to which the engine adds the rewrite or the errno: each trace
+    gets it once, as the first did."""
+    b = router_lab()
+    iptables(b, where, rule)
+    cold(b.world)
+    first = as_json(trace(b.world, "host/h1", "10.0.2.2", proto=proto, dport=port,
+                          record=False))
+    again = [as_json(trace(b.world, "host/h1", "10.0.2.2", proto=proto, dport=port,
+                           record=False)) for _ in range(3)]
+    assert again == [first] * 3
+    assert first.count(json.dumps(added)[1:-1]) == 1, first      # as_json writes \\u2192
+
+
+def test_a_walk_is_kept_by_every_field_of_its_packet():
+    """A kept walk is found by the packet's fields: two equal packets (one made by the
+    engine's rewrite) find the same walk, and a packet that differs in any one field (a
+    field added to Packet one day too), or that is an ICMP error with the same fields,
+    does not."""
+    from netlab.dataplane.conntrack import IcmpError, rewrite
+    from netlab.dataplane.netfilter import _walk_key, rules_of
+    from netlab.trace import Packet
+
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m conntrack --ctstate NEW -j ACCEPT")
+    ns = b.world.namespaces["host/r"]
+    table = rules_of(b.world, ns).table("filter")
+    base = Packet("tcp", "10.0.1.2", "10.0.2.2", 40000, 80, 64, None, None, "S")
+
+    def key(pkt):
+        view = PacketView(packet=pkt, table="filter", hook="FORWARD", in_dev="eth0",
+                          out_dev="eth1", conn=ConnView(state="NEW"))
+        return _walk_key(table, "FORWARD", view, None)      # rules that may read anything
+
+    assert key(rewrite(base, ttl=64)) == key(base)
+    others = {"proto": "udp", "src": "10.0.1.3", "dst": "10.0.2.3", "sport": 1, "dport": 2,
+              "ttl": 63, "icmp_type": 8, "icmp_code": 0, "tcp_flags": "A"}
+    assert set(others) == {f.name for f in dataclasses.fields(Packet)}
+    for name, value in others.items():
+        assert key(rewrite(base, **{name: value})) != key(base), name
+    error = IcmpError(**{f.name: getattr(base, f.name) for f in dataclasses.fields(Packet)})
+    assert key(error) != key(base)
+    assert key(error) == key(IcmpError(**vars(error)))
+
+
+def _all_traces(world, probes_, monkeypatch, narrow: bool) -> list[str]:
+    from netlab.dataplane import netfilter
+
+    if not narrow:
+        monkeypatch.setattr(netfilter, "reads_of", lambda table, hook: None)
+    out = []
+    for src, dst, proto, port in probes_:
+        if not narrow:
+            cold(world)         # every walk computed: nothing kept from another packet
+        for kw in ({}, {"seed": 3}):
+            out.append(as_json(trace(world, src, dst, proto=proto, dport=port, record=False,
+                                     **kw)))
+    monkeypatch.undo()
+    return out
+
+
+def test_walks_kept_by_what_their_rules_read_give_the_traces_of_walks_computed(
+        cluster, monkeypatch):
+    """A walk through rules that read only some of the packet (kube-proxy's FORWARD and
+    POSTROUTING: the ctstate and the mark) is kept by those alone and met by other
+    packets: every trace of the cluster, one after the other on one World, equals the
+    trace computed from nothing kept and with walks kept by the whole packet."""
+    c, world = cluster
+    cases = probes(c)
+    cold(world)
+    narrow = _all_traces(world, cases, monkeypatch, narrow=True)
+    assert narrow == _all_traces(world, cases, monkeypatch, narrow=False)
+
+
+def test_walks_kept_by_what_their_rules_read_in_random_labs(monkeypatch, tmp_path):
+    """The same in random labs (filter and nat rules, marks, conntrack states, -i/-o)."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from random_labs import random_lab
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    for i in range(12):
+        lab = random_lab(random.Random(f"reads-{i}"), f"r{i}")
+        path = tmp_path / f"r{i}.yaml"
+        path.write_text(lab.yaml())
+        world = run_lab(load_lab(path), check_expect=False).world
+        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
+                 for src, dst, proto, port in lab.probes]
+        cases = [case for case in cases if case[0] in world.namespaces]
+        cold(world)
+        narrow = _all_traces(world, cases, monkeypatch, narrow=True)
+        assert narrow == _all_traces(world, cases, monkeypatch, narrow=False), lab.yaml()
+
+
+def test_what_a_walk_reads_is_known_for_kube_proxys_forward_and_nothing_unknown():
+    import sys
+
+    from netlab.dataplane.netfilter import reads_of, rules_of
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    world = build_model(synthetic(3, 12, 3)).world
+    rules = rules_of(world, next(ns for ns in world.namespaces.values()
+                                 if ns.name == "root" and "filter" in ns.tables))
+    assert reads_of(rules.table("filter"), "FORWARD") == {"ct_state", "mark"}
+    assert reads_of(rules.table("nat"), "POSTROUTING") == {"mark"}
+    assert reads_of(rules.table("nat"), "PREROUTING") is None      # long, indexed chains
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m addrtype --dst-type LOCAL -j DROP")
+    iptables(b, "host/r", "nat -A POSTROUTING -o eth1 -s 10.0.1.0/24 -j MASQUERADE")
+    r = rules_of(b.world, b.world.namespaces["host/r"])
+    assert reads_of(r.table("filter"), "FORWARD") is None          # addrtype: anything
+    assert reads_of(r.table("nat"), "POSTROUTING") == {"out_dev", "src"}
+
+
+def test_a_walk_kept_by_its_ctstate_and_direction_tells_a_reply_from_its_request(
+        monkeypatch):
+    """--ctdir is read: the ESTABLISHED datagram of a known flow and its ESTABLISHED reply
+    walk FORWARD apart (the reply is dropped, the datagram is not)."""
+    import copy
+
+    from netlab.dataplane import netfilter
+
+    b = router_lab()
+    iptables(b, "host/r", "filter -A FORWARD -m conntrack --ctstate ESTABLISHED --ctdir REPLY "
+                          "-j DROP")
+    trace(b.world, "host/h1", "10.0.2.2", proto="udp", dport=53, sport=41000)
+    results = []
+    for narrow in (True, False):
+        if not narrow:
+            monkeypatch.setattr(netfilter, "reads_of", lambda table, hook: None)
+        w = copy.deepcopy(b.world)
+        results.append(as_json(trace(w, "host/h1", "10.0.2.2", proto="udp", dport=53,
+                                     sport=41000, record=False)))
+    assert results[0] == results[1]
+    assert '"verdict": "dropped"' in results[0]          # the reply
+
+
+@pytest.mark.parametrize("match, other", [
+    ("-m conntrack --ctstate NEW --ctorigdst 10.0.2.2", "10.0.2.3"),
+    ("-m conntrack --ctdir REPLY", None),
+    ("-m conntrack --ctstatus SEEN_REPLY", None),
+    ("-m mark --mark 0x1", None),
+])
+def test_a_walk_kept_by_what_its_rules_read_tells_packets_apart_by_it(match, other):
+    """The connection's tuples, direction and status, and the mark are what these rules
+    read: a packet that differs in them walks again (the probe and its reply through
+    FORWARD; two destinations)."""
+    b = router_lab()
+    b.apply(O.AddAddress("host/h2", "eth0", "10.0.2.3", 24))
+    iptables(b, "host/r", f"filter -A FORWARD {match} -j DROP")
+    iptables(b, "host/h1", "mangle -A OUTPUT -d 10.0.2.3/32 -j MARK --set-mark 0x1")
+    targets = ["10.0.2.2", "10.0.2.3"]
+    warm = [as_json(trace(b.world, "host/h1", dst, proto="tcp", dport=80, record=False))
+            for dst in targets]
+    computed = []
+    for dst in targets:
+        cold(b.world)
+        computed.append(as_json(trace(b.world, "host/h1", dst, proto="tcp", dport=80,
+                                      record=False)))
+    assert warm == computed
+
+
 # --- L2 segments, found as traces ask for them ------------------------------------------------
 
 def segments_alike(world) -> None:
