@@ -50,20 +50,22 @@ class Segments:
         if reach is None:
             self.search_all(world)
         else:
-            self._search(world, min(reach, key=lambda e: self._position(world, e)))
+            self._search(world, self._first(world, reach), reach.__getitem__)
         return self.segment.get(end)
 
     def search_all(self, world: World) -> None:
         for ns in world.namespaces.values():
             for link in ns.links.values():
                 if link.kind != "loopback" and (ns.key, link.name) not in self.segment:
-                    self._search(world, (ns.key, link.name))
+                    self._search(world, (ns.key, link.name),
+                                 lambda end: _neighbours(world, end))
 
-    def _reach(self, world: World, end: End) -> set[End] | None:
-        """The ends reachable from ``end`` (those that reach it: the links are symmetric
-        but for bridges in bridges, and then None)."""
-        seen = {end}
+    def _reach(self, world: World, end: End) -> dict[End, list[End]] | None:
+        """The ends reachable from ``end``, each with its neighbours (those that reach it:
+        the links are symmetric but for bridges in bridges, and then None)."""
+        reach: dict[End, list[End]] = {}
         queue = deque([end])
+        seen = {end}
         while queue:
             here = queue.popleft()
             ns = world.namespaces[here[0]]
@@ -71,33 +73,39 @@ class Segments:
             if link.kind == "bridge" and (link.master is not None or any(
                     p.kind == "bridge" and p.master == link.name for p in ns.links.values())):
                 return None
-            for nxt in _neighbours(world, here):
+            reach[here] = found = _neighbours(world, here)
+            for nxt in found:
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
-        return seen
+        return reach
 
-    def _position(self, world: World, end: End) -> tuple[int, int]:
+    def _first(self, world: World, ends) -> End:
+        """The first of ``ends`` in the World's order: namespaces, then their links."""
         if self._order is None:
             self._order = {key: i for i, key in enumerate(world.namespaces)}
-        return self._order[end[0]], list(world.namespaces[end[0]].links).index(end[1])
+        key = min({e[0] for e in ends}, key=self._order.__getitem__)
+        links = list(world.namespaces[key].links)
+        return key, min((e[1] for e in ends if e[0] == key), key=links.index)
 
-    def _search(self, world: World, start: End) -> None:
+    def _search(self, world: World, start: End, neighbours) -> None:
         """One domain, from its first end: the tree, then its open links and owners."""
         sid = self._next
         self._next += 1
-        self.segment[start] = sid
-        self.parent[start] = None
-        self.depth[start] = 0
+        segment, parent, depth = self.segment, self.parent, self.depth
+        segment[start] = sid
+        parent[start] = None
+        depth[start] = 0
         found = [start]
         queue = deque([start])
         while queue:
             end = queue.popleft()
-            for nxt in _neighbours(world, end):
-                if nxt not in self.segment:
-                    self.segment[nxt] = sid
-                    self.parent[nxt] = end
-                    self.depth[nxt] = self.depth[end] + 1
+            below = depth[end] + 1
+            for nxt in neighbours(end):
+                if nxt not in segment:
+                    segment[nxt] = sid
+                    parent[nxt] = end
+                    depth[nxt] = below
                     found.append(nxt)
                     queue.append(nxt)
         members = []
@@ -121,7 +129,7 @@ def _neighbours(world: World, end: End) -> list[End]:
     ns = world.namespaces[end[0]]
     link = ns.links[end[1]]
     out: list[End] = []
-    if not oper_up(world, ns, link) and link.kind != "bridge":
+    if link.kind != "bridge" and not oper_up(world, ns, link):
         return out
     if link.kind == "veth":
         peer = world.peer_of(ns, link)

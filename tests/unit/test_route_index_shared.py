@@ -1,0 +1,140 @@
+"""A shared route index (a base's index and a namespace's few differences) answers as an
+index built from the namespace's own list does, whatever the list became."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from netlab.model import Netns, Route
+from netlab.model import route_index as ri
+from netlab.model.route_index import RouteIndex, SharedRouteIndex, append_route, route_index
+
+
+@pytest.fixture(autouse=True)
+def small_bases(monkeypatch):
+    monkeypatch.setattr(ri, "SHARE_FROM", 8)
+    monkeypatch.setattr(ri, "MAX_DIFFERENCES", 12)
+    monkeypatch.setattr(ri, "_BASES", [])
+
+
+def dotted(ip: int) -> str:
+    return f"{ip >> 24}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}"
+
+
+def a_route(rng: random.Random) -> Route:
+    plen = rng.choice([0, 8, 16, 24, 24, 24, 25, 32])
+    ip = rng.choice([0x0A000000, 0x0A010000, 0xC0A80100]) | rng.getrandbits(6) << 8
+    net = ip & ri.mask_of(plen)
+    return Route(dst="default" if plen == 0 else f"{dotted(net)}/{plen}",
+                 dev=rng.choice(["eth0", "eth1", "cni0", None]),
+                 gateway=rng.choice([None, None, "10.0.0.1"]),
+                 metric=rng.choice([0, 0, 0, 10, 100]),
+                 scope=rng.choice(["link", "global", "host"]),
+                 type=rng.choice(["unicast"] * 6 + ["blackhole"]))
+
+
+def changed(rng: random.Random, routes: list[Route], pool: list[Route]) -> list[Route]:
+    """A new list: a few appends, deletes, replacements, moves, equal copies; or a flush."""
+    out = list(routes)
+    for _ in range(rng.randint(0, 6)):
+        kind = rng.choice(["append", "insert", "delete", "replace", "move", "copy", "again",
+                           "flush"] if len(out) > 2 else ["append"])
+        if kind == "append":
+            out.append(rng.choice(pool))
+        elif kind == "insert":
+            out.insert(rng.randrange(len(out) + 1), a_route(rng))
+        elif kind == "delete":
+            del out[rng.randrange(len(out))]
+        elif kind == "replace":
+            out[rng.randrange(len(out))] = a_route(rng)
+        elif kind == "move":
+            out.insert(rng.randrange(len(out)), out.pop(rng.randrange(len(out))))
+        elif kind == "copy":           # an equal route, another object
+            k = rng.randrange(len(out))
+            out[k] = dataclasses.replace(out[k])
+        elif kind == "again":          # one object twice
+            out.insert(rng.randrange(len(out)), rng.choice(out))
+        elif rng.random() < 0.1:
+            out = []
+    return out
+
+
+def same_answers(index, routes: list[Route], rng: random.Random) -> None:
+    assert index.valid_for(routes)
+    full = RouteIndex(list(routes))
+    assert [id(r) for r in index.connected] == [id(r) for r in full.connected]
+    for r in routes + [a_route(rng) for _ in range(5)]:
+        assert [id(x) for x in index.same_prefix(r.dst)] == \
+            [id(x) for x in full.same_prefix(r.dst)]
+        for metric in (0, 10, 100):
+            assert index.first(r.dst, metric) is full.first(r.dst, metric)
+    for _ in range(60):
+        ip = rng.choice([0x0A000000, 0x0A010000, 0xC0A80100, 0x08080808]) | rng.getrandbits(14)
+        for oif in (None, "eth0", "eth1", "cni0"):
+            assert index.longest_match(ip, oif) is full.longest_match(ip, oif), (dotted(ip), oif)
+
+
+def test_a_shared_index_answers_as_the_full_one_over_random_changes():
+    rng = random.Random(6)
+    shared = 0
+    for _ in range(60):
+        pool = [a_route(rng) for _ in range(rng.randint(8, 40))]
+        first = rng.sample(pool, rng.randint(8, len(pool)))
+        ns = Netns(node="n", name="root", routes=first)
+        same_answers(route_index(ns), first, rng)
+        for _ in range(8):
+            other = Netns(node="m", name="root", routes=changed(rng, first, pool))
+            index = route_index(other)
+            shared += isinstance(index, SharedRouteIndex) and index.base.routes is not \
+                other.routes and bool(index.mine)
+            same_answers(index, other.routes, rng)
+            for _ in range(3):                      # appends it follows
+                append_route(other, rng.choice(pool + [a_route(rng)]))
+                assert route_index(other) is index
+                same_answers(index, other.routes, rng)
+            other.routes.pop(rng.randrange(len(other.routes)))   # behind its back
+            same_answers(route_index(other), other.routes, rng)
+    assert shared > 100         # the shared path was taken, with differences
+
+
+def test_a_base_is_a_copy_that_later_changes_to_the_list_do_not_reach():
+    rng = random.Random(7)
+    routes = [a_route(rng) for _ in range(30)]
+    ns = Netns(node="n", name="root", routes=routes)
+    index = route_index(ns)
+    assert isinstance(index, SharedRouteIndex) and index.base.routes is not routes
+    frozen = list(index.base.routes)
+    for _ in range(20):
+        append_route(ns, a_route(rng))
+        ns.routes[rng.randrange(len(ns.routes))] = a_route(rng)  # a new list would be made
+        ns.routes = list(ns.routes)
+        same_answers(route_index(ns), ns.routes, rng)
+    assert index.base.routes == frozen and all(a is b for a, b in zip(index.base.routes, frozen))
+
+
+def test_host_gw_lists_share_one_base():
+    every = [Route(dst=f"10.244.{i}.0/24", dev="eth0", gateway=f"10.0.0.{i}", scope="global")
+             for i in range(40)]
+    spaces = []
+    for i in range(40):
+        own = [Route(dst="10.0.0.0/24", dev="eth0", src=f"10.0.0.{i}", scope="link"),
+               Route(dst=f"10.244.{i}.0/24", dev="cni0", src=f"10.244.{i}.1", scope="link")]
+        spaces.append(Netns(node=f"n{i}", name="root", routes=own + every[:i] + every[i + 1:]))
+    rng = random.Random(1)
+    for ns in spaces:
+        same_answers(route_index(ns), ns.routes, rng)
+    assert len({id(route_index(ns).base) for ns in spaces}) == 1
+
+
+def test_indexes_are_neither_copied_nor_pickled():
+    import copy
+    import pickle
+
+    ns = Netns(node="n", name="root", routes=[a_route(random.Random(2)) for _ in range(20)])
+    route_index(ns)
+    for twin in (copy.deepcopy(ns), pickle.loads(pickle.dumps(ns))):
+        assert twin.__dict__.get(ri.ATTR) is None and twin.routes == ns.routes
+        assert route_index(twin).valid_for(twin.routes)
