@@ -66,6 +66,7 @@ class Segments:
         reach: dict[End, list[End]] = {}
         queue = deque([end])
         seen = {end}
+        carrier: dict = {}          # the links are held by the World: their ids hold
         while queue:
             here = queue.popleft()
             ns = world.namespaces[here[0]]
@@ -73,7 +74,7 @@ class Segments:
             if link.kind == "bridge" and (link.master is not None or any(
                     p.kind == "bridge" and p.master == link.name for p in ns.links.values())):
                 return None
-            reach[here] = found = _neighbours(world, here)
+            reach[here] = found = _neighbours(world, here, carrier)
             for nxt in found:
                 if nxt not in seen:
                     seen.add(nxt)
@@ -124,26 +125,45 @@ class Segments:
                         self.owners.setdefault((sid, addr.ip), end)
 
 
-def _neighbours(world: World, end: End) -> list[End]:
-    """Ends one L2 step away from ``end``, if frames can cross (link state)."""
+def _neighbours(world: World, end: End, seen: dict | None = None) -> list[End]:
+    """Ends one L2 step away from ``end``, if frames can cross (link state). ``seen``: the
+    carrier of links already looked at in this search (a veth's needs its peer)."""
     ns = world.namespaces[end[0]]
     link = ns.links[end[1]]
     out: list[End] = []
-    if link.kind != "bridge" and not oper_up(world, ns, link):
-        return out
-    if link.kind == "veth":
-        peer = world.peer_of(ns, link)
+    kind = link.kind
+    if kind == "veth":
+        up, peer = _veth(world, ns, link, seen)
+        if not up:
+            return out
         if peer is not None and peer[1].up:
             out.append((peer[0].key, peer[1].name))
+    elif kind != "bridge" and not oper_up(world, ns, link):
+        return out
+    key = ns.key
     if link.master is not None:
         bridge = ns.links.get(link.master)
         if bridge is not None and bridge.up:
-            out.append((ns.key, bridge.name))
-    if link.kind == "bridge" and link.up:
+            out.append((key, bridge.name))
+    if kind == "bridge" and link.up:
+        name = link.name
         for port in ns.links.values():
-            if port.master == link.name and oper_up(world, ns, port):
-                out.append((ns.key, port.name))
+            if port.master == name and (_veth(world, ns, port, seen)[0] if port.kind == "veth"
+                                        else oper_up(world, ns, port)):
+                out.append((key, port.name))
     return out
+
+
+def _veth(world: World, ns: Netns, link: Link, seen: dict | None):
+    """(oper_up, the peer) of a veth, as oper_up says it."""
+    found = seen.get(id(link)) if seen is not None else None
+    if found is None:
+        peer = world.peer_of(ns, link)
+        found = (link.up and (link.peer_name is None or (peer is not None and peer[1].up)),
+                 peer)
+        if seen is not None:
+            seen[id(link)] = found
+    return found
 
 
 def build_segments(world: World) -> Segments:

@@ -362,11 +362,90 @@ def build_index(routes: list[Route]) -> RouteIndex | SharedRouteIndex:
     return SharedRouteIndex(routes, base, [(0, 0, len(routes))], [], [])
 
 
+class Pending:
+    """A SharedRouteIndex known but not made yet (a namespace's first look-up makes it):
+    the list as runs of a base's routes, its own routes, and the base's missing ones."""
+
+    __slots__ = ("routes", "length", "last", "base", "runs", "added", "missing")
+
+    def __init__(self, routes: list[Route], base: Base, runs: list[tuple[int, int, int]],
+                 added: list[int], missing: list[int]):
+        self.routes = routes
+        self.length = len(routes)
+        self.last = routes[-1] if routes else None
+        self.base, self.runs, self.added, self.missing = base, runs, added, missing
+
+    def __deepcopy__(self, memo) -> None:
+        return None
+
+    def __reduce__(self):
+        return _nothing, ()
+
+    valid_for = RouteIndex.valid_for
+
+    def add(self, route: Route) -> None:
+        self.added.append(self.length)
+        self.length += 1
+        self.last = route
+
+    def made(self) -> SharedRouteIndex:
+        if self.base not in _BASES:
+            _BASES.insert(0, self.base)
+            del _BASES[BASES:]
+        return SharedRouteIndex(self.routes, self.base, self.runs, self.added, self.missing)
+
+
+NOTE = "_route_batch_note"
+
+
+def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
+    """What a batch of ``count`` routes about to be appended to ``ns.routes`` is: the
+    ``pieces`` of a list of that base, runs ``(start in the base, length)`` and routes of
+    its own. ``forget_route_index`` takes the note once the batch is in the list."""
+    ns.__dict__[NOTE] = (base, tuple(pieces), len(ns.routes), count)
+
+
+def _follow(routes: list[Route], note: tuple) -> Pending | None:
+    """The Pending index of ``routes``, when its end is the noted batch (checked route by
+    route against the base: equal routes, in its order); None when it is not."""
+    base, pieces, start, count = note
+    if len(routes) != start + count:
+        return None
+    runs: list[tuple[int, int, int]] = []
+    added = list(range(start))
+    i = start
+    for piece in pieces:
+        if type(piece) is tuple:
+            j, n = piece
+            if routes[i:i + n] != base.routes[j:j + n]:
+                return None
+            runs.append((i, j, n))
+            i += n
+        else:
+            if routes[i] is not piece:
+                return None
+            added.append(i)
+            i += 1
+    missing: list[int] = []
+    end = 0
+    for _i, j, n in runs:
+        missing.extend(range(end, j))
+        end = j + n
+        if len(missing) > MAX_DIFFERENCES:
+            return None
+    missing.extend(range(end, min(len(base.routes), end + MAX_DIFFERENCES + 1)))
+    if len(added) + len(missing) > MAX_DIFFERENCES:
+        return None
+    return Pending(routes, base, runs, added, missing)
+
+
 def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
     index = ns.__dict__.get(ATTR)
     if index is None or not index.valid_for(ns.routes):
         index = build_index(ns.routes)
         ns.__dict__[ATTR] = index
+    elif index.__class__ is Pending:
+        index = ns.__dict__[ATTR] = index.made()
     return index
 
 
@@ -381,5 +460,11 @@ def append_route(ns: Netns, route: Route) -> None:
 
 def forget_route_index(ns: Netns) -> None:
     """Drop the namespace's index (after a change it does not follow): the next look-up
-    builds it again, from the list as it is then."""
+    builds it again, from the list as it is then; or, when the change was the batch
+    ``note_batch`` described, makes it from the batch's base."""
     ns.__dict__.pop(ATTR, None)
+    note = ns.__dict__.pop(NOTE, None)
+    if note is not None:
+        pending = _follow(ns.routes, note)
+        if pending is not None:
+            ns.__dict__[ATTR] = pending

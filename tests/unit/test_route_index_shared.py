@@ -138,3 +138,91 @@ def test_indexes_are_neither_copied_nor_pickled():
     for twin in (copy.deepcopy(ns), pickle.loads(pickle.dumps(ns))):
         assert twin.__dict__.get(ri.ATTR) is None and twin.routes == ns.routes
         assert route_index(twin).valid_for(twin.routes)
+
+
+def expand(pieces: list, base: list[Route]) -> list[Route]:
+    out: list[Route] = []
+    end = 0
+    for piece in pieces:
+        if type(piece) is tuple:
+            j, n = piece
+            assert n > 0 and j >= end       # runs in the base's order, none twice
+            out += base[j:j + n]
+            end = j + n
+        else:
+            out.append(piece)
+    return out
+
+
+def test_a_batchs_pieces_follow_its_replacements():
+    from netlab.backends.route_batch import replaced
+
+    rng = random.Random(3)
+    for _ in range(200):
+        base = [a_route(rng) for _ in range(rng.randint(1, 30))]
+        pos = {id(r): i for i, r in enumerate(base)}
+        routes, pieces = list(base), [(0, len(base))]
+        for _ in range(rng.randint(1, 20)):
+            k = rng.randrange(len(routes))
+            route = rng.choice(base) if rng.random() < 0.6 else a_route(rng)
+            routes[k] = route
+            pieces = replaced(pieces, k, route, pos)
+            if pieces is None:
+                break
+            got = expand(pieces, base)
+            assert len(got) == len(routes) and all(a is b for a, b in zip(got, routes))
+    # host-gw: node i's batch is every route but its own; node i's is node i-1's with one
+    # route replaced: against node 0's, one route of its own and two runs at most
+    every = [a_route(rng) for _ in range(50)]
+    base = every[1:]
+    pos = {id(r): i for i, r in enumerate(base)}
+    routes, pieces = list(base), [(0, 49)]
+    for i in range(1, 50):
+        routes[i - 1] = every[i - 1]
+        pieces = replaced(pieces, i - 1, every[i - 1], pos)
+        assert pieces == [every[0]] + ([(0, i - 1)] if i > 1 else []) + \
+            ([(i, 49 - i)] if i < 49 else [])
+
+
+def lan_with_routes(n: int):
+    from netlab import ops as O
+    from netlab.backends.model import ModelBackend
+    from netlab.model import World, ns_key
+
+    b = ModelBackend(World())
+    b.apply(O.AddSwitch("lan", "10.0.0.0/16"))
+    for i in range(1, n + 1):
+        key = ns_key(f"n{i}")
+        b.apply(O.AddNode(f"n{i}"))
+        b.apply(O.AttachToSwitch("lan", f"n{i}", "eth0"))
+        b.apply(O.AddAddress(key, "eth0", f"10.0.0.{i}", 16))
+        b.apply(O.AddLink(key, "cni0", "bridge"))
+        b.apply(O.SetLinkUp(key, "cni0", True))
+        b.apply(O.AddAddress(key, "cni0", f"10.244.{i}.1", 24))
+    every = [(f"10.244.{j}.0/24", f"10.0.0.{j}") for j in range(1, n + 1)]
+    for i in range(1, n + 1):
+        b.apply(O.AddRoutes(ns_key(f"n{i}"), tuple(every[:i - 1] + every[i:])))
+    return b
+
+
+def test_the_nodes_of_host_gw_batches_get_their_index_from_the_batch():
+    from netlab import ops as O
+    from netlab.model import ns_key
+
+    b = lan_with_routes(70)
+    spaces = [b.world.namespaces[ns_key(f"n{i}")] for i in range(1, 71)]
+    noted = [ns.__dict__.get(ri.ATTR).__class__.__name__ for ns in spaces]
+    assert noted[2:] == ["Pending"] * 68, noted
+    rng = random.Random(5)
+    for ns in spaces:
+        same_answers(route_index(ns), ns.routes, rng)
+    assert len({id(route_index(ns).base) for ns in spaces[2:]}) == 1
+    # and after the changes a person makes
+    n5 = ns_key("n5")
+    b.apply(O.AddRoute(n5, "10.244.9.0/24", gateway="10.0.0.20", replace=True))
+    b.apply(O.DelRoute(n5, "10.244.12.0/24"))
+    b.apply(O.AddRoute(n5, "10.244.12.0/24", gateway="10.0.0.33", metric=5))
+    b.apply(O.AddRoute(n5, "10.244.0.0/16", dev="cni0"))
+    ns = b.world.namespaces[n5]
+    same_answers(route_index(ns), ns.routes, rng)
+    assert route_index(ns).longest_match(ri.ip_int("10.244.9.1")).gateway == "10.0.0.20"
