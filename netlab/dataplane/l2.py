@@ -50,31 +50,33 @@ class Segments:
         if reach is None:
             self.search_all(world)
         else:
-            self._search(world, self._first(world, reach), reach.__getitem__)
+            self._search(world, self._first(world, reach), reach)
         return self.segment.get(end)
 
     def search_all(self, world: World) -> None:
         for ns in world.namespaces.values():
             for link in ns.links.values():
                 if link.kind != "loopback" and (ns.key, link.name) not in self.segment:
-                    self._search(world, (ns.key, link.name),
-                                 lambda end: _neighbours(world, end))
+                    self._search(world, (ns.key, link.name))
 
-    def _reach(self, world: World, end: End) -> dict[End, list[End]] | None:
-        """The ends reachable from ``end``, each with its neighbours (those that reach it:
-        the links are symmetric but for bridges in bridges, and then None)."""
-        reach: dict[End, list[End]] = {}
+    def _reach(self, world: World, end: End) -> dict[End, tuple[Netns, Link, list[End]]] | None:
+        """The ends reachable from ``end``, each with its namespace, link and neighbours
+        (those that reach it: the links are symmetric but for bridges in bridges, and then
+        None)."""
+        reach: dict[End, tuple[Netns, Link, list[End]]] = {}
         queue = deque([end])
         seen = {end}
         carrier: dict = {}          # the links are held by the World: their ids hold
+        namespaces = world.namespaces
         while queue:
             here = queue.popleft()
-            ns = world.namespaces[here[0]]
+            ns = namespaces[here[0]]
             link = ns.links[here[1]]
             if link.kind == "bridge" and (link.master is not None or any(
                     p.kind == "bridge" and p.master == link.name for p in ns.links.values())):
                 return None
-            reach[here] = found = _neighbours(world, here, carrier)
+            found = _adjacent(world, ns, link, carrier)
+            reach[here] = (ns, link, found)
             for nxt in found:
                 if nxt not in seen:
                     seen.add(nxt)
@@ -89,8 +91,20 @@ class Segments:
         links = list(world.namespaces[key].links)
         return key, min((e[1] for e in ends if e[0] == key), key=links.index)
 
-    def _search(self, world: World, start: End, neighbours) -> None:
-        """One domain, from its first end: the tree, then its open links and owners."""
+    def _search(self, world: World, start: End,
+                reach: dict[End, tuple[Netns, Link, list[End]]] | None = None) -> None:
+        """One domain, from its first end: the tree, then its open links and owners
+        (``reach``: what _reach found of it, else it is looked up)."""
+        if reach is None:
+            reach = {}
+
+            def at(end: End) -> tuple[Netns, Link, list[End]]:
+                ns = world.namespaces[end[0]]
+                link = ns.links[end[1]]
+                found = reach[end] = (ns, link, _adjacent(world, ns, link, None))
+                return found
+        else:
+            at = reach.__getitem__
         sid = self._next
         self._next += 1
         segment, parent, depth = self.segment, self.parent, self.depth
@@ -102,7 +116,7 @@ class Segments:
         while queue:
             end = queue.popleft()
             below = depth[end] + 1
-            for nxt in neighbours(end):
+            for nxt in at(end)[2]:
                 if nxt not in segment:
                     segment[nxt] = sid
                     parent[nxt] = end
@@ -111,25 +125,25 @@ class Segments:
                     queue.append(nxt)
         members = []
         for end in found:
-            link = world.namespaces[end[0]].links[end[1]]
+            ns, link, _ = reach[end]
             if link.up and open_end(link):
                 self.open.add(sid)
             if link.master is None and link.up:     # a bridge port is not an L3 interface
-                members.append(end)
+                members.append((end, ns))
         # ARP (arp_ignore=0): a namespace answers for any of its local addresses on
         # any interface it has in the segment.
-        for end in members:
-            for other in world.namespaces[end[0]].links.values():
+        owners = self.owners
+        for end, ns in members:
+            for other in ns.links.values():
                 if other.kind != "loopback":
                     for addr in other.addresses:
-                        self.owners.setdefault((sid, addr.ip), end)
+                        owners.setdefault((sid, addr.ip), end)
 
 
-def _neighbours(world: World, end: End, seen: dict | None = None) -> list[End]:
-    """Ends one L2 step away from ``end``, if frames can cross (link state). ``seen``: the
-    carrier of links already looked at in this search (a veth's needs its peer)."""
-    ns = world.namespaces[end[0]]
-    link = ns.links[end[1]]
+def _adjacent(world: World, ns: Netns, link: Link, seen: dict | None) -> list[End]:
+    """The ends one L2 step away from ``link`` of ``ns``, if frames can cross (link state).
+    ``seen``: the carrier of the links already looked at in this search (a veth's needs
+    its peer)."""
     out: list[End] = []
     kind = link.kind
     if kind == "veth":
