@@ -8,6 +8,13 @@ on the list); the index is derived from it, kept on the namespace outside its fi
 was built from, in length and last element — the model replaces the list, or appends to
 it, or removes from it, and never puts a route in the middle of it. A route's ``dst``
 and ``metric`` never change in place.
+
+A long list is indexed against a shared Base (a frozen copy of another long list, with
+its own full index) when it is that list but for a few routes: host-gw gives every node
+the routes to every other node's pods, so each node's index is a few differences, made
+in microseconds rather than milliseconds. The differences are found by comparing the
+two lists (C slice compares), or, for the namespaces of a host-gw batch, noted where the
+batch is checked (backends/route_batch) and checked against the base when it is in.
 """
 
 from __future__ import annotations

@@ -209,10 +209,15 @@ def test_the_nodes_of_host_gw_batches_get_their_index_from_the_batch():
     from netlab import ops as O
     from netlab.model import ns_key
 
+    import copy
+    import pickle
+
     b = lan_with_routes(70)
     spaces = [b.world.namespaces[ns_key(f"n{i}")] for i in range(1, 71)]
     noted = [ns.__dict__.get(ri.ATTR).__class__.__name__ for ns in spaces]
     assert noted[2:] == ["Pending"] * 68, noted
+    for twin in (copy.deepcopy(spaces[9]), pickle.loads(pickle.dumps(spaces[9]))):
+        assert twin.__dict__.get(ri.ATTR) is None and twin.routes == spaces[9].routes
     rng = random.Random(5)
     for ns in spaces:
         same_answers(route_index(ns), ns.routes, rng)
