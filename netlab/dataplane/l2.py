@@ -46,11 +46,14 @@ class Segments:
         link = ns.links.get(end[1]) if ns is not None else None
         if link is None or link.kind == "loopback":
             return None
-        reach = self._reach(world, end)
-        if reach is None:
+        found = self._reach(world, end)
+        if found is None:
             self.search_all(world)
         else:
-            self._search(world, self._first(world, reach), reach)
+            reach, tree = found
+            start = self._first(world, reach)
+            # searched from its first end already: the tree is the one _search would grow
+            self._search(world, start, reach, tree if start == end else None)
         return self.segment.get(end)
 
     def search_all(self, world: World) -> None:
@@ -59,13 +62,14 @@ class Segments:
                 if link.kind != "loopback" and (ns.key, link.name) not in self.segment:
                     self._search(world, (ns.key, link.name))
 
-    def _reach(self, world: World, end: End) -> dict[End, tuple[Netns, Link, list[End]]] | None:
-        """The ends reachable from ``end``, each with its namespace, link and neighbours
-        (those that reach it: the links are symmetric but for bridges in bridges, and then
+    def _reach(self, world: World, end: End):
+        """The ends reachable from ``end`` in the order a search from it meets them, each
+        with its namespace, link and neighbours, and the end each was met from (those
+        that reach it: the links are symmetric but for bridges in bridges, and then
         None)."""
         reach: dict[End, tuple[Netns, Link, list[End]]] = {}
         queue = deque([end])
-        seen = {end}
+        seen: dict[End, End | None] = {end: None}
         carrier: dict = {}          # the links are held by the World: their ids hold
         namespaces = world.namespaces
         while queue:
@@ -79,9 +83,9 @@ class Segments:
             reach[here] = (ns, link, found)
             for nxt in found:
                 if nxt not in seen:
-                    seen.add(nxt)
+                    seen[nxt] = here
                     queue.append(nxt)
-        return reach
+        return reach, seen
 
     def _first(self, world: World, ends) -> End:
         """The first of ``ends`` in the World's order: namespaces, then their links."""
@@ -92,9 +96,11 @@ class Segments:
         return key, min((e[1] for e in ends if e[0] == key), key=links.index)
 
     def _search(self, world: World, start: End,
-                reach: dict[End, tuple[Netns, Link, list[End]]] | None = None) -> None:
+                reach: dict[End, tuple[Netns, Link, list[End]]] | None = None,
+                tree: dict[End, End | None] | None = None) -> None:
         """One domain, from its first end: the tree, then its open links and owners
-        (``reach``: what _reach found of it, else it is looked up)."""
+        (``reach``: what _reach found of it, else it is looked up; ``tree``: what _reach
+        found searching from ``start``, each end's parent in the order met)."""
         if reach is None:
             reach = {}
 
@@ -112,7 +118,14 @@ class Segments:
         parent[start] = None
         depth[start] = 0
         found = [start]
-        queue = deque([start])
+        queue = deque([start] if tree is None else ())
+        if tree is not None:
+            found = list(tree)
+            for nxt in found[1:]:
+                up = tree[nxt]
+                segment[nxt] = sid
+                parent[nxt] = up
+                depth[nxt] = depth[up] + 1
         while queue:
             end = queue.popleft()
             below = depth[end] + 1
