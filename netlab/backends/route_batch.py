@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from netlab.errors import CommandError
 from netlab.model import Netns, Route
-from netlab.model.route_index import prefix_of, route_index
+from netlab.model.route_index import MAX_DIFFERENCES, Base, note_batch, prefix_of, route_index
 
 EEXIST = "RTNETLINK answers: File exists"
 INVALID_GATEWAY = "Error: Nexthop has invalid gateway."
@@ -38,7 +38,8 @@ def ip_int(ip: str) -> int:
 
 class Batch:
     """What checking one batch found: each of its routes leaves by ``dev``."""
-    __slots__ = ("op_dev", "pairs", "routes", "dev", "dsts", "gateways", "changed")
+    __slots__ = ("op_dev", "pairs", "routes", "dev", "dsts", "gateways", "changed", "base",
+                 "pieces")
 
     def __init__(self, op_dev: str | None, pairs: tuple, routes: list[Route], dev: str):
         self.op_dev = op_dev
@@ -48,6 +49,20 @@ class Batch:
         self.dsts = {dst for dst, _ in pairs}
         self.gateways = sorted(ip_int(gw) for _, gw in pairs)     # with repeats
         self.changed = -1           # where the last batch differed from the one before
+        # ``routes`` as pieces of the routes of a base (a copy of an earlier batch), for the
+        # route index of the namespaces it goes to (route_index.note_batch); made with the
+        # second batch, when batches are seen to follow one another
+        self.base: Base | None = None
+        self.pieces: list | None = None
+
+    def replace(self, k: int, route: Route) -> None:
+        """The route at ``k`` replaced by ``route``, in ``routes`` and in its pieces."""
+        if self.base is None:
+            self.base = Base(list(self.routes))
+            self.pieces = [(0, len(self.routes))] if self.base.usable else None
+        self.routes[k] = route
+        if self.pieces is not None:
+            self.pieces = replaced(self.pieces, k, route, self.base.pos)
 
 
 def one_difference(new: tuple, old: list, guess: int = -1) -> int | None:
@@ -74,6 +89,50 @@ def one_difference(new: tuple, old: list, guess: int = -1) -> int | None:
         else:
             hi = mid
     return lo if new[lo + 1:] == old[lo + 1:] else None
+
+
+def replaced(pieces: list, k: int, route: Route, pos: dict[int, int]) -> list | None:
+    """The pieces of a list (runs ``(start in the base, length)`` and routes of its own)
+    once the route at ``k`` is ``route``; None when there would be too many of them."""
+    at = 0
+    for n, piece in enumerate(pieces):
+        size = piece[1] if type(piece) is tuple else 1
+        if at + size > k:
+            break
+        at += size
+    else:
+        raise IndexError(k)
+    mid: list = [route]
+    if type(piece) is tuple:
+        j, size = piece
+        offset = k - at
+        mid = ([(j, offset)] if offset else []) + mid + \
+            ([(j + offset + 1, size - offset - 1)] if size - offset - 1 else [])
+    out = _joined(pieces[:n] + mid + pieces[n + 1:], pos)
+    return out if len(out) <= MAX_DIFFERENCES else None
+
+
+def _joined(pieces: list, pos: dict[int, int]) -> list:
+    """The same list in as few pieces: a route of its own that is the base's, between the
+    runs around it in the base's order, becomes a run; runs that follow on are one."""
+    out: list = []
+    end = 0                         # where the last run so far ends in the base
+    for n, piece in enumerate(pieces):
+        if type(piece) is not tuple:
+            p = pos.get(id(piece))
+            if p is not None and p >= end:
+                after = next((q[0] for q in pieces[n + 1:] if type(q) is tuple), None)
+                if after is None or p < after:
+                    piece = (p, 1)
+        if type(piece) is tuple:
+            if out and type(out[-1]) is tuple and out[-1][0] + out[-1][1] == piece[0]:
+                out[-1] = (out[-1][0], out[-1][1] + piece[1])
+            else:
+                out.append(piece)
+            end = piece[0] + piece[1]
+        else:
+            out.append(piece)
+    return out
 
 
 def connected_routes(ns: Netns, dev: str | None) -> list[tuple[int, int, int, str]]:
@@ -114,6 +173,9 @@ class RouteBatches:
         CommandError as for the first route the kernel would refuse."""
         quick = self._like_last(ns, pairs, op_dev, up, local)
         if quick is not None:
+            last = self.last
+            if last.pieces is not None:
+                note_batch(ns, last.base, last.pieces, len(quick))
             return quick
         routes = self._one_by_one(ns, pairs, op_dev, up, local)
         devs = {r.dev for r in routes}
@@ -198,7 +260,7 @@ class RouteBatches:
         insort(gateways, new_ip)
         dsts.discard(old_dst)
         dsts.add(new_dst)
-        last.routes[k] = self.route(dev, pairs[k])
+        last.replace(k, self.route(dev, pairs[k]))
         last.pairs[k] = pairs[k]
         last.changed = k
         return last.routes

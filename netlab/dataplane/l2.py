@@ -46,11 +46,14 @@ class Segments:
         link = ns.links.get(end[1]) if ns is not None else None
         if link is None or link.kind == "loopback":
             return None
-        reach = self._reach(world, end)
-        if reach is None:
+        found = self._reach(world, end)
+        if found is None:
             self.search_all(world)
         else:
-            self._search(world, min(reach, key=lambda e: self._position(world, e)))
+            reach, tree = found
+            start = self._first(world, reach)
+            # searched from its first end already: the tree is the one _search would grow
+            self._search(world, start, reach, tree if start == end else None)
         return self.segment.get(end)
 
     def search_all(self, world: World) -> None:
@@ -59,83 +62,135 @@ class Segments:
                 if link.kind != "loopback" and (ns.key, link.name) not in self.segment:
                     self._search(world, (ns.key, link.name))
 
-    def _reach(self, world: World, end: End) -> set[End] | None:
-        """The ends reachable from ``end`` (those that reach it: the links are symmetric
-        but for bridges in bridges, and then None)."""
-        seen = {end}
+    def _reach(self, world: World, end: End):
+        """The ends reachable from ``end`` in the order a search from it meets them, each
+        with its namespace, link and neighbours, and the end each was met from (those
+        that reach it: the links are symmetric but for bridges in bridges, and then
+        None)."""
+        reach: dict[End, tuple[Netns, Link, list[End]]] = {}
         queue = deque([end])
+        seen: dict[End, End | None] = {end: None}
+        carrier: dict = {}          # the links are held by the World: their ids hold
+        namespaces = world.namespaces
         while queue:
             here = queue.popleft()
-            ns = world.namespaces[here[0]]
+            ns = namespaces[here[0]]
             link = ns.links[here[1]]
             if link.kind == "bridge" and (link.master is not None or any(
                     p.kind == "bridge" and p.master == link.name for p in ns.links.values())):
                 return None
-            for nxt in _neighbours(world, here):
+            found = _adjacent(world, ns, link, carrier)
+            reach[here] = (ns, link, found)
+            for nxt in found:
                 if nxt not in seen:
-                    seen.add(nxt)
+                    seen[nxt] = here
                     queue.append(nxt)
-        return seen
+        return reach, seen
 
-    def _position(self, world: World, end: End) -> tuple[int, int]:
+    def _first(self, world: World, ends) -> End:
+        """The first of ``ends`` in the World's order: namespaces, then their links."""
         if self._order is None:
             self._order = {key: i for i, key in enumerate(world.namespaces)}
-        return self._order[end[0]], list(world.namespaces[end[0]].links).index(end[1])
+        key = min({e[0] for e in ends}, key=self._order.__getitem__)
+        links = list(world.namespaces[key].links)
+        return key, min((e[1] for e in ends if e[0] == key), key=links.index)
 
-    def _search(self, world: World, start: End) -> None:
-        """One domain, from its first end: the tree, then its open links and owners."""
+    def _search(self, world: World, start: End,
+                reach: dict[End, tuple[Netns, Link, list[End]]] | None = None,
+                tree: dict[End, End | None] | None = None) -> None:
+        """One domain, from its first end: the tree, then its open links and owners
+        (``reach``: what _reach found of it, else it is looked up; ``tree``: what _reach
+        found searching from ``start``, each end's parent in the order met)."""
+        if reach is None:
+            reach = {}
+
+            def at(end: End) -> tuple[Netns, Link, list[End]]:
+                ns = world.namespaces[end[0]]
+                link = ns.links[end[1]]
+                found = reach[end] = (ns, link, _adjacent(world, ns, link, None))
+                return found
+        else:
+            at = reach.__getitem__
         sid = self._next
         self._next += 1
-        self.segment[start] = sid
-        self.parent[start] = None
-        self.depth[start] = 0
+        segment, parent, depth = self.segment, self.parent, self.depth
+        segment[start] = sid
+        parent[start] = None
+        depth[start] = 0
         found = [start]
-        queue = deque([start])
+        queue = deque([start] if tree is None else ())
+        if tree is not None:
+            found = list(tree)
+            for nxt in found[1:]:
+                up = tree[nxt]
+                segment[nxt] = sid
+                parent[nxt] = up
+                depth[nxt] = depth[up] + 1
         while queue:
             end = queue.popleft()
-            for nxt in _neighbours(world, end):
-                if nxt not in self.segment:
-                    self.segment[nxt] = sid
-                    self.parent[nxt] = end
-                    self.depth[nxt] = self.depth[end] + 1
+            below = depth[end] + 1
+            for nxt in at(end)[2]:
+                if nxt not in segment:
+                    segment[nxt] = sid
+                    parent[nxt] = end
+                    depth[nxt] = below
                     found.append(nxt)
                     queue.append(nxt)
         members = []
         for end in found:
-            link = world.namespaces[end[0]].links[end[1]]
+            ns, link, _ = reach[end]
             if link.up and open_end(link):
                 self.open.add(sid)
             if link.master is None and link.up:     # a bridge port is not an L3 interface
-                members.append(end)
+                members.append((end, ns))
         # ARP (arp_ignore=0): a namespace answers for any of its local addresses on
         # any interface it has in the segment.
-        for end in members:
-            for other in world.namespaces[end[0]].links.values():
+        owners = self.owners
+        for end, ns in members:
+            for other in ns.links.values():
                 if other.kind != "loopback":
                     for addr in other.addresses:
-                        self.owners.setdefault((sid, addr.ip), end)
+                        owners.setdefault((sid, addr.ip), end)
 
 
-def _neighbours(world: World, end: End) -> list[End]:
-    """Ends one L2 step away from ``end``, if frames can cross (link state)."""
-    ns = world.namespaces[end[0]]
-    link = ns.links[end[1]]
+def _adjacent(world: World, ns: Netns, link: Link, seen: dict | None) -> list[End]:
+    """The ends one L2 step away from ``link`` of ``ns``, if frames can cross (link state).
+    ``seen``: the carrier of the links already looked at in this search (a veth's needs
+    its peer)."""
     out: list[End] = []
-    if not oper_up(world, ns, link) and link.kind != "bridge":
-        return out
-    if link.kind == "veth":
-        peer = world.peer_of(ns, link)
+    kind = link.kind
+    if kind == "veth":
+        up, peer = _veth(world, ns, link, seen)
+        if not up:
+            return out
         if peer is not None and peer[1].up:
             out.append((peer[0].key, peer[1].name))
+    elif kind != "bridge" and not oper_up(world, ns, link):
+        return out
+    key = ns.key
     if link.master is not None:
         bridge = ns.links.get(link.master)
         if bridge is not None and bridge.up:
-            out.append((ns.key, bridge.name))
-    if link.kind == "bridge" and link.up:
+            out.append((key, bridge.name))
+    if kind == "bridge" and link.up:
+        name = link.name
         for port in ns.links.values():
-            if port.master == link.name and oper_up(world, ns, port):
-                out.append((ns.key, port.name))
+            if port.master == name and (_veth(world, ns, port, seen)[0] if port.kind == "veth"
+                                        else oper_up(world, ns, port)):
+                out.append((key, port.name))
     return out
+
+
+def _veth(world: World, ns: Netns, link: Link, seen: dict | None):
+    """(oper_up, the peer) of a veth, as oper_up says it."""
+    found = seen.get(id(link)) if seen is not None else None
+    if found is None:
+        peer = world.peer_of(ns, link)
+        found = (link.up and (link.peer_name is None or (peer is not None and peer[1].up)),
+                 peer)
+        if seen is not None:
+            seen[id(link)] = found
+    return found
 
 
 def build_segments(world: World) -> Segments:

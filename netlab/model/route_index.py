@@ -8,12 +8,20 @@ on the list); the index is derived from it, kept on the namespace outside its fi
 was built from, in length and last element — the model replaces the list, or appends to
 it, or removes from it, and never puts a route in the middle of it. A route's ``dst``
 and ``metric`` never change in place.
+
+A long list is indexed against a shared Base (a frozen copy of another long list, with
+its own full index) when it is that list but for a few routes: host-gw gives every node
+the routes to every other node's pods, so each node's index is a few differences, made
+in microseconds rather than milliseconds. The differences are found by comparing the
+two lists (C slice compares), or, for the namespaces of a host-gw batch, noted where the
+batch is checked (backends/route_batch) and checked against the base when it is in.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from bisect import bisect_right
 from functools import lru_cache
 
 from netlab.model.world import Netns, Route
@@ -44,6 +52,33 @@ def prefix_of(dst: str) -> tuple[int, int, int]:
     return int(net.network_address), int(net.netmask), net.prefixlen
 
 
+def mask_of(plen: int) -> int:
+    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+
+
+def is_connected(route: Route) -> bool:
+    """A route a gateway may sit on: unicast, no gateway, not scope host."""
+    return route.type == "unicast" and route.gateway is None and route.scope != "host"
+
+
+def pick(bucket: Route | list[Route], oif: str | None) -> Route | None:
+    """Of one prefix's routes (in list order), the one fib_lookup takes: the lowest
+    metric, the first on a tie, among those that may leave by ``oif``."""
+    if not isinstance(bucket, list):
+        return bucket if oif is None or bucket.dev is None or bucket.dev == oif else None
+    best: Route | None = None
+    for route in bucket:
+        if oif is not None and route.dev is not None and route.dev != oif:
+            continue
+        if best is None or route.metric < best.metric:
+            best = route
+    return best
+
+
+def _nothing() -> None:
+    return None
+
+
 class RouteIndex:
     __slots__ = ("routes", "length", "last", "by_prefix", "prefixes", "connected")
 
@@ -61,6 +96,9 @@ class RouteIndex:
     def __deepcopy__(self, memo) -> None:
         return None         # a copy of the namespace builds its own when it needs one
 
+    def __reduce__(self):
+        return _nothing, ()     # nor does a pickled one carry it
+
     def valid_for(self, routes: list[Route]) -> bool:
         return routes is self.routes and len(routes) == self.length and \
             (not self.length or routes[-1] is self.last)
@@ -77,8 +115,8 @@ class RouteIndex:
             nets = by_prefix.get(plen)
             if nets is None:
                 nets = by_prefix[plen] = {}
-                self.prefixes = sorted(((p, prefix_of(f"0.0.0.0/{p}")[1], n)
-                                        for p, n in by_prefix.items()), key=lambda t: -t[0])
+                self.prefixes = sorted(((p, mask_of(p), n) for p, n in by_prefix.items()),
+                                       key=lambda t: -t[0])
             held = nets.get(net)
             if held is None:
                 nets[net] = route
@@ -86,7 +124,7 @@ class RouteIndex:
                 held.append(route)
             else:
                 nets[net] = [held, route]
-            if route.type == "unicast" and route.gateway is None and route.scope != "host":
+            if is_connected(route):
                 connected.append(route)
             self.length += 1
         self.last = self.routes[-1] if self.length else None
@@ -96,20 +134,10 @@ class RouteIndex:
         first such route on a tie), among routes that may leave by ``oif``."""
         for _plen, mask, nets in self.prefixes:
             bucket = nets.get(ip & mask)
-            if bucket is None:
-                continue
-            if not isinstance(bucket, list):
-                if oif is None or bucket.dev is None or bucket.dev == oif:
-                    return bucket
-                continue
-            best: Route | None = None
-            for route in bucket:
-                if oif is not None and route.dev is not None and route.dev != oif:
-                    continue
-                if best is None or route.metric < best.metric:
-                    best = route
-            if best is not None:
-                return best
+            if bucket is not None:
+                best = pick(bucket, oif)
+                if best is not None:
+                    return best
         return None
 
     def same_prefix(self, dst: str) -> list[Route]:
@@ -125,11 +153,306 @@ class RouteIndex:
                     None)
 
 
-def route_index(ns: Netns) -> RouteIndex:
+class Base:
+    """A full index over a frozen copy of one long route list, and where each of its
+    routes is in it: shared by the namespaces whose lists are this one but for a few
+    routes (host-gw: every node holds the routes to every other node's pods)."""
+
+    __slots__ = ("routes", "index", "pos")
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes        # a copy of its own, never changed (a list: slices of
+        self.index = RouteIndex(routes)     # two lists compare in C)
+        self.pos = {id(r): i for i, r in enumerate(routes)}    # the tuple holds them: ids hold
+
+    @property
+    def usable(self) -> bool:
+        return len(self.pos) == len(self.routes)        # no route twice
+
+
+class SharedRouteIndex:
+    """The index of a list that is a Base's list with a few routes added or missing: it
+    answers as a RouteIndex built from the list would. The list is runs of the base's
+    routes (equal to them, in the base's order) and routes of its own; every (prefix
+    length, network) one of its own routes or a missing base route has is ``mine``: its
+    routes in this list's order, objects of this list. Any other network is the base's,
+    whose routes there are in this list, in the same order; an answer from the base is
+    given as this list's object at that place."""
+
+    __slots__ = ("routes", "length", "last", "base", "runs", "starts", "mine", "prefixes",
+                 "connected")
+
+    def __init__(self, routes: list[Route], base: Base, runs: list[tuple[int, int, int]],
+                 added: list[int], missing: list[int]):
+        """``runs``: (position in the list, in the base, length), ascending in both;
+        ``added``: the list's other positions; ``missing``: the base's positions in no run."""
+        self.routes = routes
+        self.length = len(routes)
+        self.last = routes[-1] if routes else None
+        self.base = base
+        self.runs = runs
+        self.starts = [j for _i, j, _n in runs]
+        self.mine: dict[int, dict[int, list[Route]]] = {}
+        by_key: dict[tuple[int, int], list[int]] = {}
+        for x in added:
+            net, _mask, plen = prefix_of(routes[x].dst)
+            by_key.setdefault((plen, net), []).append(x)
+        for p in missing:
+            net, _mask, plen = prefix_of(base.routes[p].dst)
+            by_key.setdefault((plen, net), [])
+        by_prefix, pos = base.index.by_prefix, base.pos
+        for (plen, net), mine in by_key.items():
+            held = by_prefix.get(plen, {}).get(net)
+            if held is not None:
+                for r in held if isinstance(held, list) else (held,):
+                    x = self._place(pos[id(r)])
+                    if x is not None:
+                        mine.append(x)
+                mine.sort()
+            self.mine.setdefault(plen, {})[net] = [routes[x] for x in mine]
+        connected = [x for x in map(self._place, (pos[id(r)] for r in base.index.connected))
+                     if x is not None]
+        connected += (x for x in added if is_connected(routes[x]))
+        connected.sort()
+        self.connected = [routes[x] for x in connected]
+        self._prefixes()
+
+    def __deepcopy__(self, memo) -> None:
+        return None
+
+    def __reduce__(self):
+        return _nothing, ()
+
+    def _prefixes(self) -> None:
+        base = self.base.index.by_prefix
+        self.prefixes = [(p, mask_of(p), base.get(p), self.mine.get(p))
+                         for p in sorted(set(base) | set(self.mine), reverse=True)]
+
+    def _place(self, p: int) -> int | None:
+        """Where the base's route at ``p`` is in this list (None: missing)."""
+        k = bisect_right(self.starts, p) - 1
+        if k < 0:
+            return None
+        i, j, n = self.runs[k]
+        return i + p - j if p < j + n else None
+
+    def _own(self, route: Route) -> Route:
+        """The base's ``route`` as this list's object at its place."""
+        return self.routes[self._place(self.base.pos[id(route)])]
+
+    valid_for = RouteIndex.valid_for
+
+    def add(self, route: Route) -> None:
+        """Take in ``route``, just appended to the list."""
+        net, _mask, plen = prefix_of(route.dst)
+        bucket = self.same_prefix(route.dst) + [route]
+        mine = self.mine.get(plen)
+        if mine is None:
+            mine = self.mine[plen] = {}
+            mine[net] = bucket
+            self._prefixes()
+        else:
+            mine[net] = bucket
+        if is_connected(route):
+            self.connected.append(route)
+        self.length += 1
+        self.last = route
+
+    def extend(self, routes) -> None:
+        for route in routes:
+            self.add(route)
+
+    def longest_match(self, ip: int, oif: str | None = None) -> Route | None:
+        for _plen, mask, nets, mine in self.prefixes:
+            key = ip & mask
+            if mine is not None:
+                bucket = mine.get(key)
+                if bucket is not None:
+                    best = pick(bucket, oif)
+                    if best is not None:
+                        return best
+                    continue
+            if nets is not None:
+                bucket = nets.get(key)
+                if bucket is not None:
+                    best = pick(bucket, oif)
+                    if best is not None:
+                        return self._own(best)
+        return None
+
+    def same_prefix(self, dst: str) -> list[Route]:
+        net, _mask, plen = prefix_of(dst)
+        mine = self.mine.get(plen)
+        if mine is not None and net in mine:
+            return list(mine[net])
+        return [self._own(r) for r in RouteIndex.same_prefix(self.base.index, dst)]
+
+    first = RouteIndex.first
+
+
+SHARE_FROM = 256            # shorter lists get an index of their own (it costs little)
+MAX_DIFFERENCES = 64        # routes added or missing against a base, at most
+BASES = 4                   # bases kept, the last used first
+_BASES: list[Base] = []     # pure functions of their frozen lists: any World may use them
+
+
+def _common(a: list, i: int, b: list, j: int) -> int:
+    """How many routes from a[i] on equal those from b[j] on (a[i] == b[j])."""
+    n = min(len(a) - i, len(b) - j)
+    if a[i:i + n] == b[j:j + n]:
+        return n
+    lo, hi = 1, n               # a[i:i+lo] == b[j:j+lo], a[i:i+hi] != b[j:j+hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[i + lo:i + mid] == b[j + lo:j + mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def differences(routes: list[Route], base: Base
+                ) -> tuple[list[tuple[int, int, int]], list[int], list[int]] | None:
+    """``routes`` as runs of the base's routes (in its order), added and missing routes;
+    None when there are more than MAX_DIFFERENCES of them, or the order is not the base's."""
+    b, pos = base.routes, base.pos
+    n, m = len(routes), len(b)
+    if abs(n - m) > MAX_DIFFERENCES or not any(
+            id(routes[x]) in pos for x in (n // 3, n // 2, n - 1)):
+        return None
+    runs: list[tuple[int, int, int]] = []
+    added: list[int] = []
+    missing: list[int] = []
+    i = j = 0
+    while i < n and j < m:
+        route = routes[i]
+        if route is b[j] or route == b[j]:
+            k = _common(routes, i, b, j)
+            runs.append((i, j, k))
+            i += k
+            j += k
+            continue
+        p = pos.get(id(route))
+        if p is None or p < j:
+            added.append(i)         # not the base's (or met again): the list's own
+            i += 1
+        elif p - j + len(missing) + len(added) > MAX_DIFFERENCES:
+            return None
+        else:
+            missing.extend(range(j, p))
+            j = p
+        if len(added) + len(missing) > MAX_DIFFERENCES:
+            return None
+    added.extend(range(i, n))
+    missing.extend(range(j, m))
+    if len(added) + len(missing) > MAX_DIFFERENCES:
+        return None
+    return runs, added, missing
+
+
+def build_index(routes: list[Route]) -> RouteIndex | SharedRouteIndex:
+    """The index of ``routes``: shared with a base for a long list that is one but for a
+    few routes (a base made from it when none is)."""
+    if len(routes) < SHARE_FROM:
+        return RouteIndex(routes)
+    for k, base in enumerate(_BASES):
+        found = differences(routes, base)
+        if found is not None:
+            if k:
+                _BASES.insert(0, _BASES.pop(k))
+            return SharedRouteIndex(routes, base, *found)
+    base = Base(list(routes))
+    if not base.usable:
+        return RouteIndex(routes)
+    _BASES.insert(0, base)
+    del _BASES[BASES:]
+    return SharedRouteIndex(routes, base, [(0, 0, len(routes))], [], [])
+
+
+class Pending:
+    """A SharedRouteIndex known but not made yet (a namespace's first look-up makes it):
+    the list as runs of a base's routes, its own routes, and the base's missing ones."""
+
+    __slots__ = ("routes", "length", "last", "base", "runs", "added", "missing")
+
+    def __init__(self, routes: list[Route], base: Base, runs: list[tuple[int, int, int]],
+                 added: list[int], missing: list[int]):
+        self.routes = routes
+        self.length = len(routes)
+        self.last = routes[-1] if routes else None
+        self.base, self.runs, self.added, self.missing = base, runs, added, missing
+
+    def __deepcopy__(self, memo) -> None:
+        return None
+
+    def __reduce__(self):
+        return _nothing, ()
+
+    valid_for = RouteIndex.valid_for
+
+    def add(self, route: Route) -> None:
+        self.added.append(self.length)
+        self.length += 1
+        self.last = route
+
+    def made(self) -> SharedRouteIndex:
+        if self.base not in _BASES:
+            _BASES.insert(0, self.base)
+            del _BASES[BASES:]
+        return SharedRouteIndex(self.routes, self.base, self.runs, self.added, self.missing)
+
+
+NOTE = "_route_batch_note"
+
+
+def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
+    """What a batch of ``count`` routes about to be appended to ``ns.routes`` is: the
+    ``pieces`` of a list of that base, runs ``(start in the base, length)`` and routes of
+    its own. ``forget_route_index`` takes the note once the batch is in the list."""
+    ns.__dict__[NOTE] = (base, tuple(pieces), len(ns.routes), count)
+
+
+def _follow(routes: list[Route], note: tuple) -> Pending | None:
+    """The Pending index of ``routes``, when its end is the noted batch (checked route by
+    route against the base: equal routes, in its order); None when it is not."""
+    base, pieces, start, count = note
+    if len(routes) != start + count:
+        return None
+    runs: list[tuple[int, int, int]] = []
+    added = list(range(start))
+    i = start
+    for piece in pieces:
+        if type(piece) is tuple:
+            j, n = piece
+            if routes[i:i + n] != base.routes[j:j + n]:
+                return None
+            runs.append((i, j, n))
+            i += n
+        else:
+            if routes[i] is not piece:
+                return None
+            added.append(i)
+            i += 1
+    missing: list[int] = []
+    end = 0
+    for _i, j, n in runs:
+        missing.extend(range(end, j))
+        end = j + n
+        if len(missing) > MAX_DIFFERENCES:
+            return None
+    missing.extend(range(end, min(len(base.routes), end + MAX_DIFFERENCES + 1)))
+    if len(added) + len(missing) > MAX_DIFFERENCES:
+        return None
+    return Pending(routes, base, runs, added, missing)
+
+
+def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
     index = ns.__dict__.get(ATTR)
     if index is None or not index.valid_for(ns.routes):
-        index = RouteIndex(ns.routes)
+        index = build_index(ns.routes)
         ns.__dict__[ATTR] = index
+    elif index.__class__ is Pending:
+        index = ns.__dict__[ATTR] = index.made()
     return index
 
 
@@ -144,5 +467,11 @@ def append_route(ns: Netns, route: Route) -> None:
 
 def forget_route_index(ns: Netns) -> None:
     """Drop the namespace's index (after a change it does not follow): the next look-up
-    builds it again, from the list as it is then."""
+    builds it again, from the list as it is then; or, when the change was the batch
+    ``note_batch`` described, makes it from the batch's base."""
     ns.__dict__.pop(ATTR, None)
+    note = ns.__dict__.pop(NOTE, None)
+    if note is not None:
+        pending = _follow(ns.routes, note)
+        if pending is not None:
+            ns.__dict__[ATTR] = pending
