@@ -347,19 +347,47 @@ class _Restore:
         copied, fresh = section.copied, section.fresh
         end = len(names)
         i = start
-        while i < end:
-            name = names[i]
-            if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
-                    or name in builtin:
-                break
-            chains[name] = Chain(None, "[0:0]", [], [])
-            copied.add(name)
-            fresh.add(name)
-            i += 1
+        size = 16
+        while i < end - 1:
+            # A chunk at once when every name of it passes (new, distinct, of a fine length,
+            # no blank), chunks growing while they do; else a name at a time, up to the
+            # first that does not.
+            chunk = names[i:i + size]
+            unique = set(chunk)
+            joined = "".join(chunk)
+            if len(unique) == len(chunk) and " " not in joined and "\t" not in joined \
+                    and min(map(len, chunk)) > 0 and max(map(len, chunk)) <= 28 \
+                    and unique.isdisjoint(builtin) and chains.keys().isdisjoint(unique):
+                chains.update(zip(chunk, [Chain(None, "[0:0]", [], []) for _ in chunk]))
+                copied |= unique
+                fresh |= unique
+                i += len(chunk)
+                size *= 2
+                continue
+            for name in chunk:
+                if not self._new_one(name):
+                    break
+                i += 1
+            break
+        else:
+            if i < end and self._new_one(names[i]):      # the last name (or the only one)
+                i += 1
         if i > start:
             section.order_dirty = True
             section.declared = True
         return i - start
+
+    def _new_one(self, name: str) -> bool:
+        section = self.section
+        assert section is not None
+        chains = section.table.chains
+        if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
+                or name in BUILTIN_CHAINS[section.name]:
+            return False
+        chains[name] = Chain(None, "[0:0]", [], [])
+        section.copied.add(name)
+        section.fresh.add(name)
+        return True
 
     def chain_line(self, number: int, line: str) -> None:
         section = self.section
@@ -776,7 +804,10 @@ class _Restore:
         if section.order_dirty:
             builtin = BUILTIN_CHAINS[section.name]
             ordered = {n: chains[n] for n in builtin if n in chains}
-            users = sorted(chains.keys() - set(builtin))
+            users = sorted(chains)
+            for name in builtin:
+                if name in chains:
+                    users.remove(name)
             ordered.update(zip(users, map(chains.__getitem__, users)))
             table.chains = ordered
         self.staged[section.name] = table if section.declared else None

@@ -46,6 +46,10 @@ def random_sections(rnd: random.Random):
         chains = rnd.sample(USER, rnd.randint(0, 3))
         if odd and rnd.random() < 0.3:
             chains.insert(rnd.randrange(len(chains) + 1), rnd.choice(ODD))
+        if odd and chains and rnd.random() < 0.2:           # a chain declared twice
+            chains.insert(rnd.randrange(len(chains) + 1), rnd.choice(chains))
+        if rnd.random() < 0.1:                              # many new chains
+            chains += [f"N{i}" for i in range(rnd.randint(2, 80))]
         runs = []
         pool = GOOD + (NAT if table == "nat" else [])
         for _ in range(rnd.randint(0, 8)):
