@@ -587,6 +587,14 @@ class _Restore:
         section.restricted.extend(chain_from.from_iterable(zip(*limits)) if len(limits) > 1 else
                                   limits[0] if limits else ())
         copied = section.copied
+        if len(unique) == 1:            # one chain's rules (in line order: row by row)
+            chain = chains[names[0]] if names[0] in copied else self.chain(names[0])
+            chain.rules.extend(columns[0] if width == 1 else
+                               chain_from.from_iterable(zip(*columns)))
+            chain.rule_counters.extend([None] * (rows * width))
+            self._last_name = None
+            section.declared = True
+            return True
         blanks = [None] * width
         for name, row in zip(names, zip(*columns)):
             chain = chains[name] if name in copied else self.chain(name)
