@@ -24,6 +24,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+from netlab.netfilter.restore import Block, prepared
 from netlab.netfilter.values import save_string
 
 KUBE_PROXY_VERSION = "v1.33"
@@ -298,7 +299,7 @@ class _Lines:
 
     def extend(self, chain: str, bodies: list[str]) -> None:
         runs = self.runs
-        if runs and runs[-1][0] == chain:
+        if runs and type(runs[-1]) is tuple and runs[-1][0] == chain:
             runs[-1][1].extend(bodies)
         else:
             runs.append((chain, bodies))
@@ -335,8 +336,6 @@ def sync_payload(ports: list[ServicePortInfo], node: str, cluster_cidr: str,
             .match(f"-m mark --mark {mark}").jump("ACCEPT"))
     flt.add(Rule("KUBE-FORWARD").comment("kubernetes forwarding conntrack rule")
             .match("-m conntrack --ctstate RELATED,ESTABLISHED").jump("ACCEPT"))
-    from netlab.netfilter.restore import prepared
-
     return prepared([("filter", flt.chains, flt.runs), ("nat", nat.chains, nat.runs)])
 
 
@@ -429,10 +428,8 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
         nat.chain(svl_c)
         _to_endpoints(nat, svc, svl_c, local_eps, large, seps if local_eps is reachable else None)
     if plain:                       # the bulk of a large cluster's rules
-        chains, runs, style = nat.chains, nat.runs, nat.style
-        chains += seps
-        # (a run of its own each: one chain's rules are a run, whatever the runs around it)
-        runs += [(sep, _sep_bodies(style, ep, p)) for ep, sep in zip(reachable, seps)]
+        nat.chains += seps
+        nat.runs.append(Block(seps, _sep_columns(nat.style, reachable, p)))
         return
     for ep in reachable:
         sep = sep_chain(name, p, str(ep))
@@ -454,13 +451,15 @@ def _service(flt: _Lines, nat: _Lines, svc: ServicePortInfo, node: str, cluster_
 # The bulk of a large cluster's rules (no comments, no affinity), written directly: what
 # ``Rule`` renders for them (tests/unit/test_k8s_kubeproxy_lines.py holds them equal).
 
-def _sep_bodies(style: str, ep: EndpointInfo, proto: str) -> list[str]:
-    """An endpoint chain's two rules: mark for masquerade from itself, DNAT to it."""
+def _sep_columns(style: str, eps: list[EndpointInfo], proto: str) -> list[list[str]]:
+    """The endpoint chains' two rules each, as two columns: the marks for masquerade from
+    the endpoint itself, the DNATs to it."""
     if style == "kube-proxy":
-        return [f"-s {ep.ip} -j KUBE-MARK-MASQ",
-                f"-m {proto} -p {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
-    return [f"-s {_cidr(ep.ip)} -j KUBE-MARK-MASQ",
-            f"-p {proto} -m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"]
+        return [[f"-s {ep.ip} -j KUBE-MARK-MASQ" for ep in eps],
+                [f"-m {proto} -p {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"
+                 for ep in eps]]
+    return [[f"-s {_cidr(ep.ip)} -j KUBE-MARK-MASQ" for ep in eps],
+            [f"-p {proto} -m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}" for ep in eps]]
 
 
 def _svc_body(sep: str, probability_text: str | None) -> str:
@@ -493,9 +492,12 @@ def _to_endpoints(nat: _Lines, svc: ServicePortInfo, chain: str, eps: list[Endpo
         saved = nat.style != "kube-proxy"
         if seps is None:
             seps = [sep_chain(name, p, str(ep)) for ep in eps]
-        nat.extend(chain, [_svc_body(sep, None if i == n - 1 else
-                                     _saved_probability(n - i) if saved else probability(n - i))
-                           for i, sep in enumerate(seps)])
+        weight = _saved_probability if saved else probability
+        # (the jumps with a probability, all of one shape, then the last one's)
+        if n > 1:
+            nat.runs.append(Block([chain] * (n - 1), [[
+                _svc_body(sep, weight(n - i)) for i, sep in enumerate(seps[:-1])]]))
+        nat.runs.append((chain, [_svc_body(seps[-1], None)]))
         return
     for i, ep in enumerate(eps):
         rule = Rule(chain)

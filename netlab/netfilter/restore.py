@@ -39,8 +39,8 @@ import gc
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, groupby, repeat
-from operator import itemgetter
+from itertools import chain as chain_from, compress, groupby, repeat
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from netlab.errors import CommandError, UnsupportedCommand
@@ -137,6 +137,16 @@ def _match(bucket: list[Template], rest: str) -> tuple[Template, re.Match] | Non
         if i:
             bucket.insert(0, bucket.pop(i))
         return template, m
+    return None
+
+
+def _first_fit(bucket: list[Template], rest: str) -> Template | None:
+    """The template _match would take for ``rest``, the bucket left as it is."""
+    for template in bucket:
+        m = template.regex.fullmatch(rest)
+        if m is not None:
+            ok = all(check(m.group(group)) for group, check in template.posts)
+            return template if ok else None
     return None
 
 
@@ -337,19 +347,47 @@ class _Restore:
         copied, fresh = section.copied, section.fresh
         end = len(names)
         i = start
-        while i < end:
-            name = names[i]
-            if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
-                    or name in builtin:
-                break
-            chains[name] = Chain(None, "[0:0]", [], [])
-            copied.add(name)
-            fresh.add(name)
-            i += 1
+        size = 16
+        while i < end - 1:
+            # A chunk at once when every name of it passes (new, distinct, of a fine length,
+            # no blank), chunks growing while they do; else a name at a time, up to the
+            # first that does not.
+            chunk = names[i:i + size]
+            unique = set(chunk)
+            joined = "".join(chunk)
+            if len(unique) == len(chunk) and " " not in joined and "\t" not in joined \
+                    and min(map(len, chunk)) > 0 and max(map(len, chunk)) <= 28 \
+                    and unique.isdisjoint(builtin) and chains.keys().isdisjoint(unique):
+                chains.update(zip(chunk, [Chain(None, "[0:0]", [], []) for _ in chunk]))
+                copied |= unique
+                fresh |= unique
+                i += len(chunk)
+                size *= 2
+                continue
+            for name in chunk:
+                if not self._new_one(name):
+                    break
+                i += 1
+            break
+        else:
+            if i < end and self._new_one(names[i]):      # the last name (or the only one)
+                i += 1
         if i > start:
             section.order_dirty = True
             section.declared = True
         return i - start
+
+    def _new_one(self, name: str) -> bool:
+        section = self.section
+        assert section is not None
+        chains = section.table.chains
+        if name in chains or not 0 < len(name) <= 28 or " " in name or "\t" in name \
+                or name in BUILTIN_CHAINS[section.name]:
+            return False
+        chains[name] = Chain(None, "[0:0]", [], [])
+        section.copied.add(name)
+        section.fresh.add(name)
+        return True
 
     def chain_line(self, number: int, line: str) -> None:
         section = self.section
@@ -431,7 +469,14 @@ class _Restore:
         jump_list, restricted = section.jump_list, section.restricted
         total = len(runs)
         while r < total:
-            chain_name, bodies = runs[r]
+            run = runs[r]
+            if type(run) is Block:
+                if not self.fast_block(number, run):
+                    return r, 0, number
+                number += len(run.chains) * len(run.columns)
+                r, i = r + 1, 0
+                continue
+            chain_name, bodies = run
             end = len(bodies)
             if i >= end:
                 r, i = r + 1, 0
@@ -488,6 +533,76 @@ class _Restore:
                 return r, i, number
             r, i = r + 1, 0
         return r, 0, number
+
+    def fast_block(self, number: int, block: "Block") -> bool:
+        """``fast_runs`` of a Block's rules, all or none: each column's rules are checked
+        by the template its first rule fits (one regex map over the column; each rule in
+        the column has that rule's shape, so the text's lines would meet that template
+        first too). False, nothing done, when one does not fit (its lines go one by one)."""
+        section = self.section
+        assert section is not None
+        names, columns = block.chains, block.columns
+        if not names or not columns:
+            return True
+        chains = section.table.chains
+        unique = set(names)
+        if not unique <= chains.keys() or not unique.isdisjoint(BUILTIN_CHAINS[section.name]):
+            return False
+        buckets = _TEMPLATES.get((section.name, ""))
+        if buckets is None:
+            return False
+        plans = []
+        for column in columns:
+            first = column[0]
+            shape = _shape(first)
+            bucket = buckets.get(shape)
+            if not bucket or len(shape[0]) < 2:
+                return False
+            template = _first_fit(bucket, first)
+            if template is None or template.sets \
+                    or not all(map(str.startswith, column, repeat(shape[0]))) \
+                    or set(map(str.count, column, repeat("-m "))) != {shape[1]} \
+                    or set(map(str.count, column, repeat(" --"))) != {shape[2]}:
+                return False
+            found = list(map(template.regex.fullmatch, column))
+            if None in found:
+                return False
+            for group, check in template.posts:
+                if not all(map(check, map(methodcaller("group", group), found))):
+                    return False
+            plans.append((template, found, bucket))
+        width, rows = len(columns), len(names)
+        jumps, limits = [], []
+        for k, (template, found, bucket) in enumerate(plans):
+            if bucket[0] is not template:       # as _match leaves it
+                bucket.insert(0, bucket.pop(bucket.index(template)))
+            lines = range(number + k, number + rows * width, width)
+            if template.jump is not None:
+                jumps.append(zip(names, map(methodcaller("group", template.jump), found), lines))
+            if template.meta.hooks is not None:
+                limits.append(zip(names, repeat(template.meta.hooks), lines))
+        # (in line order: the commit checks name the first line of a kind)
+        section.jump_list.extend(chain_from.from_iterable(zip(*jumps)) if len(jumps) > 1 else
+                                 jumps[0] if jumps else ())
+        section.restricted.extend(chain_from.from_iterable(zip(*limits)) if len(limits) > 1 else
+                                  limits[0] if limits else ())
+        copied = section.copied
+        if len(unique) == 1:            # one chain's rules (in line order: row by row)
+            chain = chains[names[0]] if names[0] in copied else self.chain(names[0])
+            chain.rules.extend(columns[0] if width == 1 else
+                               chain_from.from_iterable(zip(*columns)))
+            chain.rule_counters.extend([None] * (rows * width))
+            self._last_name = None
+            section.declared = True
+            return True
+        blanks = [None] * width
+        for name, row in zip(names, zip(*columns)):
+            chain = chains[name] if name in copied else self.chain(name)
+            chain.rules.extend(row)
+            chain.rule_counters.extend(blanks)
+        self._last_name = None
+        section.declared = True
+        return True
 
     # --- commands ------------------------------------------------------------------------------
     def execute(self, number: int, inv: Invocation, line: str) -> None:
@@ -697,7 +812,10 @@ class _Restore:
         if section.order_dirty:
             builtin = BUILTIN_CHAINS[section.name]
             ordered = {n: chains[n] for n in builtin if n in chains}
-            users = sorted(chains.keys() - set(builtin))
+            users = sorted(chains)
+            for name in builtin:
+                if name in chains:
+                    users.remove(name)
             ordered.update(zip(users, map(chains.__getitem__, users)))
             table.chains = ordered
         self.staged[section.name] = table if section.declared else None
@@ -885,6 +1003,24 @@ def _feed_text(state: _Restore, payload: str, fast: bool) -> None:
 Sections = tuple[tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]], ...]
 
 
+class Block:
+    """Runs of one shape, one after the other, as a part of a prepared payload: for each
+    chain of ``chains`` in turn, one rule from each of ``columns`` (kube-proxy's endpoint
+    chains: a masquerade mark and a DNAT each). Restored a column at a time when each
+    column's rules fit one template (Restore.fast_block), else line by line."""
+
+    __slots__ = ("chains", "columns")
+
+    def __init__(self, chains, columns) -> None:
+        self.chains = tuple(chains)
+        self.columns = tuple(map(tuple, columns))
+        if any(len(column) != len(self.chains) for column in self.columns):
+            raise ValueError("a Block's columns hold one rule for each of its chains")
+
+    def runs(self) -> list[tuple[str, tuple[str, ...]]]:
+        return list(zip(self.chains, zip(*self.columns)))
+
+
 class Prepared(str):
     """An iptables-restore payload made by ``prepared`` from its parts, which it keeps
     (``sections``): apply_restore takes the lines from the parts rather than cutting the
@@ -911,7 +1047,23 @@ def prepared(sections) -> str:
         out.append(f"*{table}")
         if chains:
             out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
-        for chain, bodies in runs:
+        for run in runs:
+            if type(run) is Block:
+                names, columns = run.chains, run.columns
+                count += len(names) * len(columns)
+                simple = simple and " " not in "".join(names)
+                if not names or not columns:
+                    continue
+                if any("" in column for column in columns):
+                    out += [f"-A {chain} {body}" if body else f"-A {chain}"
+                            for chain, row in run.runs() for body in row]
+                    continue
+                leads = ["-A " + name + " " for name in names]
+                lines = [list(map(str.__add__, leads, column)) for column in columns]
+                out.append("\n".join(lines[0] if len(lines) == 1 else
+                                     chain_from.from_iterable(zip(*lines))))
+                continue
+            chain, bodies = run
             simple = simple and " " not in chain
             n = len(bodies)
             count += n
@@ -947,18 +1099,27 @@ def _feed_parts(state: _Restore, sections: Sections) -> None:
             if i < end:
                 state.feed(number + i + 1, f":{chains[i]} - [0:0]")
                 i += 1
-        number += end + 1                   # the line of the rule at (r, i)
-        r, i, total = 0, 0, len(runs)
-        while True:
-            r, i, number = state.fast_runs(number, runs, r, i)
-            if r == total:
-                break
-            chain, bodies = runs[r]
-            body = bodies[i]
-            state.feed(number, f"-A {chain} {body}" if body else f"-A {chain}")
-            number += 1
-            i += 1
+        number = _feed_runs(state, number + end + 1, runs)
         state.feed(number, "COMMIT")
+
+
+def _feed_runs(state: _Restore, number: int, runs) -> int:
+    """The rules of ``runs`` from line ``number`` on: the line after them."""
+    r, i, total = 0, 0, len(runs)
+    while True:
+        r, i, number = state.fast_runs(number, runs, r, i)
+        if r == total:
+            return number
+        run = runs[r]
+        if type(run) is Block:          # one that did not fit whole: line by line
+            number = _feed_runs(state, number, run.runs())
+            r, i = r + 1, 0
+            continue
+        chain, bodies = run
+        body = bodies[i]
+        state.feed(number, f"-A {chain} {body}" if body else f"-A {chain}")
+        number += 1
+        i += 1
 
 
 def apply_restore(ns: Any, payload: str, noflush: bool = False, command: str | None = None,
@@ -989,5 +1150,5 @@ def apply_restore(ns: Any, payload: str, noflush: bool = False, command: str | N
         state.apply()
 
 
-__all__ = ["apply_restore", "iptables_save", "prepared", "Prepared", "MODEL_STAMP", "SAVE_ORDER", "stored_meta",
+__all__ = ["apply_restore", "iptables_save", "prepared", "Prepared", "Block", "MODEL_STAMP", "SAVE_ORDER", "stored_meta",
            "check_chain_name"]

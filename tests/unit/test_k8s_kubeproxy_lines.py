@@ -33,7 +33,7 @@ def test_endpoint_chain_lines_are_the_rules_rendered(style):
         ep = K.EndpointInfo(ip, rng.randrange(1, 65536), "node1")
         proto = rng.choice(["tcp", "udp"])
         sep = K.sep_chain("ns/svc:http", proto, str(ep))
-        assert [f"-A {sep} {body}" for body in K._sep_bodies(style, ep, proto)] == \
+        assert [f"-A {sep} {column[0]}" for column in K._sep_columns(style, [ep], proto)] == \
             rule_sep_lines(style, sep, ep, proto)
 
 

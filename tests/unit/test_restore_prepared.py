@@ -11,7 +11,7 @@ import pytest
 from netlab.errors import CommandError, UnsupportedCommand
 from netlab.k8s import kubeproxy as K
 from netlab.model.world import Netns
-from netlab.netfilter.restore import Prepared, apply_restore, iptables_save, prepared
+from netlab.netfilter.restore import Block, Prepared, apply_restore, iptables_save, prepared
 
 from k8s_services_random import random_cluster
 
@@ -46,6 +46,10 @@ def random_sections(rnd: random.Random):
         chains = rnd.sample(USER, rnd.randint(0, 3))
         if odd and rnd.random() < 0.3:
             chains.insert(rnd.randrange(len(chains) + 1), rnd.choice(ODD))
+        if odd and chains and rnd.random() < 0.2:           # a chain declared twice
+            chains.insert(rnd.randrange(len(chains) + 1), rnd.choice(chains))
+        if rnd.random() < 0.1:                              # many new chains
+            chains += [f"N{i}" for i in range(rnd.randint(2, 80))]
         runs = []
         pool = GOOD + (NAT if table == "nat" else [])
         for _ in range(rnd.randint(0, 8)):
@@ -55,8 +59,38 @@ def random_sections(rnd: random.Random):
             bodies = [rnd.choice(BAD) if odd and rnd.random() < 0.1 else rnd.choice(pool)
                       for _ in range(rnd.randint(1, 4))]
             runs.append((chain, bodies))
+        if rnd.random() < 0.5:
+            runs.insert(rnd.randrange(len(runs) + 1), random_block(rnd, table, chains, odd))
         sections.append((table, chains, runs))
     return sections
+
+
+# Columns of one shape each, mostly (a Block's fast path), now and then one of mixed shapes
+# or a rule of another shape (its lines then go one by one).
+SHAPED = [["-s 10.0.0.%d/32 -j U%d" % (i, 1 + i % 3) for i in range(1, 9)],
+          ["-m statistic --mode random --probability 0.%011d -j U%d" % (10 ** 10 * 5 // i, 1 + i % 3)
+           for i in range(2, 10)],
+          ["-j U%d" % (1 + i % 3) for i in range(8)]]
+SHAPED_NAT = [["-p tcp -m tcp -j DNAT --to-destination 10.1.2.%d:80%d" % (i, i) for i in range(8)],
+              ["-p udp -m udp -j DNAT --to-destination 10.1.2.%d:53" % i for i in range(8)]]
+
+
+def random_block(rnd: random.Random, table: str, chains: list[str], odd: bool) -> Block:
+    pool = SHAPED + (SHAPED_NAT if table == "nat" else [])
+    names = chains + (BUILTIN.get(table, ["INPUT"]) if rnd.random() < 0.2 else [])
+    if odd and rnd.random() < 0.2:
+        names = names + [rnd.choice(ODD + ["NOCHAIN"])]
+    if not names:
+        return Block([], [])
+    rows = [rnd.choice(names) for _ in range(rnd.randint(0, 6))]
+    columns = []
+    for _ in range(rnd.randint(1, 3)):
+        shape = rnd.choice(pool)
+        column = [rnd.choice(shape) for _ in rows]
+        if column and rnd.random() < 0.15:
+            column[rnd.randrange(len(column))] = rnd.choice(GOOD + BAD)
+        columns.append(column)
+    return Block(rows, columns)
 
 
 def before(rnd: random.Random) -> Netns:
@@ -85,15 +119,27 @@ def same(sections, seed: int, noflush: bool) -> str:
     return got
 
 
-def test_random_payloads_restore_as_their_text():
+def test_random_payloads_restore_as_their_text(monkeypatch):
+    import netlab.netfilter.restore as R
+
+    blocks = {True: 0, False: 0}
+    real = R._Restore.fast_block
+
+    def counted(self, number, block):
+        done = real(self, number, block)
+        blocks[done] += bool(block.chains and block.columns)
+        return done
+
+    monkeypatch.setattr(R._Restore, "fast_block", counted)
     rnd = random.Random(6)
     errors = fine = 0
-    for seed in range(1500):
+    for seed in range(3000):
         sections = random_sections(rnd)
         got = same(sections, seed, noflush=rnd.random() < 0.7)
         errors += got.startswith("error")
         fine += not got.startswith("error")
     assert errors > 100 and fine > 300           # both kinds of outcome were compared
+    assert blocks[True] > 300 and blocks[False] > 300       # Blocks whole and line by line
 
 
 def test_the_parts_go_with_the_payload_only_when_they_cut_back_into_its_lines():
