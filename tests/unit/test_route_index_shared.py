@@ -185,21 +185,14 @@ def test_a_batchs_pieces_follow_its_replacements():
 
 
 def lan_with_routes(n: int):
+    """test_route_batch's LAN of n nodes, each given the routes to every other node's pods
+    in one batch (host-gw)."""
     from netlab import ops as O
-    from netlab.backends.model import ModelBackend
-    from netlab.model import World, ns_key
+    from netlab.model import ns_key
+    from tests.unit.test_route_batch import lan, node_ip
 
-    b = ModelBackend(World())
-    b.apply(O.AddSwitch("lan", "10.0.0.0/16"))
-    for i in range(1, n + 1):
-        key = ns_key(f"n{i}")
-        b.apply(O.AddNode(f"n{i}"))
-        b.apply(O.AttachToSwitch("lan", f"n{i}", "eth0"))
-        b.apply(O.AddAddress(key, "eth0", f"10.0.0.{i}", 16))
-        b.apply(O.AddLink(key, "cni0", "bridge"))
-        b.apply(O.SetLinkUp(key, "cni0", True))
-        b.apply(O.AddAddress(key, "cni0", f"10.244.{i}.1", 24))
-    every = [(f"10.244.{j}.0/24", f"10.0.0.{j}") for j in range(1, n + 1)]
+    b = lan(n)
+    every = [(f"10.244.{j}.0/24", node_ip(j)) for j in range(1, n + 1)]
     for i in range(1, n + 1):
         b.apply(O.AddRoutes(ns_key(f"n{i}"), tuple(every[:i - 1] + every[i:])))
     return b
