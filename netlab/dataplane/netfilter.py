@@ -31,6 +31,7 @@ its branches (``walk``).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import re
 import weakref
@@ -42,7 +43,9 @@ from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
 from netlab.netfilter import targets as _t
-from netlab.netfilter.rules import parse_rule
+from netlab.netfilter.rules import TargetCall, parse_rule
+from netlab.netfilter.values import CHAIN_MAX
+from netlab.netfilter.xt import KNOWN_TARGETS, TARGETS
 from netlab.netfilter.types import Action, PacketView
 from netlab.trace import Hop, Packet
 
@@ -176,7 +179,7 @@ class CompiledChain:
     def rule(self, i: int):
         parsed = self._parsed[i]
         if parsed is None:
-            parsed = self._parsed[i] = parse_rule(self.rules[i])
+            parsed = self._parsed[i] = parse_stored(self.rules[i])
         return parsed
 
     def text(self, i: int) -> str:
@@ -218,6 +221,37 @@ class CompiledChain:
             self._candidates.clear()
         self._candidates[key] = found
         return found
+
+
+# A rule that ends in a jump to a user chain (kube-proxy's ``-m statistic … -j KUBE-SEP-…``):
+# the parser keeps the chain's name and reads nothing else of it (xt_parse_target checks its
+# length; a name of a target, or of one netlab does not model, is no chain; "X" is the chain
+# spec_of parses a rule in), so rules that differ in that name alone parse alike.
+_TO_CHAIN = re.compile(r"(.* )?-j ([A-Za-z0-9][A-Za-z0-9_.-]*)")
+_BY_PREFIX: dict[str, object] = {}      # what comes before "-j CHAIN": the parsed rule
+
+
+def parse_stored(body: str):
+    """parse_rule(body), but a rule like one parsed before but for the chain it jumps to
+    is that rule with the other chain."""
+    found = _TO_CHAIN.fullmatch(body)
+    if found is None:
+        return parse_rule(body)
+    name = found.group(2)
+    if len(name) > CHAIN_MAX or name in TARGETS or name in KNOWN_TARGETS or name == "X":
+        return parse_rule(body)
+    prefix = found.group(1) or ""
+    like = _BY_PREFIX.get(prefix)
+    if like is None:
+        parsed = parse_rule(body)
+        target = parsed.target
+        if target is not None and target.is_chain and not target.goto and \
+                target.name == name and not target.options:
+            if len(_BY_PREFIX) >= 4096:
+                _BY_PREFIX.clear()
+            _BY_PREFIX[prefix] = parsed
+        return parsed
+    return dataclasses.replace(like, text=body, target=TargetCall(name, (), False))
 
 
 # The canonical text of a rule that tests only destination, protocol and port, as
@@ -279,7 +313,7 @@ class Shared:
     kube-proxy's) parse, index and scan its rules once. Entries hold the object they were
     made from, so a key (its id) is only trusted while that object is the one held."""
 
-    __slots__ = ("chains", "words", "walks")
+    __slots__ = ("chains", "words", "walks", "reads")
 
     def __init__(self):
         self.chains: dict[tuple[int, str], CompiledChain] = {}
@@ -287,6 +321,14 @@ class Shared:
         # walk(): the walks whose key says all they read (reads_of), for every namespace
         # that holds the Table
         self.walks: dict[tuple[int, str], tuple[Table, dict]] = {}
+        self.reads: dict[tuple[int, str, str], tuple[Table, frozenset[str] | None]] = {}
+
+    def reads_of(self, table: "CompiledTable", hook: str) -> frozenset[str] | None:
+        key = (id(table.table), table.name, hook)
+        found = self.reads.get(key)
+        if found is None or found[0] is not table.table:
+            found = self.reads[key] = (table.table, reads_of(table, hook))
+        return found[1]
 
     def walk_memo(self, name: str, table: Table) -> dict:
         key = (id(table), name)
@@ -479,7 +521,7 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     try:
         reads = table.reads[hook]
     except KeyError:
-        reads = table.reads[hook] = reads_of(table, hook)
+        reads = table.reads[hook] = table._shared.reads_of(table, hook)
     key = _walk_key(table, hook, view, reads)
     memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)

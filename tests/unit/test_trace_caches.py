@@ -812,3 +812,54 @@ def test_a_walk_that_reads_the_namespace_is_not_shared_with_another(rule, monkey
     alone = walks(False)
     assert [kind for kind, _ in alone] == ["drop", "accept"] * 2
     assert walks(True) == alone
+
+
+def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_path):
+    """parse_stored (a rule like one parsed before but for its ``-j CHAIN``) gives what
+    parse_rule gives, for every rule of kube-proxy's tables (random clusters, both orders)
+    and of random labs; and it does take the shortcut."""
+    import random
+    import sys
+
+    from netlab.dataplane import netfilter
+    from netlab.netfilter.rules import parse_rule
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from k8s_services_random import random_cluster
+    from random_labs import random_lab
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    worlds = [build_model(bench_cluster()).world]
+    worlds += [build_model(random_cluster(seed)).world for seed in range(6)]
+    for i in range(6):
+        path = tmp_path / f"p{i}.yaml"
+        path.write_text(random_lab(random.Random(f"parse-{i}"), f"p{i}").yaml())
+        worlds.append(run_lab(load_lab(path), check_expect=False).world)
+    bodies = sorted({body for world in worlds for ns in world.namespaces.values()
+                     for table in ns.tables.values() for chain in table.chains.values()
+                     for body in chain.rules})
+    bodies += ["-j KUBE-SEP-A", "-j ACCEPT", "-j X", "-m mark --mark 0x1 -g KUBE-SEP-B",
+               "-m mark --mark 0x1 -j KUBE-SEP-B", "-m mark --mark 0x1 -j KUBE-SEP-C",
+               "-m mark --mark 0x1 -j DROP", "-m mark --mark 0x1 -j " + "Y" * 29]
+    shortcuts = 0
+    for order in (bodies, bodies[::-1]):
+        netfilter._BY_PREFIX.clear()
+        for body in order:
+            try:
+                alone = parse_rule(body)
+            except Exception as exc:        # noqa: BLE001 — the same error, or none
+                with pytest.raises(type(exc)):
+                    netfilter.parse_stored(body)
+                continue
+            got = netfilter.parse_stored(body)
+            assert got == alone, body
+            assert [(m.ext, m.data) for m in got.matches] == \
+                [(m.ext, m.data) for m in alone.matches], body
+            if alone.target is not None:         # (a TargetCall compares neither)
+                assert (got.target.ext, got.target.data) == \
+                    (alone.target.ext, alone.target.data), body
+            shortcuts += got is not alone
+    assert shortcuts > 20
