@@ -728,13 +728,14 @@ class _Leaf:
     made), but for the deciding one of a NAT, DROP or REJECT, which the engine may add to:
     a copy of it as it was when the walk ended."""
 
-    __slots__ = ("hops", "decided", "index", "accepted", "mark", "connmark", "labels",
+    __slots__ = ("hops", "decided", "index", "accepted", "mark", "connmark", "origin", "labels",
                  "relabelled")
 
     def __init__(self, ns: Netns, decided: Decision, hops: list[Hop], start: int,
                  view: PacketView, reads: frozenset[str] | None = None, uses_conn: bool = True):
         self.hops = made = hops[start:]
         # the namespace that walked, as its hops name it; others' hops, made on first use
+        self.origin = ns
         self.labels = (ns.node, ns.name)
         self.relabelled: dict[tuple[str, str], list[Hop]] | None = None
         self.index = None
@@ -757,8 +758,7 @@ class _Leaf:
     def replay(self, view: PacketView, hops: list[Hop], ns: Netns) -> Decision:
         """The walk again, in ``ns``: its hops shared, but for the deciding one (a copy)."""
         start = len(hops)
-        labels = (ns.node, ns.name)
-        made = self.hops if labels == self.labels else self._relabelled(labels)
+        made = self.hops if ns is self.origin else self._relabelled(ns)
         hops.extend(made)
         if self.mark is not None:
             view.mark = self.mark
@@ -774,7 +774,10 @@ class _Leaf:
         hop = hops[start + self.index] = copy_hop(made[self.index])
         return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
 
-    def _relabelled(self, labels: tuple[str, str]) -> list[Hop]:
+    def _relabelled(self, ns: Netns) -> list[Hop]:
+        labels = (ns.node, ns.name)
+        if labels == self.labels:
+            return self.hops
         found = self.relabelled.get(labels) if self.relabelled is not None else None
         if found is None:
             if self.relabelled is None:

@@ -780,9 +780,8 @@ def test_a_walk_that_reads_the_namespace_is_not_shared_with_another(rule, monkey
     addresses, its sets): the same packet view walks to DROP in the one and to the policy
     in the other, as each walks for itself."""
     from netlab.dataplane import netfilter
-    from netlab.trace import Packet
-
     from netlab.model.netfilter import IpSet
+    from netlab.trace import Packet
 
     b = router_lab()
     world = b.world
