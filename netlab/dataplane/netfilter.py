@@ -31,6 +31,7 @@ its branches (``walk``).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import re
 import weakref
@@ -42,7 +43,9 @@ from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
 from netlab.netfilter import targets as _t
-from netlab.netfilter.rules import parse_rule
+from netlab.netfilter.rules import TargetCall, parse_rule
+from netlab.netfilter.values import CHAIN_MAX
+from netlab.netfilter.xt import KNOWN_TARGETS, TARGETS
 from netlab.netfilter.types import Action, PacketView
 from netlab.trace import Hop, Packet
 
@@ -176,7 +179,7 @@ class CompiledChain:
     def rule(self, i: int):
         parsed = self._parsed[i]
         if parsed is None:
-            parsed = self._parsed[i] = parse_rule(self.rules[i])
+            parsed = self._parsed[i] = parse_stored(self.rules[i])
         return parsed
 
     def text(self, i: int) -> str:
@@ -218,6 +221,37 @@ class CompiledChain:
             self._candidates.clear()
         self._candidates[key] = found
         return found
+
+
+# A rule that ends in a jump to a user chain (kube-proxy's ``-m statistic … -j KUBE-SEP-…``):
+# the parser keeps the chain's name and reads nothing else of it (xt_parse_target checks its
+# length; a name of a target, or of one netlab does not model, is no chain; "X" is the chain
+# spec_of parses a rule in), so rules that differ in that name alone parse alike.
+_TO_CHAIN = re.compile(r"(.* )?-j ([A-Za-z0-9][A-Za-z0-9_.-]*)")
+_BY_PREFIX: dict[str, object] = {}      # what comes before "-j CHAIN": the parsed rule
+
+
+def parse_stored(body: str):
+    """parse_rule(body), but a rule like one parsed before but for the chain it jumps to
+    is that rule with the other chain."""
+    found = _TO_CHAIN.fullmatch(body)
+    if found is None:
+        return parse_rule(body)
+    name = found.group(2)
+    if len(name) > CHAIN_MAX or name in TARGETS or name in KNOWN_TARGETS or name == "X":
+        return parse_rule(body)
+    prefix = found.group(1) or ""
+    like = _BY_PREFIX.get(prefix)
+    if like is None:
+        parsed = parse_rule(body)
+        target = parsed.target
+        if target is not None and target.is_chain and not target.goto and \
+                target.name == name and not target.options:
+            if len(_BY_PREFIX) >= 4096:
+                _BY_PREFIX.clear()
+            _BY_PREFIX[prefix] = parsed
+        return parsed
+    return dataclasses.replace(like, text=body, target=TargetCall(name, (), False))
 
 
 # The canonical text of a rule that tests only destination, protocol and port, as
@@ -279,11 +313,29 @@ class Shared:
     kube-proxy's) parse, index and scan its rules once. Entries hold the object they were
     made from, so a key (its id) is only trusted while that object is the one held."""
 
-    __slots__ = ("chains", "words")
+    __slots__ = ("chains", "words", "walks", "reads")
 
     def __init__(self):
         self.chains: dict[tuple[int, str], CompiledChain] = {}
         self.words: dict[tuple[int, tuple[str, ...]], tuple[Table, bool]] = {}
+        # walk(): the walks whose key says all they read (reads_of), for every namespace
+        # that holds the Table
+        self.walks: dict[tuple[int, str], tuple[Table, dict]] = {}
+        self.reads: dict[tuple[int, str, str], tuple[Table, frozenset[str] | None]] = {}
+
+    def reads_of(self, table: "CompiledTable", hook: str) -> frozenset[str] | None:
+        key = (id(table.table), table.name, hook)
+        found = self.reads.get(key)
+        if found is None or found[0] is not table.table:
+            found = self.reads[key] = (table.table, reads_of(table, hook))
+        return found[1]
+
+    def walk_memo(self, name: str, table: Table) -> dict:
+        key = (id(table), name)
+        found = self.walks.get(key)
+        if found is None or found[0] is not table:
+            found = self.walks[key] = (table, {})
+        return found[1]
 
     def chain(self, name: str, chain: Chain) -> CompiledChain:
         key = (id(chain), name)
@@ -301,7 +353,7 @@ class Shared:
 
 
 class CompiledTable:
-    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo", "reads")
+    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo", "reads", "_shared_memo")
 
     def __init__(self, name: str, table: Table, shared: Shared | None = None):
         self.name = name
@@ -312,6 +364,15 @@ class CompiledTable:
         self.memo: dict[tuple, "_Fork | _Leaf"] = {}
         # by hook: what the rules a walk from the hook's chain can meet read (reads_of)
         self.reads: dict[str, frozenset[str] | None] = {}
+        self._shared_memo: dict | None = None
+
+    @property
+    def shared_memo(self) -> dict:
+        """walk(): the memo of the walks that read nothing of the namespace, shared by
+        the namespaces that hold this very Table."""
+        if self._shared_memo is None:
+            self._shared_memo = self._shared.walk_memo(self.name, self.table)
+        return self._shared_memo
 
     @property
     def uses_conn(self) -> bool:
@@ -449,29 +510,36 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     everything the rules can read, and a walk that forked is a tree of its branches,
     followed by asking ``choose`` the same questions in the same order. A hit appends
     copies of the hops the walk made and leaves the view's mark and connmark as the walk
-    did."""
+    did.
+
+    A walk whose rules read no more than reads_of says (``reads`` not None) reads nothing
+    of the namespace: no address type, set, conntrack table or route, only the view's
+    fields its key holds, and the namespace's name and node only to label its hops. Such
+    walks are kept once for every namespace that holds the very same Table (a cluster's
+    nodes share kube-proxy's), and a namespace other than the one that walked gets the
+    hops relabelled with its own node and name."""
     try:
         reads = table.reads[hook]
     except KeyError:
-        reads = table.reads[hook] = reads_of(table, hook)
+        reads = table.reads[hook] = table._shared.reads_of(table, hook)
     key = _walk_key(table, hook, view, reads)
-    memo = table.memo
+    memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)
     if node.__class__ is _Leaf:
-        return node.replay(view, hops)
+        return node.replay(view, hops, ns)
     answers: list[bool] = []
     while node is not None and node.__class__ is _Fork:
         branch = choose(node.p)
         answers.append(branch)
         node = node.next.get(branch)
     if node is not None:
-        return node.replay(view, hops)
+        return node.replay(view, hops, ns)
     log: list[tuple[float, bool]] = []
     start = len(hops)
     decided = _walk(ns, table, hook, view, _Replayed(choose, answers, log), hops)
     if len(memo) >= WALK_MEMO_SIZE and key not in memo:
         memo.clear()
-    leaf = _Leaf(decided, hops, start, view, reads, table.uses_conn)
+    leaf = _Leaf(ns, decided, hops, start, view, reads, table.uses_conn)
     if not log:
         memo[key] = leaf
         return decided
@@ -491,6 +559,7 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
 
 
 WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it starts again)
+SHARE_WALKS = True          # False: every namespace walks for itself (the oracle of tests)
 
 
 def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
@@ -645,20 +714,36 @@ def copy_hop(hop: Hop) -> Hop:
     return new
 
 
+def relabel_hop(hop: Hop, node: str, netns: str) -> Hop:
+    """A copy of a netfilter hop, made in another namespace (a walk's hops name nothing
+    else of their namespace)."""
+    new = copy_hop(hop)
+    new.node, new.netns = node, netns
+    return new
+
+
 class _Leaf:
     """How a walk ended: its hops, its Decision (with the index of its hop among them) and
     the marks it left. The hops are those the walk made, shared (hops are not changed once
     made), but for the deciding one of a NAT, DROP or REJECT, which the engine may add to:
     a copy of it as it was when the walk ended."""
 
-    __slots__ = ("hops", "decided", "index", "mark", "connmark")
+    __slots__ = ("hops", "decided", "index", "accepted", "mark", "connmark", "origin", "labels",
+                 "relabelled")
 
-    def __init__(self, decided: Decision, hops: list[Hop], start: int, view: PacketView,
-                 reads: frozenset[str] | None = None, uses_conn: bool = True):
+    def __init__(self, ns: Netns, decided: Decision, hops: list[Hop], start: int,
+                 view: PacketView, reads: frozenset[str] | None = None, uses_conn: bool = True):
         self.hops = made = hops[start:]
+        # the namespace that walked, as its hops name it; others' hops, made on first use
+        self.origin = ns
+        self.labels = (ns.node, ns.name)
+        self.relabelled: dict[tuple[str, str], list[Hop]] | None = None
         self.index = None
         hop = decided.hop
-        if hop is not None and decided.kind != "accept":
+        self.accepted = None        # an ACCEPT's hop: where it is among the walk's hops
+        if hop is not None and decided.kind == "accept":
+            self.accepted = next(i for i in range(len(made) - 1, -1, -1) if made[i] is hop)
+        elif hop is not None:
             # the engine adds to the hop of a NAT, DROP or REJECT only
             self.index = next(i for i in range(len(made) - 1, -1, -1) if made[i] is hop)
             hop = made[self.index] = copy_hop(hop)
@@ -670,19 +755,35 @@ class _Leaf:
         self.connmark = view.conn.mark if view.conn is not None and uses_conn and (
             reads is None or "conn" in reads or "ct_mark" in reads) else None
 
-    def replay(self, view: PacketView, hops: list[Hop]) -> Decision:
-        """The walk again: its hops shared, but for the deciding one (a copy)."""
+    def replay(self, view: PacketView, hops: list[Hop], ns: Netns) -> Decision:
+        """The walk again, in ``ns``: its hops shared, but for the deciding one (a copy)."""
         start = len(hops)
-        hops.extend(self.hops)
+        made = self.hops if ns is self.origin else self._relabelled(ns)
+        hops.extend(made)
         if self.mark is not None:
             view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
         d = self.decided
         if self.index is None:
+            if d.hop is not None and made is not self.hops:
+                # an ACCEPT's hop, as the namespace's own hops have it
+                d = Decision(d.kind, d.action, made[self.accepted], d.table, d.chain, d.rule,
+                             d.position, d.notrack)
             return d
-        hop = hops[start + self.index] = copy_hop(self.hops[self.index])
+        hop = hops[start + self.index] = copy_hop(made[self.index])
         return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
+
+    def _relabelled(self, ns: Netns) -> list[Hop]:
+        labels = (ns.node, ns.name)
+        if labels == self.labels:
+            return self.hops
+        found = self.relabelled.get(labels) if self.relabelled is not None else None
+        if found is None:
+            if self.relabelled is None:
+                self.relabelled = {}
+            found = self.relabelled[labels] = [relabel_hop(hop, *labels) for hop in self.hops]
+        return found
 
 
 def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,

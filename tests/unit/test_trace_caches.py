@@ -587,3 +587,278 @@ def test_a_large_clusters_objects_are_frozen_out_of_the_cyclic_collector(monkeyp
             "the World is out of the collector's sight"
     finally:
         gc.unfreeze()
+
+
+# --- walks shared by the namespaces that hold the same Table ------------------------------------
+
+def _shared_and_alone(world, cases, monkeypatch, share: bool) -> list[str]:
+    """Every trace of ``cases``, one after the other on one World (all branches, and one
+    branch), with walks shared across namespaces or each namespace walking for itself."""
+    from netlab.dataplane import netfilter
+
+    monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+    cold(world)
+    out = []
+    for src, dst, proto, port in cases:
+        for kw in ({}, {"seed": 3}):
+            out.append(as_json(trace(world, src, dst, proto=proto, dport=port, record=False,
+                                     **kw)))
+    monkeypatch.undo()
+    return out
+
+
+def _recorded(world, cases, monkeypatch, share: bool) -> list[str]:
+    """The conntrack tables a trace writes back (record=True), trace after trace, on a copy
+    of the World."""
+    import copy
+
+    from netlab.dataplane import netfilter
+
+    monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+    world = copy.deepcopy(world)
+    out = []
+    for src, dst, proto, port in cases:
+        out.append(as_json(trace(world, src, dst, proto=proto, dport=port, record=True)))
+        out.append(json.dumps({key: [dataclasses.asdict(e) for e in ns.conntrack]
+                               for key, ns in sorted(world.namespaces.items())},
+                              sort_keys=True, default=str))
+    monkeypatch.undo()
+    return out
+
+
+def _oracle(world, cases, monkeypatch, why="") -> None:
+    shared = _shared_and_alone(world, cases, monkeypatch, share=True)
+    assert shared == _shared_and_alone(world, cases, monkeypatch, share=False), why
+    few = cases[:: max(1, len(cases) // 12)]
+    assert _recorded(world, few, monkeypatch, True) == _recorded(world, few, monkeypatch, False), \
+        why
+
+
+def _cluster_probes(c, world) -> list[tuple]:
+    """Pods to Services (cluster IPs, and NodePorts on every node) and to pods, and nodes
+    to NodePorts."""
+    from netlab.k8s.kubelet import pod_netns_key
+
+    nodes = [(f"{n.name}/root", n.ip) for n in c.nodes if f"{n.name}/root" in world.namespaces]
+    out = []
+    for pod in c.pods:
+        if pod.ip is None:
+            continue
+        src = pod_netns_key(pod)
+        for svc in c.services:
+            for port in svc.ports:
+                proto = port.protocol.lower()
+                if svc.cluster_ip and svc.cluster_ip != "None":
+                    out.append((src, svc.cluster_ip, proto, port.port))
+                if port.node_port:
+                    out.extend((src, ip, proto, port.node_port) for _, ip in nodes)
+        for other in c.pods[:6]:
+            if other.ip:
+                out.append((src, other.ip, "tcp", 8080))
+    for key, _ in nodes:
+        for svc in c.services:
+            for port in svc.ports:
+                if port.node_port:
+                    out.extend((key, ip, port.protocol.lower(), port.node_port)
+                               for _, ip in nodes)
+    return out
+
+
+def test_walks_shared_across_nodes_give_the_traces_each_node_walks_itself(cluster, monkeypatch):
+    """kube-proxy's FORWARD and POSTROUTING walks read only the packet's view (ctstate, mark):
+    kept once for every node that holds the Table, relabelled for each, every trace of
+    the services cluster (and the conntrack recorded) equals the one where each node
+    walks for itself."""
+    c, world = cluster
+    _oracle(world, _cluster_probes(c, world), monkeypatch)
+
+
+def test_a_node_meets_the_walk_of_another_node_with_its_own_labels(monkeypatch):
+    """A walk made on one node is met on another (it is not walked again there) and its
+    hops name the node that meets it."""
+    from netlab.dataplane import netfilter
+    from netlab.k8s.kubelet import pod_netns_key
+
+    c = bench_cluster()
+    world = build_model(c).world
+    cold(world)
+    walked = []
+    real = netfilter._walk
+    monkeypatch.setattr(netfilter, "_walk", lambda ns, table, hook, *a: walked.append(
+        (ns.key, table.name, hook)) or real(ns, table, hook, *a))
+    by_node = {}
+    for pod in c.pods:
+        by_node.setdefault(pod.node, pod)
+    first, second = list(by_node.values())[:2]
+    dst = next(p.ip for p in c.pods if p.node not in (first.node, second.node))
+    trace(world, pod_netns_key(first), dst, proto="tcp", dport=8080, record=False)
+    walked.clear()
+    got = trace(world, pod_netns_key(second), dst, proto="tcp", dport=8080, record=False)
+    root = f"{second.node}/root"
+    assert (root, "filter", "FORWARD") not in walked, walked
+    forward = [h for p in got.paths for h in p.hops if h.chain and h.table == "filter"
+               and h.event == "netfilter" and h.node == second.node]
+    assert forward and all(h.netns == "root" for h in forward)
+    monkeypatch.setattr(netfilter, "SHARE_WALKS", False)
+    cold(world)
+    alone = trace(world, pod_netns_key(second), dst, proto="tcp", dport=8080, record=False)
+    assert as_json(got) == as_json(alone)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_walks_shared_across_nodes_in_random_clusters(seed, monkeypatch):
+    """The same on random clusters: NodePort, LoadBalancer, Local traffic policies,
+    affinity, Services without endpoints."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from k8s_services_random import random_cluster
+
+    c = random_cluster(seed)
+    world = build_model(c).world
+    cases = _cluster_probes(c, world)
+    _oracle(world, cases[:: max(1, len(cases) // 150)], monkeypatch, seed)
+
+
+def test_walks_shared_across_nodes_with_network_policies(tmp_path, monkeypatch):
+    """The same with NetworkPolicy rules in the nodes' filter tables."""
+    e2e = Path(__file__).parents[1] / "data" / "k8s" / "e2e"
+    (tmp_path / "policies.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: allow-y, namespace: x}\n"
+        "spec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress:\n"
+        "    - from: [{namespaceSelector: {matchLabels: {ns: y}}}]\n---\n"
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: deny-egress, namespace: z}\n"
+        "spec:\n  podSelector: {matchLabels: {pod: b}}\n  policyTypes: [Egress]\n")
+    c = load_cluster([str(e2e), str(tmp_path / "policies.yaml")])
+    world = build_model(c).world
+    from netlab.k8s.kubelet import pod_netns_key
+
+    cases = [(pod_netns_key(a), b.ip, proto, port) for a in c.pods for b in c.pods
+             if a is not b for proto, port in (("tcp", 80), ("udp", 81))]
+    _oracle(world, cases, monkeypatch)
+
+
+def test_walks_shared_by_namespaces_with_one_table_and_other_addresses(monkeypatch, tmp_path):
+    """Random labs where namespaces are made to hold the very same Table objects while their
+    addresses, devices, routes and conntrack differ: sharing never changes a trace."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from random_labs import random_lab
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    for i in range(12):
+        rng = random.Random(f"share-{i}")
+        lab = random_lab(rng, f"s{i}")
+        path = tmp_path / f"s{i}.yaml"
+        path.write_text(lab.yaml())
+        world = run_lab(load_lab(path), check_expect=False).world
+        holders = sorted(key for key, ns in world.namespaces.items() if ns.tables)
+        if len(holders) < 2:
+            continue
+        model = world.namespaces[rng.choice(holders)].tables
+        for key in holders:
+            if rng.random() < 0.8:
+                world.namespaces[key].tables = model
+        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
+                 for src, dst, proto, port in lab.probes]
+        cases = [case for case in cases if case[0] in world.namespaces]
+        _oracle(world, cases, monkeypatch, lab.yaml())
+
+
+@pytest.mark.parametrize("rule", [
+    "filter -A OUTPUT -m addrtype --dst-type LOCAL -j DROP",
+    "filter -A OUTPUT -m set --match-set near dst -j DROP",
+])
+def test_a_walk_that_reads_the_namespace_is_not_shared_with_another(rule, monkeypatch):
+    """Two namespaces hold the very same Table, whose rule reads the namespace (its
+    addresses, its sets): the same packet view walks to DROP in the one and to the policy
+    in the other, as each walks for itself."""
+    from netlab.dataplane import netfilter
+    from netlab.model.netfilter import IpSet
+    from netlab.trace import Packet
+
+    b = router_lab()
+    world = b.world
+    h1, h2 = world.namespaces["host/h1"], world.namespaces["host/h2"]
+    h1.ipsets["near"] = IpSet("hash:ip", members=["10.0.1.2"])
+    h2.ipsets["near"] = IpSet("hash:ip")
+    iptables(b, "host/h1", rule)
+    h2.tables = h1.tables
+    pkt = Packet("tcp", "10.0.2.2", "10.0.1.2", 40000, 80, 64, None, None, "S")
+
+    def walks(share: bool) -> list:
+        monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+        cold(world)
+        out = []
+        for ns in (h1, h2, h1, h2):
+            rules = netfilter.rules_of(world, ns)
+            table = rules.table("filter")
+            view = PacketView(packet=pkt, table="filter", hook="OUTPUT", in_dev=None,
+                              out_dev="eth0", mark=0, addrtype=rules.addrtype(),
+                              in_set=lambda name, values, ns=ns:
+                              netfilter.ipset_contains(ns, name, values))
+            hops = []
+            decided = netfilter.walk(ns, table, "OUTPUT", view, lambda p: True, hops)
+            out.append((decided.kind, [h.to_json() for h in hops]))
+        return out
+
+    alone = walks(False)
+    assert [kind for kind, _ in alone] == ["drop", "accept"] * 2
+    assert walks(True) == alone
+
+
+def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_path):
+    """parse_stored (a rule like one parsed before but for its ``-j CHAIN``) gives what
+    parse_rule gives, for every rule of kube-proxy's tables (random clusters, both orders)
+    and of random labs; and it does take the shortcut."""
+    import random
+    import sys
+
+    from netlab.dataplane import netfilter
+    from netlab.netfilter.rules import parse_rule
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from k8s_services_random import random_cluster
+    from random_labs import random_lab
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    worlds = [build_model(bench_cluster()).world]
+    worlds += [build_model(random_cluster(seed)).world for seed in range(6)]
+    for i in range(6):
+        path = tmp_path / f"p{i}.yaml"
+        path.write_text(random_lab(random.Random(f"parse-{i}"), f"p{i}").yaml())
+        worlds.append(run_lab(load_lab(path), check_expect=False).world)
+    bodies = sorted({body for world in worlds for ns in world.namespaces.values()
+                     for table in ns.tables.values() for chain in table.chains.values()
+                     for body in chain.rules})
+    bodies += ["-j KUBE-SEP-A", "-j ACCEPT", "-j X", "-m mark --mark 0x1 -g KUBE-SEP-B",
+               "-m mark --mark 0x1 -j KUBE-SEP-B", "-m mark --mark 0x1 -j KUBE-SEP-C",
+               "-m mark --mark 0x1 -j DROP", "-m mark --mark 0x1 -j " + "Y" * 29]
+    shortcuts = 0
+    for order in (bodies, bodies[::-1]):
+        netfilter._BY_PREFIX.clear()
+        for body in order:
+            try:
+                alone = parse_rule(body)
+            except Exception as exc:        # noqa: BLE001 — the same error, or none
+                with pytest.raises(type(exc)):
+                    netfilter.parse_stored(body)
+                continue
+            got = netfilter.parse_stored(body)
+            assert got == alone, body
+            assert [(m.ext, m.data) for m in got.matches] == \
+                [(m.ext, m.data) for m in alone.matches], body
+            if alone.target is not None:         # (a TargetCall compares neither)
+                assert (got.target.ext, got.target.data) == \
+                    (alone.target.ext, alone.target.data), body
+            shortcuts += got is not alone
+    assert shortcuts > 20
