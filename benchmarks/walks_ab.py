@@ -6,11 +6,13 @@ Table and rules parsed by their -j CHAIN prefix (parse_stored), and without any 
 
 Distinct remote client/Service pairs, the two modes interleaved pair by pair (each mode
 keeps its own memo of walks); CPU time per trace, medians; then a warm pair (the same
-trace again) in each mode.
+trace again) in each mode. Prints one JSON object per figure (DESIGN.md, "Benchmarks"):
+the shared mode's median, with the unshared one as its baseline.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import sys
@@ -71,8 +73,12 @@ def main() -> None:
     mode(True)
     for name, got in (("cold", cold), ("warm", warm)):
         off, on = statistics.median(got[False]) * 1e3, statistics.median(got[True]) * 1e3
-        print(f"{nodes} nodes, {name}: before {off:.2f} ms, after {on:.2f} ms "
-              f"(x{off / on:.2f})")
+        print(json.dumps({
+            "figure": f"walks_shared_{name}_trace_p50_n{nodes}_ms", "value": round(on, 3),
+            "unit": "ms", "target": None,
+            "baseline": f"{nodes} nodes, {runs if name == 'cold' else 20} {name} traces; the "
+                        f"same with walks kept per namespace: {off:.2f} ms",
+            "ratio": round(on / off, 3)}))
 
 
 if __name__ == "__main__":
