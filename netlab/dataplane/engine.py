@@ -1020,14 +1020,7 @@ class _Walk:
                     if view.conn is None and table.uses_conn:
                         view.conn = self._conn_view(skb)
                 decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                # _after_walk, inline (a hook's hot loop)
-                skb.mark = view.mark
-                if skb.conn is not None and view.conn is not None:
-                    skb.conn.mark = view.conn.mark
-                if decided.notrack:
-                    skb.untracked = True
-                    skb.conn = None
-                    skb.state = UNTRACKED
+                self._after_walk(skb, view, decided)
                 kind = decided.kind
                 if kind == "drop" or kind == "reject":
                     return decided
