@@ -31,7 +31,6 @@ its branches (``walk``).
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import re
 import weakref
@@ -43,7 +42,7 @@ from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
 from netlab.netfilter import targets as _t
-from netlab.netfilter.rules import TargetCall, parse_rule
+from netlab.netfilter.rules import Option, TargetCall, parse_rule
 from netlab.netfilter.values import CHAIN_MAX
 from netlab.netfilter.xt import KNOWN_TARGETS, TARGETS
 from netlab.netfilter.types import Action, PacketView
@@ -200,6 +199,17 @@ class CompiledChain:
         self._buckets = buckets
         self._others = others
 
+    def meets(self, pkt: Packet) -> bool:
+        """Does the packet meet a bucket of the index (a rule of it may match)?"""
+        buckets = self._buckets
+        if not buckets:
+            return False
+        proto = pkt.proto
+        dport = pkt.dport if proto in ("tcp", "udp") else None
+        dst = ip_int(pkt.dst)
+        return (dst, proto, dport) in buckets or (dst, None, None) in buckets or \
+            (dport is not None and (dst, proto, None) in buckets)
+
     def candidates(self, pkt: Packet) -> Sequence[int]:
         """Positions (0-based) a linear walk could match for this packet, in order."""
         if self._buckets is None:
@@ -223,35 +233,79 @@ class CompiledChain:
         return found
 
 
-# A rule that ends in a jump to a user chain (kube-proxy's ``-m statistic … -j KUBE-SEP-…``):
-# the parser keeps the chain's name and reads nothing else of it (xt_parse_target checks its
-# length; a name of a target, or of one netlab does not model, is no chain; "X" is the chain
-# spec_of parses a rule in), so rules that differ in that name alone parse alike.
-_TO_CHAIN = re.compile(r"(.* )?-j ([A-Za-z0-9][A-Za-z0-9_.-]*)")
-_BY_PREFIX: dict[str, object] = {}      # what comes before "-j CHAIN": the parsed rule
+# Rules kube-proxy writes by the thousand differ only in a few values: ``-s EP/32 -j
+# KUBE-MARK-MASQ``, ``-p tcp -m tcp -j DNAT --to-destination EP:PORT``, ``-m statistic …
+# -j KUBE-SEP-…``. Where such a value stands the parser keeps it as a number or a name it
+# reads nothing else of: the address of a leading ``-s A/M`` or ``-d A/M`` (masked), the
+# chain of a final ``-j CHAIN`` (xt_parse_target checks its length; a name of a target, or
+# of one netlab does not model, is no chain; "X" is the chain spec_of parses a rule in), the
+# address and port of a final ``-j DNAT --to-destination A[:P]`` (a NAT range, printed back
+# as given). So a rule of the same shape as one parsed before, other values in those
+# places, is that parse with its own values (_filled). Addresses and ports in their
+# canonical form only (iptables-save's): each text is what the parser would print back.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_QUAD = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[\d.]+) )?(?:((?:! )?-d )({_QUAD})(/[\d.]+) )?"
+                    rf"(.*?)(?:-j ([A-Za-z0-9][A-Za-z0-9_.-]*)|"
+                    rf"-j DNAT --to-destination ({_QUAD})(?::([1-9]\d{{0,4}}|0))?)")
+_BY_SHAPE: dict[tuple, object] = {}     # a rule's shape (what is not a value): its parse
 
 
 def parse_stored(body: str):
-    """parse_rule(body), but a rule like one parsed before but for the chain it jumps to
-    is that rule with the other chain."""
-    found = _TO_CHAIN.fullmatch(body)
+    """parse_rule(body), but a rule of the shape of one parsed before is that rule with
+    its own values."""
+    found = _SLOTS.fullmatch(body)
     if found is None:
         return parse_rule(body)
-    name = found.group(2)
-    if len(name) > CHAIN_MAX or name in TARGETS or name in KNOWN_TARGETS or name == "X":
+    s_word, src, s_mask, d_word, dst, d_mask, middle, chain, to, port = found.groups()
+    if chain is not None and (len(chain) > CHAIN_MAX or chain in TARGETS or
+                              chain in KNOWN_TARGETS or chain == "X"):
         return parse_rule(body)
-    prefix = found.group(1) or ""
-    like = _BY_PREFIX.get(prefix)
-    if like is None:
-        parsed = parse_rule(body)
-        target = parsed.target
-        if target is not None and target.is_chain and not target.goto and \
-                target.name == name and not target.options:
-            if len(_BY_PREFIX) >= 4096:
-                _BY_PREFIX.clear()
-            _BY_PREFIX[prefix] = parsed
-        return parsed
-    return dataclasses.replace(like, text=body, target=TargetCall(name, (), False))
+    if port is not None and int(port) > 65535:
+        return parse_rule(body)
+    shape = (s_word, s_mask, d_word, d_mask, middle, chain is None, port is None)
+    like = _BY_SHAPE.get(shape)
+    if like is not None:
+        return _filled(like, body, src, dst, chain, to, port)
+    parsed = parse_rule(body)
+    # the shape is kept when its parse is what _filled makes of it with its own values
+    if same_parse(_filled(parsed, body, src, dst, chain, to, port), parsed):
+        if len(_BY_SHAPE) >= 4096:
+            _BY_SHAPE.clear()
+        _BY_SHAPE[shape] = parsed
+    return parsed
+
+
+def _filled(like, body: str, src: str | None, dst: str | None, chain: str | None,
+            to: str | None, port: str | None):
+    """``like`` (a parse of the shape of ``body``) with the values of ``body``."""
+    changes = {"text": body}
+    if src is not None and like.src is not None:
+        changes["src"] = (ip_int(src) & like.src_mask, like.src[1])
+    if dst is not None and like.dst is not None:
+        changes["dst"] = (ip_int(dst) & like.dst_mask, like.dst[1])
+    target = like.target
+    if chain is not None:
+        changes["target"] = TargetCall(chain, (), False)
+    elif target is not None and target.options:
+        addr = ip_int(to)
+        text = to if port is None else f"{to}:{port}"
+        changes["target"] = TargetCall(
+            target.name, (Option(target.options[0].name, text, False),), False, target.ext,
+            {"to": (((addr, addr), None if port is None else (int(port), int(port))), False)})
+    # dataclasses.replace(like, **changes), without its look at every field (a frozen
+    # dataclass's fields are its instance dict)
+    parsed = object.__new__(like.__class__)
+    object.__setattr__(parsed, "__dict__", {**like.__dict__, **changes})
+    return parsed
+
+
+def same_parse(a, b) -> bool:
+    """Are two ParsedRules alike, also in what their matches and target keep for the
+    packet (which their equality does not compare)?"""
+    return a == b and [(m.ext, m.data) for m in a.matches] == \
+        [(m.ext, m.data) for m in b.matches] and \
+        (a.target is None or (a.target.ext, a.target.data) == (b.target.ext, b.target.data))
 
 
 # The canonical text of a rule that tests only destination, protocol and port, as
@@ -321,9 +375,9 @@ class Shared:
         # walk(): the walks whose key says all they read (reads_of), for every namespace
         # that holds the Table
         self.walks: dict[tuple[int, str], tuple[Table, dict]] = {}
-        self.reads: dict[tuple[int, str, str], tuple[Table, frozenset[str] | None]] = {}
+        self.reads: dict[tuple[int, str, str], tuple[Table, "frozenset[str] | Indexed | None"]] = {}
 
-    def reads_of(self, table: "CompiledTable", hook: str) -> frozenset[str] | None:
+    def reads_of(self, table: "CompiledTable", hook: str) -> "frozenset[str] | Indexed | None":
         key = (id(table.table), table.name, hook)
         found = self.reads.get(key)
         if found is None or found[0] is not table.table:
@@ -363,7 +417,7 @@ class CompiledTable:
         # walk(): one state of the World, and of this namespace (its addresses count)
         self.memo: dict[tuple, "_Fork | _Leaf"] = {}
         # by hook: what the rules a walk from the hook's chain can meet read (reads_of)
-        self.reads: dict[str, frozenset[str] | None] = {}
+        self.reads: dict[str, "frozenset[str] | Indexed | None"] = {}
         self._shared_memo: dict | None = None
 
     @property
@@ -510,51 +564,57 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     everything the rules can read, and a walk that forked is a tree of its branches,
     followed by asking ``choose`` the same questions in the same order. A hit appends
     copies of the hops the walk made and leaves the view's mark and connmark as the walk
-    did.
+    did. A branch the tree does not hold yet is walked from its fork on: each fork keeps
+    where the walk stood (_Fork.resume).
 
     A walk whose rules read no more than reads_of says (``reads`` not None) reads nothing
-    of the namespace: no address type, set, conntrack table or route, only the view's
-    fields its key holds, and the namespace's name and node only to label its hops. Such
-    walks are kept once for every namespace that holds the very same Table (a cluster's
-    nodes share kube-proxy's), and a namespace other than the one that walked gets the
-    hops relabelled with its own node and name."""
+    of the namespace but the address types its key holds: no set, conntrack table or
+    route, only the view's fields its key holds, and the namespace's name and node only to
+    label its hops. Such walks are kept once for every namespace that holds the very same
+    Table (a cluster's nodes share kube-proxy's), and a namespace other than the one that
+    walked gets the hops relabelled with its own node and name. (So a packet to a pod,
+    which meets no Service in kube-proxy's KUBE-SERVICES and no LOCAL address in
+    ``-m addrtype --dst-type LOCAL``, walks nat PREROUTING once for every node.)"""
     try:
         reads = table.reads[hook]
     except KeyError:
         reads = table.reads[hook] = table._shared.reads_of(table, hook)
+    if reads.__class__ is Indexed:
+        reads = reads.of(view.packet)
     key = _walk_key(table, hook, view, reads)
     memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)
     if node.__class__ is _Leaf:
         return node.replay(view, hops, ns)
-    answers: list[bool] = []
+    fork: _Fork | None = None
+    branch = False
     while node is not None and node.__class__ is _Fork:
+        fork = node
         branch = choose(node.p)
-        answers.append(branch)
         node = node.next.get(branch)
     if node is not None:
         return node.replay(view, hops, ns)
-    log: list[tuple[float, bool]] = []
+    forks: list[tuple] = []
     start = len(hops)
-    decided = _walk(ns, table, hook, view, _Replayed(choose, answers, log), hops)
-    if len(memo) >= WALK_MEMO_SIZE and key not in memo:
-        memo.clear()
+    if fork is None:
+        decided = _walk(ns, table, hook, view, choose, hops, forks)
+        if len(memo) >= WALK_MEMO_SIZE and key not in memo:
+            memo.clear()
+    else:
+        decided = fork.resume(ns, table, hook, view, choose, hops, forks, branch, reads)
     leaf = _Leaf(ns, decided, hops, start, view, reads, table.uses_conn)
-    if not log:
+    # the forks met since ``fork`` (or from the start), then the leaf
+    for p, answer, state in forks:
+        here = _Fork(p, ns, state, hops, start, reads)
+        if fork is None:
+            memo[key] = here
+        else:
+            fork.next[branch] = here
+        fork, branch = here, answer
+    if fork is None:
         memo[key] = leaf
-        return decided
-    parent: _Fork | None = None
-    here = memo.get(key)
-    for i, (p, branch) in enumerate(log):
-        if here is None:
-            here = _Fork(p)
-            if parent is None:
-                memo[key] = here
-            else:
-                parent.next[log[i - 1][1]] = here
-        parent = here
-        here = here.next.get(branch)
-    parent.next[log[-1][1]] = leaf
+    else:
+        fork.next[branch] = leaf
     return decided
 
 
@@ -592,13 +652,31 @@ def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
                 view.out_dev if "out_dev" in reads else None,
                 view.mark if "mark" in reads else None, ck,
                 p.src if "src" in reads else None, p.dst if "dst" in reads else None,
-                p.proto if "proto" in reads else None)
+                p.proto if "proto" in reads else None,
+                _types_key(view, reads) if "addrtype" in reads else None)
     if p.__class__ is Packet:
         return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
                 view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
                 p.icmp_type, p.icmp_code, p.tcp_flags)
     return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out, view.bridged,
             view.mark, ck, p)
+
+
+def _types_key(view: PacketView, reads: frozenset[str]) -> tuple:
+    """What -m addrtype matches read (no --limit-iface-*): the source's and destination's
+    address types, or only whether they are LOCAL when no match asks about another type."""
+    p = view.packet
+    types = view.addrtype
+    out = []
+    for ip, kind, local in ((p.src, "src_type", "src_local"), (p.dst, "dst_type", "dst_local")):
+        if ip is None or kind in reads:
+            out.append(types(ip, None) if ip is not None else None)
+        elif local in reads:
+            is_local = getattr(types, "local", None)
+            out.append(is_local(ip) if is_local is not None else types(ip, None) == "LOCAL")
+        else:
+            out.append(None)
+    return tuple(out)
 
 
 # What the matches and targets whose code reads no more than this read of the packet's view
@@ -622,6 +700,12 @@ _CONNTRACK_READS = {"ctstate": (), "ctstatus": (), "ctexpire": (), "ctdir": ("ct
 
 
 def _match_reads(m) -> tuple[str, ...] | None:
+    if type(m.ext) is _m.Addrtype:
+        if "in" in m.data or "out" in m.data:
+            return None         # the types on a device
+        return ("addrtype",) + tuple(
+            f"{side}_local" if m.data[side][0] == {"LOCAL"} else f"{side}_type"
+            for side in ("src", "dst") if side in m.data)
     if type(m.ext) is _m.Conntrack:
         out = ["ct_state"]
         for option in m.data or ():
@@ -634,24 +718,31 @@ def _match_reads(m) -> tuple[str, ...] | None:
 READS_BUDGET = 64       # rules looked at for reads_of (more: the walk may read anything)
 
 
-def reads_of(table: "CompiledTable", hook: str) -> frozenset[str] | None:
+def reads_of(table: "CompiledTable", hook: str) -> "frozenset[str] | Indexed | None":
     """What the rules a walk from ``hook``'s chain can meet read of the packet's view:
     "src", "dst", "proto", "in_dev", "out_dev" (the built-in matches), and those of
-    _MATCH_READS and _TARGET_READS; None when one of them may read anything, or the
-    chains are long (an indexed chain reads the destination and port as well)."""
+    _MATCH_READS and _TARGET_READS; None when one of them may read anything, or there are
+    too many. Of an indexed chain only the rules outside its index are looked at, and the
+    answer is an Indexed: what a packet that meets none of the buckets reads."""
     reads: set[str] = set()
     todo = [table.chain(hook)]
     seen: set[str] = set()
+    indexed: list[CompiledChain] = []
     budget = READS_BUDGET
     while todo:
         chain = todo.pop()
         if chain is None or chain.name in seen:
             continue
         seen.add(chain.name)
-        budget -= chain.count
-        if budget < 0 or chain.count >= INDEX_MIN_RULES:
+        if chain._buckets is None:
+            positions: Sequence[int] = range(chain.count)
+        else:
+            positions = chain._others
+            indexed.append(chain)
+        budget -= len(positions)
+        if budget < 0:
             return None
-        for i in range(chain.count):
+        for i in positions:
             try:
                 rule = chain.compile(i)
             except Exception:       # noqa: BLE001 — a rule a walk may never meet
@@ -672,37 +763,63 @@ def reads_of(table: "CompiledTable", hook: str) -> frozenset[str] | None:
                 if found is None:
                     return None
                 reads.update(found)
+    if indexed:
+        return Indexed(tuple(indexed), frozenset(reads))
     return frozenset(reads)
 
 
-class _Replayed:
-    """A walk's ``choose``: the branches already taken first (asked of the real chooser
-    while following the memo's tree), then the real chooser; every answer is logged."""
+class Indexed:
+    """reads_of for walks that meet indexed chains (kube-proxy's KUBE-SERVICES): a packet
+    that meets none of their buckets (no Service has its destination and port) meets only
+    the rules outside them, which read ``reads``; one that meets a bucket may read
+    anything."""
 
-    __slots__ = ("choose", "answers", "log")
+    __slots__ = ("chains", "reads")
 
-    def __init__(self, choose: Callable[[float], bool], answers: list[bool],
-                 log: list[tuple[float, bool]]):
-        self.choose = choose
-        self.answers = answers
-        self.log = log
+    def __init__(self, chains: tuple[CompiledChain, ...], reads: frozenset[str]):
+        self.chains = chains
+        self.reads = reads
 
-    def __call__(self, p: float) -> bool:
-        k = len(self.log)
-        branch = self.answers[k] if k < len(self.answers) else self.choose(p)
-        self.log.append((p, branch))
-        return branch
+    def of(self, pkt: Packet) -> frozenset[str] | None:
+        for chain in self.chains:
+            if chain.meets(pkt):
+                return None
+        return self.reads
 
 
 class _Fork:
-    """A probability fork of a memoized walk: the probability asked, and what follows
-    each answer."""
+    """A probability fork of a memoized walk: the probability asked, what follows each
+    answer, and where the walk stood when it asked (its chain stack, the rule and the
+    match that forked, the marks, the hops made so far), to walk on from there."""
 
-    __slots__ = ("p", "next")
+    __slots__ = ("p", "next", "state", "hops", "labels", "mark", "connmark")
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, ns: Netns, state: tuple, hops: list[Hop], start: int,
+                 reads: frozenset[str] | None):
         self.p = p
         self.next: dict[bool, "_Fork | _Leaf"] = {}
+        mark, connmark, made = state[-3:]
+        self.state = state[:-3]
+        self.hops = hops[start:made]
+        self.labels = (ns.node, ns.name)
+        # as _Leaf: the marks where the walk may have changed them (then they are in its key)
+        self.mark = mark if reads is None or "mark" in reads else None
+        self.connmark = connmark if reads is None or "conn" in reads or "ct_mark" in reads \
+            else None
+
+    def resume(self, ns: Netns, table: "CompiledTable", hook: str, view: PacketView,
+               choose: Callable[[float], bool], hops: list[Hop], forks: list[tuple],
+               branch: bool, reads: frozenset[str] | None) -> "Decision":
+        """The walk from this fork on, the fork answered ``branch``: what _walk does from
+        the start, asking ``choose`` the same questions after this one."""
+        labels = (ns.node, ns.name)
+        hops.extend(self.hops if labels == self.labels
+                    else [relabel_hop(hop, *labels) for hop in self.hops])
+        if self.mark is not None:
+            view.mark = self.mark
+        if self.connmark is not None and view.conn is not None:
+            view.conn.mark = self.connmark
+        return _walk(ns, table, hook, view, choose, hops, forks, (self.p, branch) + self.state)
 
 
 def copy_hop(hop: Hop) -> Hop:
@@ -787,7 +904,11 @@ class _Leaf:
 
 
 def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
-          choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
+          choose: Callable[[float], bool], hops: list[Hop], forks: list[tuple] | None = None,
+          resume: tuple | None = None) -> Decision:
+    """The walk itself. Each probability fork is logged to ``forks``: (p, the branch
+    taken, where the walk stood: what _Fork keeps); ``resume`` is (p, branch) and such a
+    state, to walk on from that fork."""
     tname = table.name
     base = table.chain(hook)
     if base is None:
@@ -798,32 +919,46 @@ def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     src_i = ip_int(pkt.src) if pkt.src else 0
     dst_i = ip_int(pkt.dst)
     proto = pkt.proto
-    chain = base
+    pending = None          # (the first match to evaluate, chance): a rule half matched
+    if resume is None:
+        chain = base
+        cands = chain.candidates(pkt)
+        i = 0
+        stack: list[tuple[CompiledChain, Sequence[int], int]] = []
+        notrack = False
+    else:
+        p, branch, chain, cands, i, stack, notrack, pos, rule, k, chance = resume
+        stack = list(stack)
+        if branch:
+            pending = (k + 1, chance * p)
     compiled = chain.compiled
-    cands = chain.candidates(pkt)
     end = len(cands)
-    i = 0
-    stack: list[tuple[CompiledChain, Sequence[int], int]] = []
-    notrack = False
     while True:
-        if i >= end:
-            if stack:
-                chain, cands, i = stack.pop()
-                compiled, end = chain.compiled, len(cands)
+        if pending is None:
+            if i >= end:
+                if stack:
+                    chain, cands, i = stack.pop()
+                    compiled, end = chain.compiled, len(cands)
+                    continue
+                return _policy(ns, tname, base, hops, notrack)
+            pos = cands[i]
+            i += 1
+            rule = compiled[pos] or chain.compile(pos)
+            chance = 1.0            # the probability of the branch where this rule matches
+            if rule.certain:
+                first = None
+            elif not rule.builtin(src_i, dst_i, proto, view):
                 continue
-            return _policy(ns, tname, base, hops, notrack)
-        pos = cands[i]
-        i += 1
-        rule = compiled[pos] or chain.compile(pos)
-        chance = 1.0            # the probability of the branch where this rule matches
-        if rule.certain:
-            pass
-        elif not rule.builtin(src_i, dst_i, proto, view):
-            continue
-        elif rule.matches:
+            else:
+                first = 0 if rule.matches else None
+        else:
+            first, chance = pending
+            pending = None
+        if first is not None:
             matched = True
-            for m in rule.matches:
-                r = m.evaluate(view)
+            matches = rule.matches
+            for k in range(first, len(matches)):
+                r = matches[k].evaluate(view)
                 if r is True:
                     continue
                 if r is False or r is None:
@@ -832,7 +967,17 @@ def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
                 p = float(r)
                 if p >= 1.0:
                     continue
-                if p <= 0.0 or not choose(p):
+                if p <= 0.0:
+                    matched = False
+                    break
+                branch = choose(p)
+                if forks is not None:
+                    conn = view.conn
+                    forks.append((p, branch, (chain, cands, i, tuple(stack), notrack, pos, rule,
+                                              k, chance, view.mark,
+                                              conn.mark if conn is not None else None,
+                                              len(hops))))
+                if not branch:
                     matched = False
                     break
                 chance *= p
@@ -997,24 +1142,26 @@ def _port_match(member: str, value: str) -> bool:
 def address_types(ns: Netns) -> Callable[[str, str | None], str]:
     """-m addrtype: the type the namespace's routing tables give an address (LOCAL for its
     own addresses and lo's 127.0.0.0/8, BROADCAST for subnet broadcasts, MULTICAST,
-    BLACKHOLE / UNREACHABLE / PROHIBIT routes, else UNICAST)."""
+    BLACKHOLE / UNREACHABLE / PROHIBIT routes, else UNICAST). ``addrtype.local(ip)`` is
+    ``addrtype(ip) == "LOCAL"``, told from the addresses alone (walk keys ask it)."""
     import ipaddress
 
     from netlab.dataplane.routing import lookup_main
 
     local: dict[str, set[str]] = {}
     loopback: list[ipaddress.IPv4Network] = []
-    broadcast = {"255.255.255.255", "0.0.0.0"}
+    subnets: list[ipaddress.IPv4Network] = []
     for link in ns.links.values():
         for a in link.addresses:
             local.setdefault(a.ip, set()).add(link.name)
-            net = a.network
             if link.kind == "loopback":
-                loopback.append(net)
-            if net.prefixlen < 31:
-                broadcast.add(str(net.broadcast_address))
+                loopback.append(a.network)
+            if a.prefixlen < 31:
+                subnets.append(a)
+    broadcast: set[str] = set()         # made when first asked
 
     memo: dict[tuple[str, str | None], str] = {}
+    on_lo_memo: dict[str, bool] = {}
 
     def addrtype(ip: str, dev: str | None = None) -> str:
         found = memo.get((ip, dev))
@@ -1022,23 +1169,42 @@ def address_types(ns: Netns) -> Callable[[str, str | None], str]:
             found = memo[(ip, dev)] = _addrtype(ip, dev)
         return found
 
+    def on_lo(ip: str) -> bool:
+        if not loopback:
+            return False
+        found = on_lo_memo.get(ip)
+        if found is None:
+            try:
+                addr = ipaddress.IPv4Address(ip)
+            except ValueError:
+                return False
+            found = on_lo_memo[ip] = any(addr in net for net in loopback)
+        return found
+
+    def is_local(ip: str) -> bool:
+        return ip in local or on_lo(ip)
+
     def _addrtype(ip: str, dev: str | None) -> str:
         try:
             addr = ipaddress.IPv4Address(ip)
         except ValueError:
             return "UNSPEC"
         devs = local.get(ip)
-        on_lo = any(addr in net for net in loopback)
-        if dev is None and (devs or on_lo):
+        lo = on_lo(ip)
+        if dev is None and (devs or lo):
             return "LOCAL"
-        if dev is not None and ((devs and dev in devs) or (on_lo and dev == "lo")):
+        if dev is not None and ((devs and dev in devs) or (lo and dev == "lo")):
             return "LOCAL"
         if addr.is_multicast:
             return "MULTICAST"
+        if not broadcast:
+            broadcast.update(["255.255.255.255", "0.0.0.0"] +
+                             [str(a.network.broadcast_address) for a in subnets])
         if ip in broadcast:
             return "BROADCAST"
         route = lookup_main(ns, ip)
         if route is not None and route.type in ("blackhole", "unreachable", "prohibit"):
             return route.type.upper()
         return "UNICAST"
+    addrtype.local = is_local       # type: ignore[attr-defined]
     return addrtype
