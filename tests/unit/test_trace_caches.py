@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from netlab import ops as O
+from netlab.errors import CommandError
 from netlab.dataplane import engine, trace
 from netlab.k8s.build import build_model
 from netlab.k8s.cluster import load_cluster
@@ -862,3 +863,266 @@ def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_pat
                     (alone.target.ext, alone.target.data), body
             shortcuts += got is not alone
     assert shortcuts > 20
+
+
+# --- walks resumed at their forks, shared by what the rules read, rules parsed by shape ---------
+
+def _kept_and_computed(world, cases, monkeypatch, share: bool = True) -> tuple[list, list]:
+    """Every trace of ``cases`` (all branches, and one branch), one after the other on one
+    World, with walks kept (a new branch walked from its fork on, walks shared across
+    namespaces when ``share``) and with every walk computed from the start, nothing kept."""
+    from netlab.dataplane import netfilter
+
+    def traced(src, dst, proto, port, **kw) -> str:
+        try:
+            return as_json(trace(world, src, dst, proto=proto, dport=port, record=False, **kw))
+        except CommandError as exc:         # too many paths: the same for both
+            return str(exc)
+
+    def traces() -> list[str]:
+        cold(world)
+        # one branch first: a later trace meets forks whose other branch is not walked yet
+        return [traced(*case, **kw) for case in cases for kw in ({"seed": 3}, {}, {"seed": 8})]
+
+    monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+    kept = traces()
+    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops:
+                        netfilter._walk(ns, table, hook, view, choose, hops))
+    computed = traces()
+    monkeypatch.undo()
+    return kept, computed
+
+
+def test_a_service_trace_walks_its_fork_once_and_each_branch_from_the_fork_on(monkeypatch):
+    """A Service of 15 endpoints forks nat PREROUTING 14 times: the all-branches trace
+    walks the table once from its start and each other branch from the fork before it
+    (where the walk stood is kept with the fork); the packet to a pod on each endpoint's
+    node, which meets no Service and no LOCAL address, is walked once for all nodes."""
+    import sys
+
+    from netlab.dataplane import netfilter
+    from netlab.k8s.kubelet import pod_netns_key
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    c = synthetic(20, 600, 40)
+    world = build_model(c).world
+    svc = next(s for s in c.services if s.name.startswith("svc"))
+    endpoints = {ep.node for sl in c.slices[svc.key] for ep in sl.endpoints}
+    client = next(p for p in c.pods if p.namespace == "default" and p.node not in endpoints)
+    walked = []
+    real = netfilter._walk
+    monkeypatch.setattr(netfilter, "_walk", lambda ns, table, hook, view, choose, hops,
+                        forks=None, resume=None: walked.append(
+                            (ns.node, table.name, hook, resume is not None))
+                        or real(ns, table, hook, view, choose, hops, forks, resume))
+    got = trace(world, pod_netns_key(client), svc.cluster_ip, proto="tcp", dport=80,
+                record=False)
+    assert len(got.paths) == 15 and len(endpoints) > 1
+    prerouting = [w for w in walked if w[1:3] == ("nat", "PREROUTING")]
+    mine = [w[3] for w in prerouting if w[0] == client.node]
+    assert mine == [False] + [True] * 14
+    theirs = [w for w in prerouting if w[0] != client.node]
+    assert len(theirs) == 1 and not theirs[0][3], theirs
+    monkeypatch.undo()
+    kept, computed = _kept_and_computed(
+        world, [(pod_netns_key(client), svc.cluster_ip, "tcp", 80)], monkeypatch)
+    assert kept == computed
+
+
+def test_walks_kept_resumed_and_shared_give_the_walks_computed_in_the_services_cluster(
+        cluster, monkeypatch):
+    c, world = cluster
+    cases = _cluster_probes(c, world)
+    kept, computed = _kept_and_computed(world, cases, monkeypatch)
+    assert kept == computed
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_walks_kept_resumed_and_shared_give_the_walks_computed_in_random_clusters(
+        seed, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from k8s_services_random import random_cluster
+
+    c = random_cluster(seed)
+    world = build_model(c).world
+    cases = _cluster_probes(c, world)
+    cases = cases[:: max(1, len(cases) // 120)]
+    for share in (True, False):
+        kept, computed = _kept_and_computed(world, cases, monkeypatch, share)
+        assert kept == computed, (seed, share)
+
+
+def forking_lab(rng, name: str):
+    """A random lab (tests/privileged/random_labs.py) with rules that fork its walks
+    (-m statistic random and nth, two in one rule, in a user chain with RETURN), marks
+    and connmarks set before a fork and read after it, and -m addrtype of every kind."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
+    from random_labs import random_lab
+
+    lab = random_lab(rng, name)
+    names = ["host"] + [line.split()[-1] for line in lab.lines if line.startswith("ip netns add")]
+    ips = sorted({line.split()[-3].split("/")[0] for line in lab.lines if " addr add " in line})
+    ip = rng.choice(ips) if ips else "10.1.0.1"
+
+    def p() -> str:
+        return f"{rng.choice((0.2, 0.25, 0.5, 0.6, 0.9)):.11f}"
+
+    hook = rng.choice(("FORWARD", "OUTPUT"))
+    groups = [       # rules that go together, in order
+        (f"mangle -A {rng.choice(('PREROUTING', 'OUTPUT'))} -m statistic --mode random "
+         f"--probability {p()} -j MARK --set-mark 0x1",
+         f"filter -A {rng.choice(('INPUT', 'FORWARD', 'OUTPUT'))} -m mark --mark 0x1 "
+         f"-m statistic --mode nth --every {rng.choice((2, 3))} -j DROP"),
+        (f"filter -A {rng.choice(('INPUT', 'OUTPUT'))} -m statistic --mode random "
+         f"--probability {p()} -m statistic --mode nth --every 2 -j REJECT",),
+        (f"nat -A {rng.choice(('PREROUTING', 'OUTPUT'))} -p tcp --dport {rng.choice((80, 8080))} "
+         f"-m statistic --mode random --probability {p()} -j DNAT --to-destination {ip}:80",),
+        ("filter -N FORK", f"filter -A {hook} -j FORK",
+         f"filter -A FORK -m statistic --mode random --probability {p()} -j RETURN",
+         f"filter -A FORK -m statistic --mode random --probability {p()} -j MARK --set-mark 0x2",
+         "filter -A FORK -m mark --mark 0x2 -m statistic --mode nth --every 2 -j DROP",
+         f"filter -A {hook} -m mark --mark 0x2 -j ACCEPT", f"filter -A {hook} -p icmp -j DROP"),
+        (f"mangle -A {rng.choice(('PREROUTING', 'OUTPUT'))} -j CONNMARK --set-mark 0x4",
+         f"mangle -A PREROUTING -m statistic --mode random --probability {p()} "
+         "-j CONNMARK --set-mark 0x8",
+         "filter -A INPUT -m connmark --mark 0x4 -m statistic --mode nth --every 2 -j REJECT",
+         "filter -A INPUT -m connmark --mark 0x8 -j DROP"),
+        (f"filter -A {rng.choice(('INPUT', 'FORWARD', 'OUTPUT'))} -m addrtype "
+         f"{rng.choice(('', '! '))}--dst-type "
+         f"{rng.choice(('LOCAL', 'UNICAST', 'BROADCAST', 'LOCAL,BROADCAST'))} "
+         f"-m statistic --mode random --probability {p()} -j DROP",),
+        ("nat -A POSTROUTING -m addrtype --src-type LOCAL -m statistic --mode nth --every 2 "
+         "-j ACCEPT",),
+    ]
+    lines = list(lab.lines)
+    for ns in ["host"] + rng.sample(names[1:], min(len(names) - 1, rng.randint(1, 3))):
+        where = f"ip netns exec {ns} " if ns != "host" else ""
+        for group in rng.sample(groups, rng.randint(1, 3)):
+            for rule in group:
+                table, _, rest = rule.partition(" ")
+                lines.append(f"{where}iptables -t {table} {rest}")
+    lab.lines = lines
+    return lab
+
+
+def _forking_worlds(tmp_path, count: int, tag: str):
+    import random
+
+    from netlab.labs.loader import load_lab
+    from netlab.labs.runner import run_lab
+
+    for i in range(count):
+        rng = random.Random(f"{tag}-{i}")
+        lab = forking_lab(rng, f"{tag}{i}")
+        path = tmp_path / f"{tag}{i}.yaml"
+        path.write_text(lab.yaml())
+        world = run_lab(load_lab(path), check_expect=False).world
+        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
+                 for src, dst, proto, port in lab.probes]
+        yield rng, lab, world, [case for case in cases if case[0] in world.namespaces]
+
+
+def test_walks_kept_and_resumed_give_the_walks_computed_in_random_forking_labs(
+        monkeypatch, tmp_path):
+    """Random labs whose walks fork (in rules before and after a MARK, CONNMARK, DNAT, in a
+    user chain, two forks in one rule): every trace equals the one that computes every
+    walk from its start; and so when namespaces hold one Table, shared."""
+    forked = 0
+    for rng, lab, world, cases in _forking_worlds(tmp_path, 40, "forks"):
+        kept, computed = _kept_and_computed(world, cases, monkeypatch)
+        assert kept == computed, lab.yaml()
+        forked += sum('"probability": 1.0' not in t for t in kept)
+        holders = sorted(key for key, ns in world.namespaces.items() if ns.tables)
+        if len(holders) > 1:
+            model = world.namespaces[rng.choice(holders)].tables
+            for key in holders:
+                world.namespaces[key].tables = model
+            for share in (True, False):
+                kept, computed = _kept_and_computed(world, cases, monkeypatch, share)
+                assert kept == computed, (share, lab.yaml())
+    assert forked > 100
+
+
+def test_a_packet_no_service_has_walks_kube_services_as_its_rules_outside_the_index():
+    """reads_of of kube-proxy's nat PREROUTING (KUBE-SERVICES indexed by destination):
+    a packet that meets no bucket reads only what the rules outside the index read (the
+    LOCAL-ness of its destination); one to a Service may read anything."""
+    import sys
+
+    from netlab.dataplane.netfilter import Indexed, reads_of, rules_of
+    from netlab.trace import Packet
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    c = synthetic(3, 60, 30)
+    world = build_model(c).world
+    rules = rules_of(world, world.namespaces[f"{c.nodes[0].name}/root"])
+    found = reads_of(rules.table("nat"), "PREROUTING")
+    assert isinstance(found, Indexed) and [ch.name for ch in found.chains] == ["KUBE-SERVICES"]
+    svc = next(s for s in c.services if s.name.startswith("svc"))
+    to_pod = Packet("tcp", c.pods[0].ip, c.pods[-1].ip, 40000, 8080, 64, None, None, "S")
+    assert found.of(to_pod) == {"addrtype", "dst_local"}
+    assert found.of(dataclasses.replace(to_pod, dst=svc.cluster_ip, dport=80)) is None
+    assert found.of(dataclasses.replace(to_pod, dst=svc.cluster_ip, dport=81)) is not None
+
+
+def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
+    """parse_stored (a rule of the shape of one parsed before, other addresses, ports,
+    chain) gives what parse_rule gives, also in what matches and targets keep for the
+    packet: every rule of kube-proxy's tables (random clusters), of random labs and
+    forking labs, and rules made to sit at the edges of the shapes, in both orders."""
+    import sys
+
+    from netlab.dataplane import netfilter
+    from netlab.netfilter.rules import parse_rule
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+    from k8s_services_random import random_cluster
+
+    worlds = [build_model(synthetic(3, 60, 30)).world]
+    worlds += [build_model(random_cluster(seed)).world for seed in range(8)]
+    worlds += [world for _, _, world, _ in _forking_worlds(tmp_path, 10, "parse")]
+    bodies = sorted({body for world in worlds for ns in world.namespaces.values()
+                     for table in ns.tables.values() for chain in table.chains.values()
+                     for body in chain.rules})
+    for head in ("", "-s 10.1.2.3/32 ", "! -s 10.1.2.3/32 ", "-s 10.1.2.3/24 ",
+                 "-s 10.1.2.0/24 ", "! -s 10.9.0.0/0 ", "-s 10.1.2.3/255.0.255.0 ",
+                 "-d 10.1.2.4/32 ", "! -d 10.1.2.4/16 ", "-s 10.1.2.3/32 ! -d 10.1.2.4/32 ",
+                 "-s 010.1.2.3/32 ", "-s 10.1.2.300/32 ", "-s 10.1.2.3/33 "):
+        for tail in ("-j KUBE-SEP-A", "-j KUBE-SEP-B", "-g KUBE-SEP-A", "-j ACCEPT", "-j X",
+                     "-j " + "Y" * 29, "-j " + "Z" * 28, "-j DNAT --to-destination 10.0.0.1",
+                     "-p tcp -j DNAT --to-destination 10.0.0.1:80",
+                     "-p tcp -m tcp -j DNAT --to-destination 10.0.0.2:8080",
+                     "-p udp -m udp -j DNAT --to-destination 10.0.0.2:0",
+                     "-p udp -m udp -j DNAT --to-destination 10.0.0.2:65535",
+                     "-p udp -m udp -j DNAT --to-destination 10.0.0.2:65536",
+                     "-p icmp -j DNAT --to-destination 10.0.0.3:53",
+                     "-j DNAT --to-destination 10.0.0.1:80",
+                     "-p tcp -j DNAT --to-destination 10.0.0.1:80 --random",
+                     "-p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.9:80",
+                     "-p tcp -m tcp -j DNAT --to-destination 10.0.0.01:80",
+                     "-p tcp -j SNAT --to-source 10.0.0.1:80"):
+            bodies.append(head + tail)
+    shortcuts = 0
+    for order in (bodies, bodies[::-1]):
+        netfilter._BY_SHAPE.clear()
+        for body in order:
+            try:
+                alone = parse_rule(body)
+            except Exception as exc:        # noqa: BLE001 — the same error, or none
+                with pytest.raises(type(exc)):
+                    netfilter.parse_stored(body)
+                continue
+            got = netfilter.parse_stored(body)
+            assert netfilter.same_parse(got, alone), body
+            shortcuts += got is not alone
+    assert shortcuts > 400
