@@ -42,8 +42,8 @@ from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
 from netlab.netfilter import targets as _t
-from netlab.netfilter.rules import Option, TargetCall, parse_rule
-from netlab.netfilter.values import CHAIN_MAX
+from netlab.netfilter.rules import MatchCall, Option, TargetCall, parse_rule
+from netlab.netfilter.values import CHAIN_MAX, save_string
 from netlab.netfilter.xt import KNOWN_TARGETS, TARGETS
 from netlab.netfilter.types import Action, PacketView
 from netlab.trace import Hop, Packet
@@ -233,21 +233,26 @@ class CompiledChain:
         return found
 
 
-# Rules kube-proxy writes by the thousand differ only in a few values: ``-s EP/32 -j
-# KUBE-MARK-MASQ``, ``-p tcp -m tcp -j DNAT --to-destination EP:PORT``, ``-m statistic …
-# -j KUBE-SEP-…``. Where such a value stands the parser keeps it as a number or a name it
-# reads nothing else of: the address of a leading ``-s A/M`` or ``-d A/M`` (masked), the
-# chain of a final ``-j CHAIN`` (xt_parse_target checks its length; a name of a target, or
-# of one netlab does not model, is no chain; "X" is the chain spec_of parses a rule in), the
-# address and port of a final ``-j DNAT --to-destination A[:P]`` (a NAT range, printed back
-# as given). So a rule of the same shape as one parsed before, other values in those
-# places, is that parse with its own values (_filled). Addresses and ports in their
-# canonical form only (iptables-save's): each text is what the parser would print back.
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# Rules kube-proxy writes by the thousand differ only in a few values: ``-s EP/32 -m comment
+# --comment "ns/svc:port" -j KUBE-MARK-MASQ``, ``-p tcp -m tcp -j DNAT --to-destination
+# EP:PORT``, ``-m statistic … -j KUBE-SEP-…``. Where such a value stands the parser keeps
+# it as a number or a text it reads nothing else of: the address of a leading ``-s A/M`` or
+# ``-d A/M`` (masked), the chain of a final ``-j CHAIN`` (xt_parse_target checks its
+# length; a name of a target, or of one netlab does not model, is no chain; "X" is the
+# chain spec_of parses a rule in), the address and port of a final ``-j DNAT
+# --to-destination A[:P]`` (a NAT range, printed back as given), a ``--comment`` and a
+# ``--dport N`` between them. So a rule of the shape of one parsed before, other values in
+# those places, is that parse with its own values (_filled). Values in their canonical form
+# only (iptables-save's): each text is what the parser would print back.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _QUAD = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-_SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[\d.]+) )?(?:((?:! )?-d )({_QUAD})(/[\d.]+) )?"
+_SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[0-9.]+) )?(?:((?:! )?-d )({_QUAD})(/[0-9.]+) )?"
                     rf"(.*?)(?:-j ([A-Za-z0-9][A-Za-z0-9_.-]*)|"
-                    rf"-j DNAT --to-destination ({_QUAD})(?::([1-9]\d{{0,4}}|0))?)")
+                    rf"-j DNAT --to-destination ({_QUAD})(?::([1-9][0-9]{{0,4}}|0))?)")
+# in the words between: a comment (group 1) as save_string prints it, one word of the
+# options it is read into (not "!", not "--…"); a port (group 2); any other quoted word
+_MIDDLE = re.compile(r'(?<=-m comment --comment )("[^"\\\'!-][^"\\\']*"|[_0-9A-Za-z][-_0-9A-Za-z]*)'
+                     r'(?= |$)|(?<=--dport )([1-9][0-9]{0,4}|0)(?= |$)|"(?:[^"\\]|\\.)*"')
 _BY_SHAPE: dict[tuple, object] = {}     # a rule's shape (what is not a value): its parse
 
 
@@ -263,41 +268,113 @@ def parse_stored(body: str):
         return parse_rule(body)
     if port is not None and int(port) > 65535:
         return parse_rule(body)
+    values: tuple = ()
+    if "--" in middle:
+        cut = _cut(middle)
+        if cut is None:
+            return parse_rule(body)
+        middle, values = cut
     shape = (s_word, s_mask, d_word, d_mask, middle, chain is None, port is None)
     like = _BY_SHAPE.get(shape)
     if like is not None:
-        return _filled(like, body, src, dst, chain, to, port)
+        return _filled(like, body, src, dst, values, chain, to, port)
     parsed = parse_rule(body)
     # the shape is kept when its parse is what _filled makes of it with its own values
-    if same_parse(_filled(parsed, body, src, dst, chain, to, port), parsed):
+    filled = _filled(parsed, body, src, dst, values, chain, to, port)
+    if filled is not None and same_parse(filled, parsed):
         if len(_BY_SHAPE) >= 4096:
             _BY_SHAPE.clear()
         _BY_SHAPE[shape] = parsed
     return parsed
 
 
-def _filled(like, body: str, src: str | None, dst: str | None, chain: str | None,
-            to: str | None, port: str | None):
-    """``like`` (a parse of the shape of ``body``) with the values of ``body``."""
-    changes = {"text": body}
+def _cut(middle: str) -> tuple[str, tuple] | None:
+    """The words between with their comments and ports cut out (NUL where they stood), and
+    those values in order; None for a comment or port not in its canonical form."""
+    parts = []
+    values: list = []
+    last = 0
+    for found in _MIDDLE.finditer(middle):
+        text, port = found.groups()
+        if text is not None:
+            if text[0] == '"':
+                text = text[1:-1]
+            if len(text) > 255 or save_string(text) != found.group(1):
+                return None
+            values.append(text)
+        elif port is not None:
+            if int(port) > 65535:
+                return None
+            values.append(int(port))
+        else:
+            continue
+        parts.append(middle[last:found.start()])
+        last = found.end()
+    parts.append(middle[last:])
+    return "\0".join(parts), tuple(values)
+
+
+def _filled(like, body: str, src: str | None, dst: str | None, values: tuple,
+            chain: str | None, to: str | None, port: str | None):
+    """``like`` (a parse of the shape of ``body``) with the values of ``body``; None when
+    the values do not sit in its matches as _cut found them."""
+    changes: dict = {"text": body}
     if src is not None and like.src is not None:
         changes["src"] = (ip_int(src) & like.src_mask, like.src[1])
     if dst is not None and like.dst is not None:
         changes["dst"] = (ip_int(dst) & like.dst_mask, like.dst[1])
+    if values:
+        matches = _filled_matches(like.matches, values)
+        if matches is None:
+            return None
+        changes["matches"] = matches
     target = like.target
     if chain is not None:
-        changes["target"] = TargetCall(chain, (), False)
+        changes["target"] = _made(TargetCall, name=chain, options=(), goto=False, ext=None,
+                                  data=None)
     elif target is not None and target.options:
         addr = ip_int(to)
-        text = to if port is None else f"{to}:{port}"
-        changes["target"] = TargetCall(
-            target.name, (Option(target.options[0].name, text, False),), False, target.ext,
-            {"to": (((addr, addr), None if port is None else (int(port), int(port))), False)})
-    # dataclasses.replace(like, **changes), without its look at every field (a frozen
-    # dataclass's fields are its instance dict)
-    parsed = object.__new__(like.__class__)
-    object.__setattr__(parsed, "__dict__", {**like.__dict__, **changes})
-    return parsed
+        changes["target"] = _made(
+            TargetCall, name=target.name, goto=False, ext=target.ext,
+            options=(Option(target.options[0].name, to if port is None else f"{to}:{port}",
+                            False),),
+            data={"to": (((addr, addr), None if port is None else (int(port), int(port))),
+                         False)})
+    return _made(like.__class__, **{**like.__dict__, **changes})
+
+
+def _filled_matches(matches: tuple, values: tuple) -> tuple | None:
+    """The comment matches and the --dport of tcp/udp matches with ``values``, in order."""
+    out = []
+    left = iter(values)
+    for m in matches:
+        if m.module == "comment":
+            text = next(left, None)
+            if text.__class__ is not str:
+                return None
+            m = _made(MatchCall, module="comment", options=(Option("comment", text, False),),
+                      ext=m.ext, data={"comment": (text, False)})
+        elif (m.module == "tcp" or m.module == "udp") and "dport" in m.data:
+            port = next(left, None)
+            if port.__class__ is not int:
+                return None
+            negated = m.data["dport"][1]
+            m = _made(MatchCall, module=m.module, ext=m.ext,
+                      options=tuple(Option("dport", str(port), negated) if o.name == "dport"
+                                    else o for o in m.options),
+                      data={**m.data, "dport": ((port, port), negated)})
+        out.append(m)
+    if next(left, None) is not None:
+        return None
+    return tuple(out)
+
+
+def _made(cls, **fields):
+    """A frozen dataclass from all its fields, without its __init__ (a frozen dataclass's
+    fields are its instance dict; dataclasses.replace looks at every field)."""
+    made = object.__new__(cls)
+    object.__setattr__(made, "__dict__", fields)
+    return made
 
 
 def same_parse(a, b) -> bool:

@@ -1112,6 +1112,24 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
                      "-p tcp -m tcp -j DNAT --to-destination 10.0.0.01:80",
                      "-p tcp -j SNAT --to-source 10.0.0.1:80"):
             bodies.append(head + tail)
+    middles = ['-m comment --comment "default/svc1:http cluster IP" ', "-m comment --comment a ",
+               '-m comment --comment "default/svc2:http cluster IP" ', "-m comment --comment b-c ",
+               '-m comment --comment "-x" ', '-m comment --comment "!" ',
+               '-m comment --comment "a \\"b" ', '-m comment --comment "it\'s" ',
+               '-m comment --comment "a --dport 5 b" ', '-m comment --comment ""  ',
+               f'-m comment --comment "{"c" * 255}" ', f'-m comment --comment "{"c" * 256}" ',
+               '-m comment --comment x -m comment --comment "y z" ']
+    ports = ["-p tcp -m tcp --dport 80 ", "-p tcp -m tcp --dport 81 ", "-p udp -m udp --dport 0 ",
+             "-p tcp -m tcp ! --dport 80 ", "-p tcp -m tcp --dport 80:90 ",
+             "-p tcp -m tcp --dport 65536 ", "-p tcp -m tcp --sport 5 --dport 80 ",
+             "-p tcp -m tcp --dport 80 --tcp-flags SYN,ACK SYN ", "-p tcp -m tcp --dport http ",
+             "-p udp -m udp --dport 053 ", "-p tcp -m multiport --dports 80,443 "]
+    for head in ("", "-s 10.1.2.3/32 ", "! -s 10.128.0.0/9 -d 10.96.0.9/32 "):
+        for middle in middles + [""]:
+            for ports_ in ports + [""]:
+                for tail in ("-j KUBE-SVC-A", "-j KUBE-MARK-MASQ", "-j ACCEPT",
+                             "-j DNAT --to-destination 10.0.0.1:80"):
+                    bodies.append(head + ports_[:7] + middle + ports_[7:] + tail)
     shortcuts = 0
     for order in (bodies, bodies[::-1]):
         netfilter._BY_SHAPE.clear()
