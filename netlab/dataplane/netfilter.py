@@ -70,6 +70,9 @@ PROTO_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "all": None, "0": None}
 
 # --- compiled chains ------------------------------------------------------------------------
 
+_CHAIN_ACTION = Action("jump")    # what a -j CHAIN / -g CHAIN decides, but for its chain
+
+
 class CompiledRule:
     """A parsed rule with its built-in matches as integer tests (what ip_packet_match
     checks: -s -d with masks, -p, -i -o with ``+``, each with ``!``), and its other
@@ -91,15 +94,16 @@ class CompiledRule:
         self.proto = None if proto is None else (PROTO_NAMES.get(proto, proto), parsed.proto_neg)
         self.iin = _iface_test(parsed.in_iface, parsed.in_neg)
         self.iout = _iface_test(parsed.out_iface, parsed.out_neg)
-        self.matches = tuple(m for m in parsed.matches if m.module != "comment")
+        matches = self.matches = tuple(m for m in parsed.matches if m.module != "comment") \
+            if parsed.matches else ()
         # what the model says about matches it approximates (-m limit always matches, …)
-        self.notes = tuple(n for n in (getattr(m, "note", None) for m in self.matches) if n)
-        self.target = parsed.target
+        self.notes = tuple(n for n in (m.note for m in matches) if n) if matches else ()
         # -j CHAIN / -g CHAIN: (kind, chain) known without asking the target
-        target = parsed.target
+        target = self.target = parsed.target
         self.to_chain = None
-        if target is not None and getattr(target, "is_chain", False):
-            self.to_chain = Action("goto" if target.goto else "jump", chain=target.name)
+        if target is not None and target.ext is None:
+            self.to_chain = _made(Action, **{**_CHAIN_ACTION.__dict__, "chain": target.name,
+                                             "kind": "goto" if target.goto else "jump"})
         # A rule of an index bucket met through its bucket: the packet's destination,
         # protocol and port are the bucket's, which is all the rule asks.
         self.certain = certain
@@ -254,6 +258,7 @@ _SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[0-9.]+) )?(?:((?:! )?-d )({_QU
 _MIDDLE = re.compile(r'(?<=-m comment --comment )("[^"\\\'!-][^"\\\']*"|[_0-9A-Za-z][-_0-9A-Za-z]*)'
                      r'(?= |$)|(?<=--dport )([1-9][0-9]{0,4}|0)(?= |$)|"(?:[^"\\]|\\.)*"')
 _BY_SHAPE: dict[tuple, object] = {}     # a rule's shape (what is not a value): its parse
+_ADDRESS = re.compile(_QUAD)            # a dotted quad as ipaddress.IPv4Address reads one
 
 
 def parse_stored(body: str):
@@ -1226,13 +1231,14 @@ def address_types(ns: Netns) -> Callable[[str, str | None], str]:
     from netlab.dataplane.routing import lookup_main
 
     local: dict[str, set[str]] = {}
-    loopback: list[ipaddress.IPv4Network] = []
-    subnets: list[ipaddress.IPv4Network] = []
+    loopback: list[tuple[int, int]] = []        # lo's networks: (network, mask)
+    subnets = []
     for link in ns.links.values():
         for a in link.addresses:
             local.setdefault(a.ip, set()).add(link.name)
             if link.kind == "loopback":
-                loopback.append(a.network)
+                net = a.network
+                loopback.append((int(net.network_address), int(net.netmask)))
             if a.prefixlen < 31:
                 subnets.append(a)
     broadcast: set[str] = set()         # made when first asked
@@ -1251,11 +1257,10 @@ def address_types(ns: Netns) -> Callable[[str, str | None], str]:
             return False
         found = on_lo_memo.get(ip)
         if found is None:
-            try:
-                addr = ipaddress.IPv4Address(ip)
-            except ValueError:
+            if _ADDRESS.fullmatch(ip) is None:      # what IPv4Address refuses
                 return False
-            found = on_lo_memo[ip] = any(addr in net for net in loopback)
+            value = ip_int(ip)
+            found = on_lo_memo[ip] = any(value & mask == net for net, mask in loopback)
         return found
 
     def is_local(ip: str) -> bool:
