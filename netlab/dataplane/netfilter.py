@@ -193,7 +193,7 @@ class CompiledChain:
         others: list[int] = []
         for i, body in enumerate(self.rules):
             key = quick_index_key(body)
-            if key is None:
+            if key is None and "-d " in body:       # (no -d: not to be parsed for this)
                 key = index_key(self.rule(i))
             if key is None:
                 others.append(i)
