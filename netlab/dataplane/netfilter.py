@@ -32,12 +32,13 @@ its branches (``walk``).
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import re
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.dataplane.routing import ip_int
+from netlab.dataplane.routing import ip_int, lookup_main
 from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
@@ -729,13 +730,15 @@ def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
               if "ct_tuples" in reads else None,
               conn.mark if "ct_mark" in reads else None)
     p = view.packet
+    if reads is not None and "addrtype" in reads:
+        # the address types read (of this namespace), with the connection
+        ck = (ck, _types_key(view, reads))
     if reads is not None and "packet" not in reads:
         return ("reads", hook, view.in_dev if "in_dev" in reads else None,
                 view.out_dev if "out_dev" in reads else None,
                 view.mark if "mark" in reads else None, ck,
                 p.src if "src" in reads else None, p.dst if "dst" in reads else None,
-                p.proto if "proto" in reads else None,
-                _types_key(view, reads) if "addrtype" in reads else None)
+                p.proto if "proto" in reads else None)
     if p.__class__ is Packet:
         return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
                 view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
@@ -1226,10 +1229,6 @@ def address_types(ns: Netns) -> Callable[[str, str | None], str]:
     own addresses and lo's 127.0.0.0/8, BROADCAST for subnet broadcasts, MULTICAST,
     BLACKHOLE / UNREACHABLE / PROHIBIT routes, else UNICAST). ``addrtype.local(ip)`` is
     ``addrtype(ip) == "LOCAL"``, told from the addresses alone (walk keys ask it)."""
-    import ipaddress
-
-    from netlab.dataplane.routing import lookup_main
-
     local: dict[str, set[str]] = {}
     loopback: list[tuple[int, int]] = []        # lo's networks: (network, mask)
     subnets = []

@@ -1144,3 +1144,50 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
             assert netfilter.same_parse(got, alone), body
             shortcuts += got is not alone
     assert shortcuts > 400
+
+
+@pytest.mark.parametrize("rule, kinds", [
+    ("filter -A OUTPUT -m addrtype --dst-type LOCAL -j DROP", ["drop", "accept"]),
+    ("filter -A OUTPUT -m addrtype --src-type LOCAL -j DROP", ["accept", "drop"]),
+    ("filter -A OUTPUT -m addrtype ! --dst-type UNICAST -j DROP", ["drop", "accept"]),
+    ("filter -A OUTPUT -p tcp -m tcp --dport 80 -m addrtype --dst-type LOCAL -j DROP",
+     ["drop", "accept"]),
+    ("filter -A OUTPUT -p tcp -m tcp --dport 80 -m addrtype --src-type LOCAL,BROADCAST -j DROP",
+     ["accept", "drop"]),
+])
+def test_a_walk_kept_by_the_address_types_it_reads_is_shared_by_namespaces_alike(
+        rule, kinds, monkeypatch):
+    """-m addrtype reads the namespace only through the type of an address (LOCAL or not,
+    or the type itself), which the walk key holds: two namespaces holding the very same
+    Table share the walks of packets whose addresses have the same types there, and a
+    packet whose destination is LOCAL in one and not in the other walks apart, as each
+    namespace walks for itself (with the rules reading the packet's port as well)."""
+    from netlab.dataplane import netfilter
+    from netlab.trace import Packet
+
+    b = router_lab()
+    world = b.world
+    h1, h2 = world.namespaces["host/h1"], world.namespaces["host/h2"]
+    iptables(b, "host/h1", rule)
+    h2.tables = h1.tables
+    pkt = Packet("tcp", "10.0.2.2", "10.0.1.2", 40000, 80, 64, None, None, "S")
+
+    def walks(share: bool) -> list:
+        monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+        cold(world)
+        out = []
+        for ns in (h1, h2, h1, h2):
+            rules = netfilter.rules_of(world, ns)
+            view = PacketView(packet=pkt, table="filter", hook="OUTPUT", in_dev=None,
+                              out_dev="eth0", mark=0, addrtype=rules.addrtype())
+            hops = []
+            decided = netfilter.walk(ns, rules.table("filter"), "OUTPUT", view,
+                                     lambda p: True, hops)
+            out.append((decided.kind, [h.to_json() for h in hops]))
+        return out
+
+    alone = walks(False)
+    assert [kind for kind, _ in alone] == kinds * 2
+    assert walks(True) == alone
+    assert netfilter.reads_of(netfilter.rules_of(world, h1).table("filter"), "OUTPUT") \
+        is not None
