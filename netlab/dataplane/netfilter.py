@@ -103,8 +103,8 @@ class CompiledRule:
         target = self.target = parsed.target
         self.to_chain = None
         if target is not None and target.ext is None:
-            self.to_chain = _made(Action, **{**_CHAIN_ACTION.__dict__, "chain": target.name,
-                                             "kind": "goto" if target.goto else "jump"})
+            self.to_chain = _made(Action, {**_CHAIN_ACTION.__dict__, "chain": target.name,
+                                           "kind": "goto" if target.goto else "jump"})
         # A rule of an index bucket met through its bucket: the packet's destination,
         # protocol and port are the bucket's, which is all the rule asks.
         self.certain = certain
@@ -256,8 +256,9 @@ _SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[0-9.]+) )?(?:((?:! )?-d )({_QU
                     rf"-j DNAT --to-destination ({_QUAD})(?::([1-9][0-9]{{0,4}}|0))?)")
 # in the words between: a comment (group 1) as save_string prints it, one word of the
 # options it is read into (not "!", not "--…"); a port (group 2); any other quoted word
-_MIDDLE = re.compile(r'(?<=-m comment --comment )("[^"\\\'!-][^"\\\']*"|[_0-9A-Za-z][-_0-9A-Za-z]*)'
-                     r'(?= |$)|(?<=--dport )([1-9][0-9]{0,4}|0)(?= |$)|"(?:[^"\\]|\\.)*"')
+_MIDDLE = re.compile(r'(?<=-m comment --comment )'
+                     r'("[^"\\\'!-][^"\\\']*"|[_0-9A-Za-z][-_0-9A-Za-z]*)(?= |$)|'
+                     r'(?<=--dport )([1-9][0-9]{0,4}|0)(?= |$)|"(?:[^"\\]|\\.)*"')
 _BY_SHAPE: dict[tuple, object] = {}     # a rule's shape (what is not a value): its parse
 _ADDRESS = re.compile(_QUAD)            # a dotted quad as ipaddress.IPv4Address reads one
 
@@ -275,7 +276,7 @@ def parse_stored(body: str):
     if port is not None and int(port) > 65535:
         return parse_rule(body)
     values: tuple = ()
-    if "--" in middle:
+    if "--comment" in middle or "--dport" in middle or '"' in middle:
         cut = _cut(middle)
         if cut is None:
             return parse_rule(body)
@@ -324,29 +325,30 @@ def _filled(like, body: str, src: str | None, dst: str | None, values: tuple,
             chain: str | None, to: str | None, port: str | None):
     """``like`` (a parse of the shape of ``body``) with the values of ``body``; None when
     the values do not sit in its matches as _cut found them."""
-    changes: dict = {"text": body}
+    fields = like.__dict__.copy()
+    fields["text"] = body
     if src is not None and like.src is not None:
-        changes["src"] = (ip_int(src) & like.src_mask, like.src[1])
+        fields["src"] = (ip_int(src) & like.src_mask, like.src[1])
     if dst is not None and like.dst is not None:
-        changes["dst"] = (ip_int(dst) & like.dst_mask, like.dst[1])
+        fields["dst"] = (ip_int(dst) & like.dst_mask, like.dst[1])
     if values:
         matches = _filled_matches(like.matches, values)
         if matches is None:
             return None
-        changes["matches"] = matches
+        fields["matches"] = matches
     target = like.target
     if chain is not None:
-        changes["target"] = _made(TargetCall, name=chain, options=(), goto=False, ext=None,
-                                  data=None)
+        fields["target"] = _made(TargetCall, {"name": chain, "options": (), "goto": False,
+                                              "ext": None, "data": None})
     elif target is not None and target.options:
         addr = ip_int(to)
-        changes["target"] = _made(
-            TargetCall, name=target.name, goto=False, ext=target.ext,
-            options=(Option(target.options[0].name, to if port is None else f"{to}:{port}",
-                            False),),
-            data={"to": (((addr, addr), None if port is None else (int(port), int(port))),
-                         False)})
-    return _made(like.__class__, **{**like.__dict__, **changes})
+        fields["target"] = _made(TargetCall, {
+            "name": target.name, "goto": False, "ext": target.ext,
+            "options": (Option(target.options[0].name, to if port is None else f"{to}:{port}",
+                               False),),
+            "data": {"to": (((addr, addr), None if port is None else (int(port), int(port))),
+                            False)}})
+    return _made(like.__class__, fields)
 
 
 def _filled_matches(matches: tuple, values: tuple) -> tuple | None:
@@ -358,24 +360,26 @@ def _filled_matches(matches: tuple, values: tuple) -> tuple | None:
             text = next(left, None)
             if text.__class__ is not str:
                 return None
-            m = _made(MatchCall, module="comment", options=(Option("comment", text, False),),
-                      ext=m.ext, data={"comment": (text, False)})
+            m = _made(MatchCall, {"module": "comment", "ext": m.ext,
+                                  "options": (Option("comment", text, False),),
+                                  "data": {"comment": (text, False)}})
         elif (m.module == "tcp" or m.module == "udp") and "dport" in m.data:
             port = next(left, None)
             if port.__class__ is not int:
                 return None
             negated = m.data["dport"][1]
-            m = _made(MatchCall, module=m.module, ext=m.ext,
-                      options=tuple(Option("dport", str(port), negated) if o.name == "dport"
-                                    else o for o in m.options),
-                      data={**m.data, "dport": ((port, port), negated)})
+            m = _made(MatchCall, {
+                "module": m.module, "ext": m.ext,
+                "options": tuple(Option("dport", str(port), negated) if o.name == "dport"
+                                 else o for o in m.options),
+                "data": {**m.data, "dport": ((port, port), negated)}})
         out.append(m)
     if next(left, None) is not None:
         return None
     return tuple(out)
 
 
-def _made(cls, **fields):
+def _made(cls, fields: dict):
     """A frozen dataclass from all its fields, without its __init__ (a frozen dataclass's
     fields are its instance dict; dataclasses.replace looks at every field)."""
     made = object.__new__(cls)
@@ -458,7 +462,8 @@ class Shared:
         # walk(): the walks whose key says all they read (reads_of), for every namespace
         # that holds the Table
         self.walks: dict[tuple[int, str], tuple[Table, dict]] = {}
-        self.reads: dict[tuple[int, str, str], tuple[Table, "frozenset[str] | Indexed | None"]] = {}
+        self.reads: dict[tuple[int, str, str],
+                         tuple[Table, "frozenset[str] | Indexed | None"]] = {}
 
     def reads_of(self, table: "CompiledTable", hook: str) -> "frozenset[str] | Indexed | None":
         key = (id(table.table), table.name, hook)
