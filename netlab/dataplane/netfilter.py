@@ -79,11 +79,10 @@ class CompiledRule:
     checks: -s -d with masks, -p, -i -o with ``+``, each with ``!``), and its other
     matches without the ones that always match (``-m comment``)."""
 
-    __slots__ = ("parsed", "text", "src", "dst", "proto", "iin", "iout", "frag", "matches",
-                 "notes", "target", "certain", "jump", "to_chain")
+    __slots__ = ("text", "src", "dst", "proto", "iin", "iout", "frag", "matches", "notes",
+                 "target", "certain", "jump", "to_chain")
 
     def __init__(self, parsed, text: str, certain: bool = False):
-        self.parsed = parsed
         self.text = text            # "-A CHAIN body", as hops quote it
         self.jump: CompiledChain | None = None    # the chain a jump/goto leads to, once met
         self.src = _net_test(parsed.src, parsed.src_neg, parsed.src_mask)
@@ -176,8 +175,7 @@ class CompiledChain:
     def compile(self, i: int) -> CompiledRule:
         compiled = self.compiled[i]
         if compiled is None:
-            compiled = self.compiled[i] = CompiledRule(self.rule(i), self.text(i),
-                                                       certain=i in self._certain)
+            compiled = self.compiled[i] = compile_stored(self, i)
         return compiled
 
     def rule(self, i: int):
@@ -266,33 +264,43 @@ _ADDRESS = re.compile(_QUAD)            # a dotted quad as ipaddress.IPv4Address
 def parse_stored(body: str):
     """parse_rule(body), but a rule of the shape of one parsed before is that rule with
     its own values."""
-    found = _SLOTS.fullmatch(body)
+    found = _shape_of(body)
     if found is None:
         return parse_rule(body)
-    s_word, src, s_mask, d_word, dst, d_mask, middle, chain, to, port = found.groups()
-    if chain is not None and (len(chain) > CHAIN_MAX or chain in TARGETS or
-                              chain in KNOWN_TARGETS or chain == "X"):
-        return parse_rule(body)
-    if port is not None and int(port) > 65535:
-        return parse_rule(body)
-    values: tuple = ()
-    if "--comment" in middle or "--dport" in middle or '"' in middle:
-        cut = _cut(middle)
-        if cut is None:
-            return parse_rule(body)
-        middle, values = cut
-    shape = (s_word, s_mask, d_word, d_mask, middle, chain is None, port is None)
+    shape, values = found
     like = _BY_SHAPE.get(shape)
     if like is not None:
-        return _filled(like, body, src, dst, values, chain, to, port)
+        return _filled(like, body, *values)
     parsed = parse_rule(body)
     # the shape is kept when its parse is what _filled makes of it with its own values
-    filled = _filled(parsed, body, src, dst, values, chain, to, port)
+    filled = _filled(parsed, body, *values)
     if filled is not None and same_parse(filled, parsed):
         if len(_BY_SHAPE) >= 4096:
             _BY_SHAPE.clear()
         _BY_SHAPE[shape] = parsed
     return parsed
+
+
+def _shape_of(body: str) -> tuple[tuple, tuple] | None:
+    """A rule's shape (what is not a value) and its values: (src, dst, the comments and
+    ports between, chain, to, port); None when the rule has none of these shapes."""
+    found = _SLOTS.fullmatch(body)
+    if found is None:
+        return None
+    s_word, src, s_mask, d_word, dst, d_mask, middle, chain, to, port = found.groups()
+    if chain is not None and (len(chain) > CHAIN_MAX or chain in TARGETS or
+                              chain in KNOWN_TARGETS or chain == "X"):
+        return None
+    if port is not None and int(port) > 65535:
+        return None
+    values: tuple = ()
+    if "--comment" in middle or "--dport" in middle or '"' in middle:
+        cut = _cut(middle)
+        if cut is None:
+            return None
+        middle, values = cut
+    return ((s_word, s_mask, d_word, d_mask, middle, chain is None, port is None),
+            (src, dst, values, chain, to, port))
 
 
 def _cut(middle: str) -> tuple[str, tuple] | None:
@@ -336,19 +344,24 @@ def _filled(like, body: str, src: str | None, dst: str | None, values: tuple,
         if matches is None:
             return None
         fields["matches"] = matches
-    target = like.target
-    if chain is not None:
-        fields["target"] = _made(TargetCall, {"name": chain, "options": (), "goto": False,
-                                              "ext": None, "data": None})
-    elif target is not None and target.options:
-        addr = ip_int(to)
-        fields["target"] = _made(TargetCall, {
-            "name": target.name, "goto": False, "ext": target.ext,
-            "options": (Option(target.options[0].name, to if port is None else f"{to}:{port}",
-                               False),),
-            "data": {"to": (((addr, addr), None if port is None else (int(port), int(port))),
-                            False)}})
+    fields["target"] = _filled_target(like.target, chain, to, port)
     return _made(like.__class__, fields)
+
+
+def _filled_target(target, chain: str | None, to: str | None, port: str | None):
+    """The -j CHAIN, or the DNAT target, with its values."""
+    if chain is not None:
+        return _made(TargetCall, {"name": chain, "options": (), "goto": False, "ext": None,
+                                  "data": None})
+    if target is None or not target.options:
+        return target
+    addr = ip_int(to)
+    return _made(TargetCall, {
+        "name": target.name, "goto": False, "ext": target.ext,
+        "options": (Option(target.options[0].name, to if port is None else f"{to}:{port}",
+                           False),),
+        "data": {"to": (((addr, addr), None if port is None else (int(port), int(port))),
+                        False)}})
 
 
 def _filled_matches(matches: tuple, values: tuple) -> tuple | None:
@@ -393,6 +406,72 @@ def same_parse(a, b) -> bool:
     return a == b and [(m.ext, m.data) for m in a.matches] == \
         [(m.ext, m.data) for m in b.matches] and \
         (a.target is None or (a.target.ext, a.target.data) == (b.target.ext, b.target.data))
+
+
+# A rule of a shape compiled before, compiled as that rule with its own values (its parse is
+# not made: a CompiledRule keeps what the walk asks, which _compiled_filled fills as _filled
+# fills a parse): the shape's CompiledRule and parse.
+_COMPILED_BY_SHAPE: dict[tuple, tuple] = {}
+
+
+def compile_stored(chain: "CompiledChain", i: int) -> "CompiledRule":
+    """CompiledRule(chain.rule(i), …), but a rule of the shape of one compiled before is
+    that rule with its own values."""
+    body = chain.rules[i]
+    certain = i in chain._certain
+    found = _shape_of(body) if chain._parsed[i] is None else None
+    if found is not None:
+        like = _COMPILED_BY_SHAPE.get(found[0])
+        if like is not None:
+            compiled = _compiled_filled(*like, chain.text(i), certain, *found[1])
+            if compiled is not None:
+                return compiled
+    parsed = chain.rule(i)
+    compiled = CompiledRule(parsed, chain.text(i), certain)
+    if found is not None and found[0] in _BY_SHAPE:
+        # as parse_stored: kept when it is what _compiled_filled makes of it
+        filled = _compiled_filled(compiled, parsed, compiled.text, certain, *found[1])
+        if filled is not None and same_compiled(filled, compiled):
+            if len(_COMPILED_BY_SHAPE) >= 4096:
+                _COMPILED_BY_SHAPE.clear()
+            _COMPILED_BY_SHAPE[found[0]] = (compiled, parsed)
+    return compiled
+
+
+def _compiled_filled(like: "CompiledRule", parsed, text: str, certain: bool,
+                     src: str | None, dst: str | None, values: tuple, chain: str | None,
+                     to: str | None, port: str | None) -> "CompiledRule | None":
+    """``like`` (a CompiledRule of the shape, ``parsed`` its parse) with these values."""
+    made = object.__new__(CompiledRule)
+    made.text, made.certain, made.jump = text, certain, None
+    made.proto, made.iin, made.iout, made.frag = like.proto, like.iin, like.iout, like.frag
+    t = like.src        # (a -s that is no value, further in the rule, stays as it is)
+    made.src = t if t is None or src is None else (ip_int(src) & t[1], t[1], t[2])
+    t = like.dst
+    made.dst = t if t is None or dst is None else (ip_int(dst) & t[1], t[1], t[2])
+    if any(value.__class__ is int for value in values):      # a --dport: its match changes
+        matches = _filled_matches(parsed.matches, values)
+        if matches is None:
+            return None
+        made.matches = tuple(m for m in matches if m.module != "comment")
+        made.notes = tuple(n for n in (m.note for m in made.matches) if n)
+    else:
+        made.matches, made.notes = like.matches, like.notes
+    made.target = _filled_target(like.target, chain, to, port)
+    made.to_chain = like.to_chain if chain is None else \
+        _made(Action, {**like.to_chain.__dict__, "chain": chain})
+    return made
+
+
+def same_compiled(a: "CompiledRule", b: "CompiledRule") -> bool:
+    """Are two CompiledRules alike in every slot (matches and target also in what they
+    keep for the packet)?"""
+    for name in CompiledRule.__slots__:
+        if name not in ("matches", "target") and getattr(a, name) != getattr(b, name):
+            return False
+    return [(m, m.ext, m.data) for m in a.matches] == [(m, m.ext, m.data) for m in b.matches] \
+        and a.target == b.target and (a.target is None or (a.target.ext, a.target.data) ==
+                                      (b.target.ext, b.target.data))
 
 
 # The canonical text of a rule that tests only destination, protocol and port, as

@@ -1076,11 +1076,13 @@ def test_a_packet_no_service_has_walks_kube_services_as_its_rules_outside_the_in
 def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
     """parse_stored (a rule of the shape of one parsed before, other addresses, ports,
     chain) gives what parse_rule gives, also in what matches and targets keep for the
-    packet: every rule of kube-proxy's tables (random clusters), of random labs and
-    forking labs, and rules made to sit at the edges of the shapes, in both orders."""
+    packet, and compile_stored what CompiledRule makes of it: every rule of kube-proxy's
+    tables (random clusters), of random labs and forking labs, and rules made to sit at
+    the edges of the shapes, in both orders."""
     import sys
 
     from netlab.dataplane import netfilter
+    from netlab.model.netfilter import Chain
     from netlab.netfilter.rules import parse_rule
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -1130,9 +1132,11 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
                 for tail in ("-j KUBE-SVC-A", "-j KUBE-MARK-MASQ", "-j ACCEPT",
                              "-j DNAT --to-destination 10.0.0.1:80"):
                     bodies.append(head + ports_[:7] + middle + ports_[7:] + tail)
-    shortcuts = 0
+    shortcuts = compiled = 0
     for order in (bodies, bodies[::-1]):
         netfilter._BY_SHAPE.clear()
+        netfilter._COMPILED_BY_SHAPE.clear()
+        valid = []
         for body in order:
             try:
                 alone = parse_rule(body)
@@ -1143,7 +1147,19 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
             got = netfilter.parse_stored(body)
             assert netfilter.same_parse(got, alone), body
             shortcuts += got is not alone
-    assert shortcuts > 400
+            valid.append(body)
+        # compiled by shape (no parse made): what CompiledRule makes of parse_rule's parse,
+        # in a long chain (rules of its index are "certain") and in short ones
+        netfilter._BY_SHAPE.clear()
+        long = netfilter.CompiledChain("C", Chain(rules=valid))
+        for i, body in enumerate(valid):
+            short = netfilter.CompiledChain("C", Chain(rules=[body]))
+            for chain, at in ((long, i), (short, 0)):
+                alone = netfilter.CompiledRule(parse_rule(body), f"-A C {body}",
+                                               at in chain._certain)
+                assert netfilter.same_compiled(chain.compile(at), alone), body
+                compiled += chain._parsed[at] is None
+    assert shortcuts > 400 and compiled > 400
 
 
 @pytest.mark.parametrize("rule, kinds", [
