@@ -1,6 +1,7 @@
 """A/B in one process: cross-node Service traces with netfilter walks shared across the
 namespaces that hold the same Table (dataplane.netfilter.SHARE_WALKS), reads_of kept per
-Table and rules parsed by their -j CHAIN prefix (parse_stored), and without any of them.
+Table and rules parsed and compiled by their shape (parse_stored, compile_stored), and
+without any of them.
 
     python benchmarks/walks_ab.py [nodes] [pairs]
 
@@ -52,12 +53,15 @@ def main() -> None:
         return spent
 
     trace(world, *remote_pair(), proto="tcp", dport=80, record=False)   # indices built
-    new = (netfilter.parse_stored, netfilter.Shared.reads_of)
-    old = (netfilter.parse_rule, lambda self, table, hook: netfilter.reads_of(table, hook))
+    new = (netfilter.parse_stored, netfilter.Shared.reads_of, netfilter.compile_stored)
+    old = (netfilter.parse_rule, lambda self, table, hook: netfilter.reads_of(table, hook),
+           lambda chain, i: netfilter.CompiledRule(chain.rule(i), chain.text(i),
+                                                   i in chain._certain))
 
     def mode(share: bool) -> None:
         netfilter.SHARE_WALKS = share
-        netfilter.parse_stored, netfilter.Shared.reads_of = new if share else old
+        netfilter.parse_stored, netfilter.Shared.reads_of, netfilter.compile_stored = \
+            new if share else old
 
     cold = {True: [], False: []}
     for i in range(2 * runs):
