@@ -18,7 +18,9 @@ chain stack (jump, goto, RETURN); the policy of the built-in chain decides
 when nothing else did. One hop per rule that matched, one per deciding policy.
 
 Rules are rule text in the World; each chain is compiled once per state of
-the World (rules parsed lazily, cached), and long chains are indexed by exact
+the World (rules compiled lazily, cached; a rule of the shape of one compiled
+before, kube-proxy's by the thousand, is that rule with its own addresses,
+ports, comments and chain: compile_stored), and long chains are indexed by exact
 destination: a rule whose only selective conditions are ``-d IP/32`` (with
 ``-p`` and ``--dport``) sits in a bucket, so a packet looks at the rules of
 its own bucket and the rules that cannot be indexed, merged in chain order —
@@ -26,7 +28,7 @@ the positions it reports are those of the linear walk.
 
 A walk's outcome is kept on its compiled table (one state of the World), keyed by
 everything the rules can read of the packet; a walk that forked keeps the tree of
-its branches (``walk``).
+its branches, and a branch not walked yet is walked from its fork on (``walk``).
 """
 
 from __future__ import annotations
@@ -768,11 +770,11 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
         if len(memo) >= WALK_MEMO_SIZE and key not in memo:
             memo.clear()
     else:
-        decided = fork.resume(ns, table, hook, view, choose, hops, forks, branch, reads)
+        decided = fork.resume(ns, table, hook, view, choose, hops, forks, branch)
     leaf = _Leaf(ns, decided, hops, start, view, reads, table.uses_conn)
     # the forks met since ``fork`` (or from the start), then the leaf
     for p, answer, state in forks:
-        here = _Fork(p, ns, state, hops, start, reads)
+        here = _Fork(p, ns, state, hops, start, reads, table.uses_conn)
         if fork is None:
             memo[key] = here
         else:
@@ -964,7 +966,7 @@ class _Fork:
     __slots__ = ("p", "next", "state", "hops", "labels", "mark", "connmark")
 
     def __init__(self, p: float, ns: Netns, state: tuple, hops: list[Hop], start: int,
-                 reads: frozenset[str] | None):
+                 reads: frozenset[str] | None, uses_conn: bool):
         self.p = p
         self.next: dict[bool, "_Fork | _Leaf"] = {}
         mark, connmark, made = state[-3:]
@@ -973,12 +975,12 @@ class _Fork:
         self.labels = (ns.node, ns.name)
         # as _Leaf: the marks where the walk may have changed them (then they are in its key)
         self.mark = mark if reads is None or "mark" in reads else None
-        self.connmark = connmark if reads is None or "conn" in reads or "ct_mark" in reads \
-            else None
+        self.connmark = connmark if uses_conn and (
+            reads is None or "conn" in reads or "ct_mark" in reads) else None
 
     def resume(self, ns: Netns, table: "CompiledTable", hook: str, view: PacketView,
                choose: Callable[[float], bool], hops: list[Hop], forks: list[tuple],
-               branch: bool, reads: frozenset[str] | None) -> "Decision":
+               branch: bool) -> "Decision":
         """The walk from this fork on, the fork answered ``branch``: what _walk does from
         the start, asking ``choose`` the same questions after this one."""
         labels = (ns.node, ns.name)

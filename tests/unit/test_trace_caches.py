@@ -999,6 +999,12 @@ def forking_lab(rng, name: str):
          f"-m statistic --mode random --probability {p()} -j DROP",),
         ("nat -A POSTROUTING -m addrtype --src-type LOCAL -m statistic --mode nth --every 2 "
          "-j ACCEPT",),
+        (f"mangle -A {rng.choice(('INPUT', 'OUTPUT'))} -m statistic --mode random "
+         f"--probability {p()} -j CONNMARK --set-mark 0x10",
+         f"filter -A {rng.choice(('INPUT', 'OUTPUT'))} -m statistic --mode random "
+         f"--probability {p()} -j ACCEPT",
+         "filter -A INPUT -p icmp -j ACCEPT",
+         "nat -A POSTROUTING -m connmark --mark 0x10 -j ACCEPT"),
     ]
     lines = list(lab.lines)
     for ns in ["host"] + rng.sample(names[1:], min(len(names) - 1, rng.randint(1, 3))):
@@ -1207,3 +1213,34 @@ def test_a_walk_kept_by_the_address_types_it_reads_is_shared_by_namespaces_alike
     assert walks(True) == alone
     assert netfilter.reads_of(netfilter.rules_of(world, h1).table("filter"), "OUTPUT") \
         is not None
+
+
+def test_a_branch_walked_from_its_fork_keeps_the_connmark_of_the_packet_that_walks_it(
+        monkeypatch):
+    """A fork in a table that does not look at connections (filter INPUT) after one that
+    sets the connmark on some branches (mangle INPUT): a branch walked from that fork on by
+    a packet of another connmark keeps that packet's connmark (the reply, dropped by its
+    connmark on OUTPUT, tells); one-branch traces first, then all branches, equal the traces
+    that compute every walk."""
+    b = router_lab()
+    for line in ("mangle -A INPUT -m statistic --mode random --probability 0.50000000000 "
+                 "-j CONNMARK --set-mark 0x10",
+                 "filter -A INPUT -m limit --limit 1000/sec -m statistic --mode random "
+                 "--probability 0.50000000000 -j ACCEPT",      # (limit: may read anything)
+                 "mangle -A OUTPUT -m connmark --mark 0x10 -j DROP"):
+        iptables(b, "host/h2", line)
+    world = b.world
+
+    def traces() -> list[str]:
+        cold(world)
+        return [as_json(trace(world, "host/h1", "10.0.2.2", proto="tcp", dport=80,
+                              record=False, **kw))
+                for kw in [{"seed": s} for s in range(12)] + [{}]]
+
+    kept = traces()
+    from netlab.dataplane import netfilter
+
+    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops:
+                        netfilter._walk(ns, table, hook, view, choose, hops))
+    assert kept == traces()
+    assert '"verdict": "dropped"' in kept[-1]
