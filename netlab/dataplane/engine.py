@@ -380,8 +380,7 @@ class _Walk:
         start = (ns.key, dev)
         owner = None
         if self._carrier(ns, link):
-            sid = self.seg.segment_of(self.world, start)
-            owner = self.seg.owners.get((sid, nexthop)) if sid is not None else None
+            owner = self.seg.owner(self.world, start, nexthop)
             if owner is not None and owner[0] == ns.key:
                 owner = None  # an address of our own on another device: not on this link
         if owner is None and self._carrier(ns, link) \
@@ -570,7 +569,7 @@ class _Walk:
         if ends is None:
             if len(frames) >= MEMO_SIZE:
                 frames.clear()
-            ends = frames[(a, b)] = l2.frame_path(self.seg, a, b)
+            ends = frames[(a, b)] = self.seg.path(self.world, a, b)
         return ends
 
     def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
