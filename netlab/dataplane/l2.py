@@ -21,6 +21,10 @@ from netlab.model import Link, Netns, World
 
 End = tuple[str, str]  # (namespace key, link name)
 HANG_LIMIT = 16         # ends _hang looks at around one
+# The index of addresses costs about what searching a third of the World's namespaces
+# does: it is made once searches have met an eighth (at once in a small World), so that
+# a single trace in a large World pays only its searches.
+INDEX_AFTER = 8
 
 
 class Segments:
@@ -57,9 +61,11 @@ class Segments:
         that answers is the first the search meets: then it is searched.)"""
         sid = self.segment.get(end)
         if sid is None:
-            found = self._owner_seen(world, end, ip)
-            if found is not None:
-                return found[0]
+            if self._holders is not None \
+                    or INDEX_AFTER * (len(self.segment) + 64) >= len(world.namespaces):
+                found = self._owner_seen(world, end, ip)
+                if found is not None:
+                    return found[0]
             sid = self.segment_of(world, end)
             if sid is None:
                 return None
@@ -317,7 +323,7 @@ class Segments:
         owners = self.owners
         for end, ns in members:
             for other in ns.links.values():
-                if other.kind != "loopback":
+                if other.addresses and other.kind != "loopback":
                     for addr in other.addresses:
                         owners.setdefault((sid, addr.ip), end)
 

@@ -257,3 +257,16 @@ def test_random_clusters(network, monkeypatch):
 def test_clusters_of_the_test_data(name):
     cluster = load_cluster([str(p) for p in sorted((DATA / name).glob("*.yaml"))])
     assert l2_alike(build_model(cluster).world) > 0
+
+
+@pytest.mark.parametrize("after", ["never", "midway"])
+def test_answers_before_the_index_of_addresses_is_made(after, monkeypatch):
+    # A large World is indexed only once searches have met a share of its namespaces:
+    # before, every answer is the search's.
+    from tests.unit import k8s_services_random as R
+
+    world = build_model(R.random_cluster(5)).world
+    monkeypatch.setattr(l2, "INDEX_AFTER", 0 if after == "never" else
+                        len(world.namespaces) / (64 + 40))
+    seen = l2_alike(world)
+    assert (seen > 0) == (after == "midway")
