@@ -34,7 +34,9 @@ class Segments:
     searched from its first end in the World's order (namespaces, then their links),
     so its tree, and which end answers for an address, are the same. (A bridge that
     is a port of another bridge can reach it without being reachable from it: then
-    every domain is searched, in that order, as the full build does.)"""
+    every domain is searched, in that order, as the full build does.) A trace asks
+    ``owner`` and ``path``, which search a domain only when what is around the ends
+    asked about does not give the search's answer."""
 
     def __init__(self) -> None:
         self.segment: dict[End, int] = {}
@@ -49,7 +51,7 @@ class Segments:
         self._order: dict[str, int] | None = None      # namespace key -> its position
         self._holders: tuple[dict[str, str], dict[str, list[str]]] | None = None
         self._hangs: dict[End, tuple | None] = {}       # _hang's answers
-        self._masters: dict[str, set] = {}              # namespace key -> its links' masters
+        self._namespaces: dict[str, tuple] = {}         # namespace key -> _seen_in
 
     def owner(self, world: World, end: End, ip: str) -> End | None:
         """The end that answers ARP for ``ip`` sent from ``end``: ``owners`` of its
@@ -92,12 +94,7 @@ class Segments:
         found = None
         namespaces = world.namespaces
         for key in self._holding(world, ip):
-            ns = namespaces[key]
-            key = ns.key
-            for link in ns.links.values():
-                if link.master is not None or not link.up or link.kind == "loopback":
-                    continue                    # not an L3 interface (a bridge port, down)
-                other = (key, link.name)
+            for other in self._seen_in(key, namespaces[key])[1]:
                 if other in self.segment:       # in a segment searched already: not end's
                     continue
                 there = self._hang(world, other)
@@ -108,8 +105,6 @@ class Segments:
                 if found is not None:
                     return None
                 found = other
-        if found is not None and self._joined(world, end, found) is None:
-            return None
         return (found,)
 
     def _joined(self, world: World, a: End, b: End) -> list[End] | None:
@@ -119,7 +114,7 @@ class Segments:
         if here is None or there is None or here[0] is None or here[0] != there[0]:
             return None
         up, down = here[1], there[1]
-        if len(set(up) | set(down)) != len(up) + len(down) - 1:   # one branch: searched
+        if len(up) > 1 and len(down) > 1 and up[-2] == down[-2]:    # one branch: searched
             return None
         return up + down[-2::-1]
 
@@ -142,7 +137,7 @@ class Segments:
         if link is None or link.kind == "loopback":
             return None
         if link.kind == "bridge":
-            if link.master is None and link.name not in self._masters_of(end[0], ns):
+            if link.master is None and link.name not in self._seen_in(end[0], ns)[0]:
                 return (None, (end,))           # no ports: alone
             return (end, [end])
         adjacent: dict[End, list[End]] = {}
@@ -151,7 +146,7 @@ class Segments:
         hub = via = None
         while todo:
             here, ns, link = todo.pop()
-            if link.name in self._masters_of(here[0], ns):
+            if link.name in self._seen_in(here[0], ns)[0]:
                 return None                     # its ports reach it unseen from here
             nexts = adjacent[here] = _adjacent(world, ns, link, None)
             for nxt in nexts:
@@ -184,10 +179,17 @@ class Segments:
         path.reverse()
         return (hub, path)
 
-    def _masters_of(self, key: str, ns: Netns) -> set:
-        found = self._masters.get(key)
+    def _seen_in(self, key: str, ns: Netns) -> tuple[set, list[End]]:
+        """The masters of a namespace's links, and its L3 interfaces (up, not lo, not a
+        bridge port): the ends that answer ARP for its addresses."""
+        found = self._namespaces.get(key)
         if found is None:
-            found = self._masters[key] = {link.master for link in ns.links.values()}
+            links = ns.links.values()
+            ns_key = ns.key
+            found = self._namespaces[key] = (
+                {link.master for link in links},
+                [(ns_key, link.name) for link in links
+                 if link.master is None and link.up and link.kind != "loopback"])
         return found
 
     def _holding(self, world: World, ip: str) -> list[str]:
