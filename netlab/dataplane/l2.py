@@ -7,9 +7,10 @@ up a tree, whatever the number of ports on a bridge. Most questions are answered
 without searching a segment at all: a pod's veth hangs from its node's bridge,
 and what ARP and a frame need of it is seen from the pod and the bridge alone.
 
-Like the search, the answers take L2 adjacency as symmetric (a veth's peer names
-it back, a port's master is a bridge), as the kernel and the model backend make
-it, but for bridges in bridges (a World read from JSON can say so).
+Those answers assume, as the search does, that a veth's peer names it back (the
+kernel's, the model backend's and a snapshot's do); anything else one-way around
+the ends asked about (a port of a device that is not a bridge, a veth to a bridge,
+a veth to one that names another) and bridges in bridges make them search.
 """
 
 from __future__ import annotations
