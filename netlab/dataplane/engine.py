@@ -42,8 +42,8 @@ from netlab.dataplane.conntrack import (
     DST, ESTABLISHED, INVALID, NEW, ORIGINAL, RELATED, REPLY, SRC, UNTRACKED, Conn,
     ConntrackTable, IcmpError,
 )
-from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
-    walk
+from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, conn_key, ipset_contains, \
+    kept_leaf, rules_of, walk, walk_key, walk_reads
 from netlab.dataplane.routing import RouteDecision, in_address_net, ip_int, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
@@ -67,6 +67,8 @@ CONNTRACK_MODES = ("auto", "new", "continue")
 # leave it waiting. TCP in SYN_SENT and ping see them all.
 UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
+KEPT_WALKS = True       # False: every walk is asked with a PacketView (the oracle of tests)
+_NO_TUPLE = (None, None, None, None)     # a ConnView's tuples when it has no connection
 MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
@@ -1010,30 +1012,61 @@ class _Walk:
         # physdev information is there for every packet that came through br_netfilter
         # (bridged between ports, or up to the bridge device)
         where = (in_dev, out_dev, physdev_in, physdev_out, bridged or physdev_in is not None)
-        view = None         # one view for the hook's tables; a new one after nat
         for step, table in plan:
             if step == "walk":
-                if view is None:
-                    view = self._view(ns, table, hook, skb, where)
-                else:
-                    view.table, view.packet, view.mark = table.name, skb.pkt, skb.mark
-                    if view.conn is None and table.uses_conn:
-                        view.conn = self._conn_view(skb)
-                decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                self._after_walk(skb, view, decided)
+                decided = self._walk_table(ns, table, hook, skb, where)
                 kind = decided.kind
                 if kind == "drop" or kind == "reject":
                     return decided
             elif step == "ct":
                 self._conntrack_in(ns, skb)
-                view = None
             elif step == "nat":
                 decided = self._nat(ns, table, hook, skb, where, nexthop)
                 if decided is not None:
                     return decided
-                view = None
             else:
                 self._confirm(ns, skb)
+        return None
+
+    def _walk_table(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> Decision:
+        """netfilter.walk of ``table``'s chain for the hook, for the packet as it is now.
+        A kept walk that did not fork is replayed straight from the skb; otherwise the
+        packet is shown to the walk as a PacketView (made only then)."""
+        reads = walk_reads(table, hook)
+        ck = self._conn_key(skb, table, reads)
+        key = walk_key(table, hook, reads, skb.pkt, where, skb.mark, ck)
+        leaf = kept_leaf(table, hook, reads, key) if KEPT_WALKS else None
+        if leaf is None:
+            view = self._view(ns, table, hook, skb, where)
+            decided = walk(ns, table, hook, view, self.choose, skb.hops)
+            self._after_walk(skb, view, decided)
+            return decided
+        decided = leaf.replay_hops(skb.hops, ns)
+        if leaf.mark is not None:
+            skb.mark = leaf.mark
+        if leaf.connmark is not None and ck is not None and skb.conn is not None:
+            skb.conn.mark = leaf.connmark
+        if decided.notrack:
+            skb.untracked = True
+            skb.conn = None
+            skb.state = UNTRACKED
+        return decided
+
+    @staticmethod
+    def _conn_key(skb: _Skb, table, reads: frozenset[str] | None) -> tuple | None:
+        """netfilter.conn_key of the ConnView a walk of ``table`` would be shown (None: the
+        table does not look at connections, or there is no view of one)."""
+        uses_conn = table._uses_conn
+        if not (uses_conn or uses_conn is None and table.uses_conn):
+            return None
+        conn = skb.conn
+        if skb.untracked:
+            return conn_key(reads, UNTRACKED, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
+        if conn is not None:
+            return conn_key(reads, skb.state or NEW, conn.status, skb.direction, conn.orig,
+                            conn.reply, conn.mark)
+        if skb.state == INVALID:
+            return conn_key(reads, INVALID, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
         return None
 
     def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
@@ -1152,9 +1185,7 @@ class _Walk:
             pass        # nf_nat_icmp_reply_translation: no chain, outer and quoted header
         elif manip not in conn.nat_done:
             if skb.state == NEW and table is not None:
-                view = self._view(ns, table, hook, skb, where)
-                decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                self._after_walk(skb, view, decided)
+                decided = self._walk_table(ns, table, hook, skb, where)
                 if decided.kind in ("drop", "reject"):
                     return decided
                 if decided.kind in NAT_KINDS:

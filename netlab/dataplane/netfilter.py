@@ -518,10 +518,7 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     walks are kept once for every namespace that holds the very same Table (a cluster's
     nodes share kube-proxy's), and a namespace other than the one that walked gets the
     hops relabelled with its own node and name."""
-    try:
-        reads = table.reads[hook]
-    except KeyError:
-        reads = table.reads[hook] = table._shared.reads_of(table, hook)
+    reads = walk_reads(table, hook)
     key = _walk_key(table, hook, view, reads)
     memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)
@@ -562,43 +559,71 @@ WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it start
 SHARE_WALKS = True          # False: every namespace walks for itself (the oracle of tests)
 
 
-def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
-              reads: frozenset[str] | None) -> tuple:
+def walk_reads(table: "CompiledTable", hook: str) -> frozenset[str] | None:
+    """reads_of(table, hook), kept on the compiled table."""
+    try:
+        return table.reads[hook]
+    except KeyError:
+        reads = table.reads[hook] = table._shared.reads_of(table, hook)
+        return reads
+
+
+def kept_leaf(table: "CompiledTable", hook: str, reads: frozenset[str] | None, key: tuple
+              ) -> "_Leaf | None":
+    """The kept walk for ``key`` (walk_key) when it did not fork: walk's memo hit, for a
+    caller that has no PacketView yet (it makes one only to walk). None otherwise."""
+    memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
+    node = memo.get(key)
+    return node if node.__class__ is _Leaf else None
+
+
+def conn_key(reads: frozenset[str] | None, state: str, status, direction: str, orig: tuple,
+             reply: tuple, mark: int) -> tuple:
+    """The connection's part of a walk's key (walk_key): with ``reads``, only what the
+    rules read of it. ``orig`` and ``reply`` are (src, sport, dst, dport), as
+    conntrack.Tuple."""
+    if reads is None or "conn" in reads:
+        return (state, frozenset(status), direction, orig, reply, mark)
+    return ((state, frozenset(status)) if "ct_state" in reads else None,
+            direction if "ct_dir" in reads else None,
+            (orig, reply) if "ct_tuples" in reads else None,
+            mark if "ct_mark" in reads else None)
+
+
+def walk_key(table: "CompiledTable", hook: str, reads: frozenset[str] | None, p: Packet,
+             where: tuple, mark: int, ck: tuple | None) -> tuple:
     """Everything a table's rules can read of the packet (matches and targets read only
     these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
     which make ``uses_conn``); with ``reads`` (reads_of), only what the rules met from the
-    hook's chain read. A plain Packet is in the key as its fields (what its equality
+    hook's chain read. ``where`` is (in_dev, out_dev, physdev_in, physdev_out, bridged),
+    ``ck`` the connection's part (conn_key; None when the table does not look at
+    connections). A plain Packet is in the key as its fields (what its equality
     compares: a tuple is hashed and compared without calls into Python)."""
+    if reads is not None and "packet" not in reads:
+        return ("reads", hook, where[0] if "in_dev" in reads else None,
+                where[1] if "out_dev" in reads else None,
+                mark if "mark" in reads else None, ck,
+                p.src if "src" in reads else None, p.dst if "dst" in reads else None,
+                p.proto if "proto" in reads else None)
+    if p.__class__ is Packet:
+        return (hook, where, mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
+                p.icmp_type, p.icmp_code, p.tcp_flags)
+    return (hook, where, mark, ck, p)
+
+
+def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
+              reads: frozenset[str] | None) -> tuple:
+    """walk_key for a PacketView."""
     conn = view.conn
     uses_conn = table._uses_conn
     if uses_conn is None:
         uses_conn = table.uses_conn
-    if conn is None or not uses_conn:
-        ck = None
-    elif reads is None or "conn" in reads:
-        ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
-              conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
-              conn.reply_sport, conn.reply_dport, conn.mark)
-    else:
-        ck = ((conn.state, frozenset(conn.status)) if "ct_state" in reads else None,
-              conn.direction if "ct_dir" in reads else None,
-              (conn.orig_src, conn.orig_dst, conn.orig_sport, conn.orig_dport, conn.reply_src,
-               conn.reply_dst, conn.reply_sport, conn.reply_dport)
-              if "ct_tuples" in reads else None,
-              conn.mark if "ct_mark" in reads else None)
-    p = view.packet
-    if reads is not None and "packet" not in reads:
-        return ("reads", hook, view.in_dev if "in_dev" in reads else None,
-                view.out_dev if "out_dev" in reads else None,
-                view.mark if "mark" in reads else None, ck,
-                p.src if "src" in reads else None, p.dst if "dst" in reads else None,
-                p.proto if "proto" in reads else None)
-    if p.__class__ is Packet:
-        return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
-                view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
-                p.icmp_type, p.icmp_code, p.tcp_flags)
-    return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out, view.bridged,
-            view.mark, ck, p)
+    ck = None if conn is None or not uses_conn else conn_key(
+        reads, conn.state, conn.status, conn.direction,
+        (conn.orig_src, conn.orig_sport, conn.orig_dst, conn.orig_dport),
+        (conn.reply_src, conn.reply_sport, conn.reply_dst, conn.reply_dport), conn.mark)
+    return walk_key(table, hook, reads, view.packet, (view.in_dev, view.out_dev,
+                    view.physdev_in, view.physdev_out, view.bridged), view.mark, ck)
 
 
 # What the matches and targets whose code reads no more than this read of the packet's view
@@ -757,13 +782,18 @@ class _Leaf:
 
     def replay(self, view: PacketView, hops: list[Hop], ns: Netns) -> Decision:
         """The walk again, in ``ns``: its hops shared, but for the deciding one (a copy)."""
-        start = len(hops)
-        made = self.hops if ns is self.origin else self._relabelled(ns)
-        hops.extend(made)
         if self.mark is not None:
             view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
+        return self.replay_hops(hops, ns)
+
+    def replay_hops(self, hops: list[Hop], ns: Netns) -> Decision:
+        """The walk's hops and Decision again, in ``ns`` (the marks it left are the
+        caller's: ``mark`` and ``connmark``, None where it leaves them alone)."""
+        start = len(hops)
+        made = self.hops if ns is self.origin else self._relabelled(ns)
+        hops.extend(made)
         d = self.decided
         if self.index is None:
             if d.hop is not None and made is not self.hops:
