@@ -20,9 +20,9 @@ only change a trace makes to the World is the conntrack table of each
 namespace it crossed (what ``conntrack -L`` shows).
 
 What a trace derives from the World and not from the packet's own state (segments,
-route decisions, local addresses, carrier, ARP resolutions, the steps of a frame,
-hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept for
-the next traces until the World changes (a backend's change bumps its generation).
+route decisions, local addresses, arrivals, carrier, ARP resolutions, the steps of a
+frame, hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept
+for the next traces until the World changes (a backend's change bumps its generation).
 Hops made from kept answers are shared between traces: hops are read-only.
 """
 
@@ -69,17 +69,20 @@ UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
 KEPT_WALKS = True       # False: every walk is asked with a PacketView (the oracle of tests)
 _NO_TUPLE = (None, None, None, None)     # a ConnView's tuples when it has no connection
+# What receive decides besides forwarding (_arrival)
+MARTIAN, RP_FILTERED, LOCAL = "martian", "rp_filter", "local"
 MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
 class _Static:
     """What traces read of one state of the World, derived once and kept until the World
     changes: the L2 segments, and as they are asked for (each a pure function of that
-    state) route decisions, local addresses, rp_filter modes, carrier states, frame paths
-    and their steps, ARP resolutions, hooks' plans and the namespaces' compiled rules."""
+    state) route decisions, local addresses, what a received packet's addresses decide
+    (martian, rp_filter, local or forwarded), carrier states, frame paths and their steps,
+    ARP resolutions, hooks' plans and the namespaces' compiled rules."""
 
-    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "rp_filter", "carrier",
-                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets")
+    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "carrier",
+                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets", "arrivals")
 
     def __init__(self, world: World):
         # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
@@ -88,7 +91,6 @@ class _Static:
         self.routes: dict[tuple, RouteDecision] = {}
         self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
         self.local_ips: dict[tuple[int, str], bool] = {}     # in lo's networks
-        self.rp_filter: dict[tuple[int, str], int] = {}      # by (id(ns), link): the mode
         self.carrier: dict[tuple[str, str], bool] = {}
         self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
         self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
@@ -99,6 +101,7 @@ class _Static:
         self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
         self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
         self.in_sets: dict[int, tuple[Callable, Callable]] = {}  # by id(ns): addrtype, in_set
+        self.arrivals: dict[tuple, object] = {}     # receive: by (id(ns), link, src, dst)
 
 
 _INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
@@ -748,7 +751,9 @@ class _Walk:
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
-        if not loopback and self._martian_source(ns, link, pkt):
+        fate = self._arrival(ns, link, pkt) if not loopback else \
+            LOCAL if self._is_local(ns, pkt.dst) else self._forwarding(ns, link, pkt)
+        if fate is MARTIAN:
             skb.hops.append(self.hop(ns, "drop", f"martian source: {pkt.src} is an address of "
                                      f"{ns.label} itself, arriving on {link.name}",
                                      dev=link.name))
@@ -757,16 +762,44 @@ class _Walk:
                                       f"{pkt.src} arriving on {link.name} (fib_validate_source: "
                                       f"a martian source; accept_local=1 allows it) — often a "
                                       f"routing loop that brings the packet back")
-        if not loopback and not self._rp_filter_ok(ns, link, pkt):
+        if fate is RP_FILTERED:
             skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
                                      f"not leave through {link.name}", dev=link.name))
             return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"rp_filter drops {pkt.src} arriving on {link.name} in "
                                       f"{ns.label} — fix the routes or sysctl -w "
                                       f"net.ipv4.conf.all.rp_filter=0")
-        if self._is_local(ns, pkt.dst):
+        if fate is LOCAL:
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
-        return self.forward(ns, link, skb, physdev_in=physdev_in)
+        return self.forward(ns, link, skb, fate, physdev_in)
+
+    def _arrival(self, ns: Netns, link: Link, pkt: Packet) -> object:
+        """What the IP layer decides for a packet from its source to its destination that
+        arrives on ``link`` (after PREROUTING): MARTIAN, RP_FILTERED, LOCAL, else what
+        _forwarding says. A pure function of this state of the World: kept."""
+        arrivals = self.static.arrivals
+        key = (id(ns), link.name, pkt.src, pkt.dst)
+        fate = arrivals.get(key)
+        if fate is None:
+            if len(arrivals) >= MEMO_SIZE:
+                arrivals.clear()
+            if self._martian_source(ns, link, pkt):
+                fate = MARTIAN
+            elif not self._rp_filter_ok(ns, link, pkt):
+                fate = RP_FILTERED
+            elif self._is_local(ns, pkt.dst):
+                fate = LOCAL
+            else:
+                fate = self._forwarding(ns, link, pkt)
+            arrivals[key] = fate
+        return fate
+
+    def _forwarding(self, ns: Netns, link: Link, pkt: Packet) -> RouteDecision | None:
+        """A packet not for the namespace: the input route's decision, or None when
+        forwarding is off on ``link``."""
+        if not enabled(link.conf.get("forwarding")):
+            return None
+        return self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
 
     def _martian_source(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         """fib_validate_source: without rp_filter, a packet whose source is one of the
@@ -777,12 +810,8 @@ class _Walk:
                     or enabled(link.conf.get("accept_local", "0")))
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
-        modes = self.static.rp_filter
-        mode = modes.get((id(ns), link.name))
-        if mode is None:
-            mode = modes[(id(ns), link.name)] = max(
-                int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
-                int(link.conf.get("rp_filter", "0")))
+        mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
+                   int(link.conf.get("rp_filter", "0")))
         if not mode or pkt.src is None or pkt.src == "0.0.0.0":
             return True
         back = lookup_main(ns, pkt.src)
@@ -790,16 +819,17 @@ class _Walk:
             return False
         return mode == 2 or back.dev == link.name
 
-    def forward(self, ns: Netns, link: Link, skb: _Skb, *,
+    def forward(self, ns: Netns, link: Link, skb: _Skb, d: RouteDecision | None,
                 physdev_in: str | None = None) -> Path:
+        """ip_forward, with the input route's decision ``d`` (None: forwarding is off on
+        ``link``, see _forwarding)."""
         pkt = skb.pkt
-        if not enabled(link.conf.get("forwarding")):
+        if d is None:
             skb.hops.append(self.hop(ns, "drop", f"not for {ns.label} and forwarding is off on "
                                      f"{link.name}: dropped silently", dev=link.name))
             return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"ip_forward is 0 on {ns.label} — "
                                       f"sysctl -w net.ipv4.ip_forward=1")
-        d = self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
         if not d.ok:
             skb.hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
             return self._icmp_error(ns, skb, ICMP_UNREACH, NET_UNREACH, NO_ROUTE,
