@@ -42,8 +42,8 @@ from netlab.dataplane.conntrack import (
     DST, ESTABLISHED, INVALID, NEW, ORIGINAL, RELATED, REPLY, SRC, UNTRACKED, Conn,
     ConntrackTable, IcmpError,
 )
-from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, conn_key, ipset_contains, \
-    kept_leaf, rules_of, walk, walk_key, walk_reads
+from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, kept_leaf, \
+    rules_of, walk
 from netlab.dataplane.routing import RouteDecision, in_address_net, ip_int, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
@@ -82,7 +82,8 @@ class _Static:
     ARP resolutions, hooks' plans and the namespaces' compiled rules."""
 
     __slots__ = ("held", "seg", "routes", "locals", "local_ips", "carrier",
-                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets", "arrivals")
+                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets", "arrivals",
+                 "br_netfilter")
 
     def __init__(self, world: World):
         # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
@@ -102,6 +103,7 @@ class _Static:
         self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
         self.in_sets: dict[int, tuple[Callable, Callable]] = {}  # by id(ns): addrtype, in_set
         self.arrivals: dict[tuple, object] = {}     # receive: by (id(ns), link, src, dst)
+        self.br_netfilter: dict[int, bool] = {}     # by id(ns)
 
 
 _INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
@@ -236,7 +238,7 @@ def _explore(run: Callable[[_Chooser], tuple[Path, "_Walk"]], *, pick: int | Non
     return runs
 
 
-@dataclass
+@dataclass(slots=True)       # slots: its fields are read and written at every step
 class _Skb:
     """A packet in flight and what the kernel keeps with it (skb->mark, skb->_nfct)."""
     pkt: Packet
@@ -578,13 +580,12 @@ class _Walk:
             ends = frames[(a, b)] = l2.frame_path(self.seg, a, b)
         return ends
 
-    def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
-        """A frame crossing veth pairs and bridges to the last end, which receives it.
-        Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
+    def _frame(self, ends: list[l2.End], skb: _Skb, start: int = 0) -> Path:
+        """A frame crossing veth pairs and bridges to the last end, which receives it (from
+        ends[start] on). Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
-        seq = self._steps_of(ends)
-        i = 0
-        while i < len(seq):
+        seq, last = self._steps_of(ends, keep=not start)
+        for i in range(start, len(seq)):
             step = seq[i]
             kind, hop = step[0], step[1]
             if hop is not None:
@@ -593,28 +594,26 @@ class _Walk:
                 skb.crossed(step[2])        # netns_changed
             elif kind == "in":
                 went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
-                if isinstance(went, Path):
-                    return went
-                if went is not ends:        # bridged to a new destination: a new list
-                    ends, seq = went, self._steps_of(went, keep=False)
-            i += 1
-        peer_ns, peer_link = l2.link_at(self.world, ends[-1])
-        return self.receive(peer_ns, peer_link, skb)
+                if went is not ends:        # the end (a Path), or bridged to a new destination
+                    return went if isinstance(went, Path) else self._frame(went, skb, i + 1)
+        return self.receive(last[0], last[1], skb)
 
-    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple:
-        """The steps from each end to the next (``_step``); with ``keep``, kept with the list
-        of ends (those of ARP and frame_path live as long as this state of the World)."""
+    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple[tuple, tuple]:
+        """The steps from each end to the next (``_step``), and the (namespace, link) of the
+        last end; with ``keep``, kept with the list of ends (those of ARP and frame_path
+        live as long as this state of the World)."""
         steps = self.static.steps
         kept = steps.get(id(ends))
         if kept is not None and kept[0] is ends:
             return kept[1]
         seq = tuple(steps.get((a, b)) or self._step(a, b) for a, b in zip(ends, ends[1:]))
+        found = (seq, l2.link_at(self.world, ends[-1]))
         if not keep:
-            return seq
+            return found
         if len(steps) >= MEMO_SIZE:
             steps.clear()
-        steps[id(ends)] = (ends, seq)      # the list held: its id stays its own
-        return seq
+        steps[id(ends)] = (ends, found)      # the list held: its id stays its own
+        return found
 
     def _step(self, a: l2.End, b: l2.End) -> tuple:
         """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
@@ -688,8 +687,14 @@ class _Walk:
         return ends
 
     def _br_netfilter(self, ns: Netns, skb: _Skb) -> bool:
-        return (bool(ns.tables)
-                and enabled(ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
+        """Does the namespace send the IPv4 frames its bridges switch through its hooks?
+        (Kept per namespace.)"""
+        known = self.static.br_netfilter
+        on = known.get(id(ns))
+        if on is None:
+            on = known[id(ns)] = (bool(ns.tables) and enabled(
+                ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
+        return on
 
     def _rules_of(self, ns: Netns):
         rules = self.static.rules
@@ -880,7 +885,10 @@ class _Walk:
                             diagnosis=f"{taker.name} of {label} takes udp port {pkt.dport} "
                                       f"but not {what}: nothing answers")
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
-            hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
+            key = ("delivered", id(ns), link.name)
+            hop = self._shared_hop(key, ns) or self._share_hop(key, ns, self.hop(
+                ns, "deliver", f"delivered to {label}", dev=link.name))
+            hops.append(hop)
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
         if pkt.proto == "icmp":
             if enabled(ns.sysctls.get("net.ipv4.icmp_echo_ignore_all")):
@@ -896,8 +904,11 @@ class _Walk:
             syn = "S" in (pkt.tcp_flags or "")
             if listening:
                 what = "SYN" if syn else "segment"
-                hops.append(self.hop(ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted "
-                                     f"by a listener in {label}", dev=link.name))
+                key = ("accepted", id(ns), link.name, what, pkt.dst, pkt.dport)
+                hop = self._shared_hop(key, ns) or self._share_hop(key, ns, self.hop(
+                    ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted by a listener "
+                    f"in {label}", dev=link.name))
+                hops.append(hop)
                 answer = Packet("tcp", pkt.dst, pkt.src, pkt.dport, pkt.sport, 64, None, None,
                                 "SA" if syn else "A")      # positional: quicker
                 return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
@@ -1062,10 +1073,11 @@ class _Walk:
         """netfilter.walk of ``table``'s chain for the hook, for the packet as it is now.
         A kept walk that did not fork is replayed straight from the skb; otherwise the
         packet is shown to the walk as a PacketView (made only then)."""
-        reads = walk_reads(table, hook)
-        ck = self._conn_key(skb, table, reads)
-        key = walk_key(table, hook, reads, skb.pkt, where, skb.mark, ck)
-        leaf = kept_leaf(table, hook, reads, key) if KEPT_WALKS else None
+        uses_conn = table._uses_conn
+        if uses_conn is None:
+            uses_conn = table.uses_conn
+        conn = self._conn_of(skb) if uses_conn else None
+        leaf = kept_leaf(table, hook, skb.pkt, where, skb.mark, conn) if KEPT_WALKS else None
         if leaf is None:
             view = self._view(ns, table, hook, skb, where)
             decided = walk(ns, table, hook, view, self.choose, skb.hops)
@@ -1074,7 +1086,7 @@ class _Walk:
         decided = leaf.replay_hops(skb.hops, ns)
         if leaf.mark is not None:
             skb.mark = leaf.mark
-        if leaf.connmark is not None and ck is not None and skb.conn is not None:
+        if leaf.connmark is not None and conn is not None and skb.conn is not None:
             skb.conn.mark = leaf.connmark
         if decided.notrack:
             skb.untracked = True
@@ -1083,20 +1095,17 @@ class _Walk:
         return decided
 
     @staticmethod
-    def _conn_key(skb: _Skb, table, reads: frozenset[str] | None) -> tuple | None:
-        """netfilter.conn_key of the ConnView a walk of ``table`` would be shown (None: the
-        table does not look at connections, or there is no view of one)."""
-        uses_conn = table._uses_conn
-        if not (uses_conn or uses_conn is None and table.uses_conn):
-            return None
+    def _conn_of(skb: _Skb) -> tuple | None:
+        """The connection as netfilter.walk_key takes it, from the ConnView a walk would be
+        shown (_conn_view); None when there is none."""
         conn = skb.conn
         if skb.untracked:
-            return conn_key(reads, UNTRACKED, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
+            return (UNTRACKED, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
         if conn is not None:
-            return conn_key(reads, skb.state or NEW, conn.status, skb.direction, conn.orig,
-                            conn.reply, conn.mark)
+            return (skb.state or NEW, conn.status, skb.direction, conn.orig, conn.reply,
+                    conn.mark)
         if skb.state == INVALID:
-            return conn_key(reads, INVALID, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
+            return (INVALID, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
         return None
 
     def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
@@ -1229,6 +1238,8 @@ class _Walk:
                 if skb.untracked:
                     return None
             conn.nat_done.add(manip)
+        if ct.NAT_STATUS[(manip, skb.direction)] not in conn.status:
+            return None         # no NAT of this kind for the direction: nothing to rewrite
         new = ct.manip_packet(pkt, conn, skb.direction, manip)
         if new is pkt or new == pkt:
             return None

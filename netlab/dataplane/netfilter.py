@@ -568,37 +568,37 @@ def walk_reads(table: "CompiledTable", hook: str) -> frozenset[str] | None:
         return reads
 
 
-def kept_leaf(table: "CompiledTable", hook: str, reads: frozenset[str] | None, key: tuple
-              ) -> "_Leaf | None":
-    """The kept walk for ``key`` (walk_key) when it did not fork: walk's memo hit, for a
-    caller that has no PacketView yet (it makes one only to walk). None otherwise."""
-    memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
-    node = memo.get(key)
+def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: int,
+              conn: tuple | None) -> "_Leaf | None":
+    """The kept walk for a packet when it did not fork: walk's memo hit, for a caller that
+    has no PacketView yet (it makes one only to walk); None otherwise. The arguments are
+    those of walk_key."""
+    try:
+        reads = table.reads[hook]
+    except KeyError:
+        reads = walk_reads(table, hook)
+    if reads is None or not SHARE_WALKS:
+        memo = table.memo
+    else:
+        memo = table._shared_memo
+        if memo is None:
+            memo = table.shared_memo
+    node = memo.get(walk_key(table, hook, reads, p, where, mark, conn))
     return node if node.__class__ is _Leaf else None
 
 
-def conn_key(reads: frozenset[str] | None, state: str, status, direction: str, orig: tuple,
-             reply: tuple, mark: int) -> tuple:
-    """The connection's part of a walk's key (walk_key): with ``reads``, only what the
-    rules read of it. ``orig`` and ``reply`` are (src, sport, dst, dport), as
-    conntrack.Tuple."""
-    if reads is None or "conn" in reads:
-        return (state, frozenset(status), direction, orig, reply, mark)
-    return ((state, frozenset(status)) if "ct_state" in reads else None,
-            direction if "ct_dir" in reads else None,
-            (orig, reply) if "ct_tuples" in reads else None,
-            mark if "ct_mark" in reads else None)
-
-
 def walk_key(table: "CompiledTable", hook: str, reads: frozenset[str] | None, p: Packet,
-             where: tuple, mark: int, ck: tuple | None) -> tuple:
+             where: tuple, mark: int, conn: tuple | None) -> tuple:
     """Everything a table's rules can read of the packet (matches and targets read only
     these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
     which make ``uses_conn``); with ``reads`` (reads_of), only what the rules met from the
-    hook's chain read. ``where`` is (in_dev, out_dev, physdev_in, physdev_out, bridged),
-    ``ck`` the connection's part (conn_key; None when the table does not look at
-    connections). A plain Packet is in the key as its fields (what its equality
-    compares: a tuple is hashed and compared without calls into Python)."""
+    hook's chain read. ``where`` is (in_dev, out_dev, physdev_in, physdev_out, bridged);
+    ``conn`` the connection as (state, status, direction, orig, reply, connmark), orig and
+    reply as (src, sport, dst, dport) like conntrack.Tuple — None when the table does not
+    look at connections, or the packet has no ConnView. A plain Packet is in the key as
+    its fields (what its equality compares: a tuple is hashed and compared without calls
+    into Python)."""
+    ck = None if conn is None else _conn_key(reads, *conn)
     if reads is not None and "packet" not in reads:
         return ("reads", hook, where[0] if "in_dev" in reads else None,
                 where[1] if "out_dev" in reads else None,
@@ -611,19 +611,29 @@ def walk_key(table: "CompiledTable", hook: str, reads: frozenset[str] | None, p:
     return (hook, where, mark, ck, p)
 
 
+def _conn_key(reads: frozenset[str] | None, state: str, status, direction: str, orig: tuple,
+              reply: tuple, mark: int) -> tuple:
+    """The connection's part of a walk's key: with ``reads``, only what the rules read."""
+    if reads is None or "conn" in reads:
+        return (state, frozenset(status), direction, orig, reply, mark)
+    return ((state, frozenset(status)) if "ct_state" in reads else None,
+            direction if "ct_dir" in reads else None,
+            (orig, reply) if "ct_tuples" in reads else None,
+            mark if "ct_mark" in reads else None)
+
+
 def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
               reads: frozenset[str] | None) -> tuple:
     """walk_key for a PacketView."""
-    conn = view.conn
+    c = view.conn
     uses_conn = table._uses_conn
     if uses_conn is None:
         uses_conn = table.uses_conn
-    ck = None if conn is None or not uses_conn else conn_key(
-        reads, conn.state, conn.status, conn.direction,
-        (conn.orig_src, conn.orig_sport, conn.orig_dst, conn.orig_dport),
-        (conn.reply_src, conn.reply_sport, conn.reply_dst, conn.reply_dport), conn.mark)
+    conn = None if c is None or not uses_conn else (
+        c.state, c.status, c.direction, (c.orig_src, c.orig_sport, c.orig_dst, c.orig_dport),
+        (c.reply_src, c.reply_sport, c.reply_dst, c.reply_dport), c.mark)
     return walk_key(table, hook, reads, view.packet, (view.in_dev, view.out_dev,
-                    view.physdev_in, view.physdev_out, view.bridged), view.mark, ck)
+                    view.physdev_in, view.physdev_out, view.bridged), view.mark, conn)
 
 
 # What the matches and targets whose code reads no more than this read of the packet's view
@@ -762,7 +772,7 @@ class _Leaf:
         # the namespace that walked, as its hops name it; others' hops, made on first use
         self.origin = ns
         self.labels = (ns.node, ns.name)
-        self.relabelled: dict[tuple[str, str], list[Hop]] | None = None
+        self.relabelled: dict[tuple[str, str], tuple[list[Hop], Decision]] | None = None
         self.index = None
         hop = decided.hop
         self.accepted = None        # an ACCEPT's hop: where it is among the walk's hops
@@ -791,28 +801,30 @@ class _Leaf:
     def replay_hops(self, hops: list[Hop], ns: Netns) -> Decision:
         """The walk's hops and Decision again, in ``ns`` (the marks it left are the
         caller's: ``mark`` and ``connmark``, None where it leaves them alone)."""
+        made, d = (self.hops, self.decided) if ns is self.origin else self._relabelled(ns)
         start = len(hops)
-        made = self.hops if ns is self.origin else self._relabelled(ns)
         hops.extend(made)
-        d = self.decided
         if self.index is None:
-            if d.hop is not None and made is not self.hops:
-                # an ACCEPT's hop, as the namespace's own hops have it
-                d = Decision(d.kind, d.action, made[self.accepted], d.table, d.chain, d.rule,
-                             d.position, d.notrack)
             return d
         hop = hops[start + self.index] = copy_hop(made[self.index])
         return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
 
-    def _relabelled(self, ns: Netns) -> list[Hop]:
+    def _relabelled(self, ns: Netns) -> tuple[list[Hop], Decision]:
+        """The walk's hops as ``ns`` makes them, and its Decision with them (an ACCEPT's hop
+        is among them); made on first use."""
         labels = (ns.node, ns.name)
         if labels == self.labels:
-            return self.hops
+            return self.hops, self.decided
         found = self.relabelled.get(labels) if self.relabelled is not None else None
         if found is None:
             if self.relabelled is None:
                 self.relabelled = {}
-            found = self.relabelled[labels] = [relabel_hop(hop, *labels) for hop in self.hops]
+            made = [relabel_hop(hop, *labels) for hop in self.hops]
+            d = self.decided
+            if self.index is None and d.hop is not None:
+                d = Decision(d.kind, d.action, made[self.accepted], d.table, d.chain, d.rule,
+                             d.position, d.notrack)
+            found = self.relabelled[labels] = (made, d)
         return found
 
 
