@@ -234,9 +234,13 @@ NAT_STATUS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, R
 
 
 def rewrite(pkt: Packet, **changes) -> Packet:
-    """pkt.with_(**changes) without dataclasses.replace's cost (Packet has no __post_init__)."""
+    """pkt.with_(**changes) without dataclasses.replace's cost (Packet has no __post_init__):
+    a copy of its fields, changed, as the new packet's own (a frozen dataclass's __dict__
+    is set through object's __setattr__)."""
     new = object.__new__(pkt.__class__)
-    new.__dict__.update(pkt.__dict__, **changes)
+    fields = pkt.__dict__.copy()
+    fields.update(changes)
+    object.__setattr__(new, "__dict__", fields)
     return new
 
 
