@@ -542,7 +542,7 @@ class _Walk:
         if d is None:
             if len(routes) >= MEMO_SIZE:
                 routes.clear()
-            d = routes[key] = route_get(ns, dst, src=src, iif=iif, oif=oif)
+            d = routes[key] = route_get(ns, dst, src, iif, oif, self._is_local)
         return d
 
     def _locals(self, ns: Netns) -> tuple[frozenset[str], tuple]:
