@@ -96,7 +96,7 @@ class _Static:
         self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
         self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
         self.arp: dict[tuple[int, str, str], tuple] = {}        # output: a resolved next hop
-        # hops that are the same whenever their inputs are (route, forward): shared, and so
+        # hops that are the same whenever their inputs are (route, forward, deliver): shared, so
         # never changed once made (the engine changes only netfilter hops, which it copies)
         self.hops: dict[tuple, tuple] = {}
         self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
