@@ -1077,10 +1077,11 @@ class _Walk:
         if uses_conn is None:
             uses_conn = table.uses_conn
         conn = self._conn_of(skb) if uses_conn else None
-        leaf = kept_leaf(table, hook, skb.pkt, where, skb.mark, conn) if KEPT_WALKS else None
+        leaf, key = kept_leaf(table, hook, skb.pkt, where, skb.mark, conn) if KEPT_WALKS \
+            else (None, None)
         if leaf is None:
             view = self._view(ns, table, hook, skb, where)
-            decided = walk(ns, table, hook, view, self.choose, skb.hops)
+            decided = walk(ns, table, hook, view, self.choose, skb.hops, key)
             self._after_walk(skb, view, decided)
             return decided
         decided = leaf.replay_hops(skb.hops, ns)

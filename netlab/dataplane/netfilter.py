@@ -499,7 +499,8 @@ class Decision:
 
 
 def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
-         choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
+         choose: Callable[[float], bool], hops: list[Hop], key: tuple | None = None
+         ) -> Decision:
     """Walk ``table``'s built-in chain for ``hook``; hops for matched rules go to ``hops``.
 
     A walk is a pure function of what its rules can read (the view's packet, devices,
@@ -517,9 +518,11 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     fields its key holds, and the namespace's name and node only to label its hops. Such
     walks are kept once for every namespace that holds the very same Table (a cluster's
     nodes share kube-proxy's), and a namespace other than the one that walked gets the
-    hops relabelled with its own node and name."""
+    hops relabelled with its own node and name. (``key``: the view's walk_key, when the
+    caller has made it already.)"""
     reads = walk_reads(table, hook)
-    key = _walk_key(table, hook, view, reads)
+    if key is None:
+        key = _walk_key(table, hook, view, reads)
     memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)
     if node.__class__ is _Leaf:
@@ -569,10 +572,10 @@ def walk_reads(table: "CompiledTable", hook: str) -> frozenset[str] | None:
 
 
 def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: int,
-              conn: tuple | None) -> "_Leaf | None":
-    """The kept walk for a packet when it did not fork: walk's memo hit, for a caller that
-    has no PacketView yet (it makes one only to walk); None otherwise. The arguments are
-    those of walk_key."""
+              conn: tuple | None) -> "tuple[_Leaf | None, tuple]":
+    """The kept walk for a packet when it did not fork (walk's memo hit, for a caller that
+    has no PacketView yet: it makes one only to walk), else None; and the walk's key (for
+    walk). The arguments are those of walk_key."""
     try:
         reads = table.reads[hook]
     except KeyError:
@@ -583,8 +586,9 @@ def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: 
         memo = table._shared_memo
         if memo is None:
             memo = table.shared_memo
-    node = memo.get(walk_key(table, hook, reads, p, where, mark, conn))
-    return node if node.__class__ is _Leaf else None
+    key = walk_key(table, hook, reads, p, where, mark, conn)
+    node = memo.get(key)
+    return (node if node.__class__ is _Leaf else None), key
 
 
 def walk_key(table: "CompiledTable", hook: str, reads: frozenset[str] | None, p: Packet,
