@@ -280,9 +280,9 @@ def test_the_engine_builds_every_field_of_a_packet_view():
     seen = []
     real = engine.walk
 
-    def spy(ns, table, hook, view, choose, hops):
+    def spy(ns, table, hook, view, choose, hops, *key):
         seen.append(view)
-        return real(ns, table, hook, view, choose, hops)
+        return real(ns, table, hook, view, choose, hops, *key)
 
     engine.walk = spy
     try:
