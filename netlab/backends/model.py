@@ -21,7 +21,8 @@ from netlab.model.route_index import (
     RouteIndex, append_route, forget_route_index, prefix_of, route_index,
 )
 from netlab.model.sysctl import (
-    FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, proc_path,
+    FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, own,
+    proc_path,
 )
 
 EEXIST = "RTNETLINK answers: File exists"
@@ -541,6 +542,7 @@ class ModelBackend:
                                    status=255)
             if not _is_int(op.value):
                 raise CommandError(f'sysctl: setting key "{key}": Invalid argument', status=1)
+            link.conf = own(link.conf)
             link.conf[leaf] = op.value
             return
         if key not in ns.sysctls:
@@ -548,17 +550,19 @@ class ModelBackend:
                                status=255)
         if "\t" not in ns.sysctls[key] and not _is_int(op.value):
             raise CommandError(f'sysctl: setting key "{key}": Invalid argument', status=1)
+        sysctls = ns.sysctls = own(ns.sysctls)
         if key in FORWARDING_ALIASES:
             # devinet_sysctl_forward: all, default and every device follow.
             for alias in FORWARDING_ALIASES:
-                ns.sysctls[alias] = op.value
-            ns.sysctls["net.ipv4.conf.default.forwarding"] = op.value
+                sysctls[alias] = op.value
+            sysctls["net.ipv4.conf.default.forwarding"] = op.value
             for link in ns.links.values():
+                link.conf = own(link.conf)
                 link.conf["forwarding"] = op.value
             # inet_forward_change: a router does not accept redirects.
-            ns.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if enabled(op.value) else "1"
+            sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if enabled(op.value) else "1"
             return
-        ns.sysctls[key] = op.value
+        sysctls[key] = op.value
 
     def _AddListener(self, op: O.AddListener) -> None:
         ns = self._ns(op.netns)

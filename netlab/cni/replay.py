@@ -16,8 +16,8 @@ namespaces is shared again (``model.shared_route``).
 A Template ``bind``s to a node (``Bound``: the node's values in its own table) and
 ``replay``s: the objects come from straight-line code compiled from the template's own
 (every string and shared route by reference, a string made of the pod's values made from
-them once; dicts of strings copied), the Ops and the result from pickles of the run's,
-made only when asked for (``Deferred``). A ``Shape`` is a node's state with its values
+them once, dicts of strings Shared: see netlab.model.sysctl), the Ops and the result from
+pickles of the run's, made only when asked for (``Deferred``). A ``Shape`` is a node's state with its values
 taken out, to tell (by straight-line comparisons compiled from it) whether another node
 is the same but for its own values.
 
@@ -32,6 +32,7 @@ import pickle
 
 from netlab.model import ns_key
 from netlab.model.world import Route
+from netlab.model.sysctl import Shared
 
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")
 _PROTO = pickle.HIGHEST_PROTOCOL
@@ -91,7 +92,7 @@ def _state(ns) -> dict:
             value = pickle.loads(pickle.dumps(value, _PROTO)) if value else {}
         elif type(value) is list:
             value = list(value)
-        elif type(value) is dict:
+        elif type(value) is dict or type(value) is Shared:
             value = dict(value)
         state[key] = value
     return state
@@ -252,9 +253,9 @@ def _fields(specs):
     return space["fields"]
 
 
-def _compile(objs, files, persistent, kinds, own):
+def _compile(objs, files, persistent, own):
     """A function of the table and the params that makes ``objs`` again as the pickle
-    would (with the same table references; flat dicts copied), and the files' (path,
+    would (with the same table references, flat dicts too), and the files' (path,
     content) pairs, as straight-line code: each object of a class of its own made by
     ``__new__`` and given its attributes in their order (so it keeps the compact form of
     instances made by ``__init__``), lists, dicts and tuples; a string made of the pod's
@@ -268,7 +269,7 @@ def _compile(objs, files, persistent, kinds, own):
     def ref(pid) -> str:
         fmt = own.get(pid)
         if fmt is None:
-            return f"dict(T[{pid}])" if kinds[pid][0] == "d" else f"T[{pid}]"
+            return f"T[{pid}]"      # a flat dict too: Shared by every pod made
         expr = _expr(fmt)
         if expr.startswith("P[") and expr.count("P[") == 1:
             return expr             # a param itself
@@ -371,7 +372,7 @@ class Template:
 
     ``params``: the node's values (``nodes`` of them), then the container id, netns name,
     IP, host veth name and the MACs of the run. The table a template's pickles refer to
-    holds constants (strings, and flat dicts of strings that are copied after a load), the
+    holds constants (strings, and flat dicts of strings, Shared by the pods made), the
     strings made of params (a format each) and the routes the model shares (found again by
     their fields, made of params, in the model's own table of them)."""
 
@@ -443,7 +444,7 @@ class Template:
                     key = ("dict", id(obj))
                     index = index_of.get(key)
                     return index if index is not None else \
-                        add(key, dict(obj), ("d", tuple(obj.items())))
+                        add(key, Shared(obj), ("d", tuple(obj.items())))
                 if kind is Route:
                     fields = (obj.dst, obj.dev, obj.gateway, obj.src, obj.metric, obj.proto,
                               obj.scope, obj.type, obj.onlink)
@@ -480,7 +481,7 @@ class Template:
                     pair.append(index_of[text])
                 self.files.append(tuple(pair))
             own = {index: f for index, f, mine in self.slots if mine}
-            self.make = _compile((run.ns, second), self.files, persistent, self.kinds, own)
+            self.make = _compile((run.ns, second), self.files, persistent, own)
         finally:
             for ns, index in zip(spaces, indexes):
                 if index is not None:
@@ -578,10 +579,6 @@ class Bound:
         else:
             self._fill(params)
             ns, link = self._load(t.blob)
-            ns.sysctls = dict(ns.sysctls)
-            for peer in ns.links.values():
-                peer.conf = dict(peer.conf)
-            link.conf = dict(link.conf)
             table = self.table
             files = [(table[p], table[c]) for p, c in t.files]
         if not t.first:

@@ -229,19 +229,24 @@ def status_bit(manip: str, direction: str) -> str:
     return bit
 
 
-_STATUS_BITS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, REPLY)}
+# by (manip, direction): the status bit that says the connection has that NAT
+NAT_STATUS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, REPLY)}
 
 
 def rewrite(pkt: Packet, **changes) -> Packet:
-    """pkt.with_(**changes) without dataclasses.replace's cost (Packet has no __post_init__)."""
+    """pkt.with_(**changes) without dataclasses.replace's cost (Packet has no __post_init__):
+    a copy of its fields, changed, as the new packet's own (a frozen dataclass's __dict__
+    is set through object's __setattr__)."""
     new = object.__new__(pkt.__class__)
-    new.__dict__.update(pkt.__dict__, **changes)
+    fields = pkt.__dict__.copy()
+    fields.update(changes)
+    object.__setattr__(new, "__dict__", fields)
     return new
 
 
 def manip_packet(pkt: Packet, conn: Conn, direction: str, manip: str) -> Packet:
     """The packet after the connection's NAT for this hook's manip type (may be unchanged)."""
-    if _STATUS_BITS[(manip, direction)] not in conn.status:
+    if NAT_STATUS[(manip, direction)] not in conn.status:
         return pkt
     t = conn.tuple(other(direction))
     ports = has_ports(pkt.proto)

@@ -20,9 +20,9 @@ only change a trace makes to the World is the conntrack table of each
 namespace it crossed (what ``conntrack -L`` shows).
 
 What a trace derives from the World and not from the packet's own state (segments,
-route decisions, local addresses, carrier, ARP resolutions, the steps of a frame,
-hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept for
-the next traces until the World changes (a backend's change bumps its generation).
+route decisions, local addresses, arrivals, carrier, ARP resolutions, the steps of a
+frame, hook plans, and each table's chain walks, see dataplane.netfilter.walk) is kept
+for the next traces until the World changes (a backend's change bumps its generation).
 Hops made from kept answers are shared between traces: hops are read-only.
 """
 
@@ -42,8 +42,8 @@ from netlab.dataplane.conntrack import (
     DST, ESTABLISHED, INVALID, NEW, ORIGINAL, RELATED, REPLY, SRC, UNTRACKED, Conn,
     ConntrackTable, IcmpError,
 )
-from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, rules_of, \
-    walk
+from netlab.dataplane.netfilter import NAT_KINDS, Decision, NetnsRules, ipset_contains, kept_leaf, \
+    rules_of, walk
 from netlab.dataplane.routing import RouteDecision, in_address_net, ip_int, lookup_main, route_get
 from netlab.errors import CommandError, NotFound
 from netlab.model import Link, Netns, World
@@ -67,17 +67,23 @@ CONNTRACK_MODES = ("auto", "new", "continue")
 # leave it waiting. TCP in SYN_SENT and ping see them all.
 UDP_SILENT_UNREACH = frozenset({0, 1, 4, 5, 11, 12})
 MAX_PATHS = 4096
+KEPT_WALKS = True       # False: every walk is asked with a PacketView (the oracle of tests)
+_NO_TUPLE = (None, None, None, None)     # a ConnView's tuples when it has no connection
+# What receive decides besides forwarding (_arrival)
+MARTIAN, RP_FILTERED, LOCAL = "martian", "rp_filter", "local"
 MAX_RETARGETS = 8
 
 # --- the per-World index (rebuilt when a backend changes the World) -------------------
 class _Static:
     """What traces read of one state of the World, derived once and kept until the World
     changes: the L2 segments, and as they are asked for (each a pure function of that
-    state) route decisions, local addresses, rp_filter modes, carrier states, frame paths
-    and their steps, ARP resolutions, hooks' plans and the namespaces' compiled rules."""
+    state) route decisions, local addresses, what a received packet's addresses decide
+    (martian, rp_filter, local or forwarded), carrier states, frame paths and their steps,
+    ARP resolutions, hooks' plans and the namespaces' compiled rules."""
 
-    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "rp_filter", "carrier",
-                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets")
+    __slots__ = ("held", "seg", "routes", "locals", "local_ips", "carrier",
+                 "frames", "steps", "arp", "hops", "rules", "plans", "in_sets", "arrivals",
+                 "br_netfilter")
 
     def __init__(self, world: World):
         # Entries are keyed by id(ns): the namespaces are held, so no id is another's.
@@ -86,17 +92,18 @@ class _Static:
         self.routes: dict[tuple, RouteDecision] = {}
         self.locals: dict[int, tuple[frozenset[str], tuple]] = {}       # by id(ns)
         self.local_ips: dict[tuple[int, str], bool] = {}     # in lo's networks
-        self.rp_filter: dict[tuple[int, str], int] = {}      # by (id(ns), link): the mode
         self.carrier: dict[tuple[str, str], bool] = {}
         self.frames: dict[tuple[l2.End, l2.End], list[l2.End]] = {}
         self.steps: dict[tuple[l2.End, l2.End], tuple] = {}     # _frame: one step of a frame
         self.arp: dict[tuple[int, str, str], tuple] = {}        # output: a resolved next hop
-        # hops that are the same whenever their inputs are (route, forward): shared, and so
+        # hops that are the same whenever their inputs are (route, forward, deliver): shared, so
         # never changed once made (the engine changes only netfilter hops, which it copies)
         self.hops: dict[tuple, tuple] = {}
         self.rules: dict[int, NetnsRules] = {}                  # by id(ns)
         self.plans: dict[tuple[int, str], tuple] = {}           # by (id(ns), hook)
         self.in_sets: dict[int, tuple[Callable, Callable]] = {}  # by id(ns): addrtype, in_set
+        self.arrivals: dict[tuple, object] = {}     # receive: by (id(ns), link, src, dst)
+        self.br_netfilter: dict[int, bool] = {}     # by id(ns)
 
 
 _INDEX: dict[int, tuple[weakref.ref, int, _Static]] = {}
@@ -231,7 +238,7 @@ def _explore(run: Callable[[_Chooser], tuple[Path, "_Walk"]], *, pick: int | Non
     return runs
 
 
-@dataclass
+@dataclass(slots=True)       # slots: its fields are read and written at every step
 class _Skb:
     """A packet in flight and what the kernel keeps with it (skb->mark, skb->_nfct)."""
     pkt: Packet
@@ -380,8 +387,7 @@ class _Walk:
         start = (ns.key, dev)
         owner = None
         if self._carrier(ns, link):
-            sid = self.seg.segment_of(self.world, start)
-            owner = self.seg.owners.get((sid, nexthop)) if sid is not None else None
+            owner = self.seg.owner(self.world, start, nexthop)
             if owner is not None and owner[0] == ns.key:
                 owner = None  # an address of our own on another device: not on this link
         if owner is None and self._carrier(ns, link) \
@@ -535,7 +541,7 @@ class _Walk:
         if d is None:
             if len(routes) >= MEMO_SIZE:
                 routes.clear()
-            d = routes[key] = route_get(ns, dst, src=src, iif=iif, oif=oif)
+            d = routes[key] = route_get(ns, dst, src, iif, oif, self._is_local)
         return d
 
     def _locals(self, ns: Netns) -> tuple[frozenset[str], tuple]:
@@ -570,16 +576,15 @@ class _Walk:
         if ends is None:
             if len(frames) >= MEMO_SIZE:
                 frames.clear()
-            ends = frames[(a, b)] = l2.frame_path(self.seg, a, b)
+            ends = frames[(a, b)] = self.seg.path(self.world, a, b)
         return ends
 
-    def _frame(self, ends: list[l2.End], skb: _Skb) -> Path:
-        """A frame crossing veth pairs and bridges to the last end, which receives it.
-        Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
+    def _frame(self, ends: list[l2.End], skb: _Skb, start: int = 0) -> Path:
+        """A frame crossing veth pairs and bridges to the last end, which receives it (from
+        ends[start] on). Bridges with bridge-nf-call-iptables=1 run their namespace's hooks."""
         hops = skb.hops
-        seq = self._steps_of(ends)
-        i = 0
-        while i < len(seq):
+        seq, last = self._steps_of(ends, keep=not start)
+        for i in range(start, len(seq)):
             step = seq[i]
             kind, hop = step[0], step[1]
             if hop is not None:
@@ -588,28 +593,26 @@ class _Walk:
                 skb.crossed(step[2])        # netns_changed
             elif kind == "in":
                 went = self._into_bridge(step[2], step[3], step[4], ends, i, skb)
-                if isinstance(went, Path):
-                    return went
-                if went is not ends:        # bridged to a new destination: a new list
-                    ends, seq = went, self._steps_of(went, keep=False)
-            i += 1
-        peer_ns, peer_link = l2.link_at(self.world, ends[-1])
-        return self.receive(peer_ns, peer_link, skb)
+                if went is not ends:        # the end (a Path), or bridged to a new destination
+                    return went if isinstance(went, Path) else self._frame(went, skb, i + 1)
+        return self.receive(last[0], last[1], skb)
 
-    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple:
-        """The steps from each end to the next (``_step``); with ``keep``, kept with the list
-        of ends (those of ARP and frame_path live as long as this state of the World)."""
+    def _steps_of(self, ends: list[l2.End], keep: bool = True) -> tuple[tuple, tuple]:
+        """The steps from each end to the next (``_step``), and the (namespace, link) of the
+        last end; with ``keep``, kept with the list of ends (those of ARP and frame_path
+        live as long as this state of the World)."""
         steps = self.static.steps
         kept = steps.get(id(ends))
         if kept is not None and kept[0] is ends:
             return kept[1]
         seq = tuple(steps.get((a, b)) or self._step(a, b) for a, b in zip(ends, ends[1:]))
+        found = (seq, l2.link_at(self.world, ends[-1]))
         if not keep:
-            return seq
+            return found
         if len(steps) >= MEMO_SIZE:
             steps.clear()
-        steps[id(ends)] = (ends, seq)      # the list held: its id stays its own
-        return seq
+        steps[id(ends)] = (ends, found)      # the list held: its id stays its own
+        return found
 
     def _step(self, a: l2.End, b: l2.End) -> tuple:
         """What a frame does from end a to end b: cross a veth ("veth", hop, netns changed),
@@ -683,8 +686,14 @@ class _Walk:
         return ends
 
     def _br_netfilter(self, ns: Netns, skb: _Skb) -> bool:
-        return (bool(ns.tables)
-                and enabled(ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
+        """Does the namespace send the IPv4 frames its bridges switch through its hooks?
+        (Kept per namespace.)"""
+        known = self.static.br_netfilter
+        on = known.get(id(ns))
+        if on is None:
+            on = known[id(ns)] = (bool(ns.tables) and enabled(
+                ns.sysctls.get("net.bridge.bridge-nf-call-iptables", "0")))
+        return on
 
     def _rules_of(self, ns: Netns):
         rules = self.static.rules
@@ -746,7 +755,9 @@ class _Walk:
             if decided is not None:
                 return self._decided(ns, skb, decided)
         pkt = skb.pkt
-        if not loopback and self._martian_source(ns, link, pkt):
+        fate = self._arrival(ns, link, pkt) if not loopback else \
+            LOCAL if self._is_local(ns, pkt.dst) else self._forwarding(ns, link, pkt)
+        if fate is MARTIAN:
             skb.hops.append(self.hop(ns, "drop", f"martian source: {pkt.src} is an address of "
                                      f"{ns.label} itself, arriving on {link.name}",
                                      dev=link.name))
@@ -755,16 +766,44 @@ class _Walk:
                                       f"{pkt.src} arriving on {link.name} (fib_validate_source: "
                                       f"a martian source; accept_local=1 allows it) — often a "
                                       f"routing loop that brings the packet back")
-        if not loopback and not self._rp_filter_ok(ns, link, pkt):
+        if fate is RP_FILTERED:
             skb.hops.append(self.hop(ns, "drop", f"rp_filter: the route back to {pkt.src} does "
                                      f"not leave through {link.name}", dev=link.name))
             return self.end(DROPPED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"rp_filter drops {pkt.src} arriving on {link.name} in "
                                       f"{ns.label} — fix the routes or sysctl -w "
                                       f"net.ipv4.conf.all.rp_filter=0")
-        if self._is_local(ns, pkt.dst):
+        if fate is LOCAL:
             return self.deliver(ns, link, skb, physdev_in=physdev_in)
-        return self.forward(ns, link, skb, physdev_in=physdev_in)
+        return self.forward(ns, link, skb, fate, physdev_in)
+
+    def _arrival(self, ns: Netns, link: Link, pkt: Packet) -> object:
+        """What the IP layer decides for a packet from its source to its destination that
+        arrives on ``link`` (after PREROUTING): MARTIAN, RP_FILTERED, LOCAL, else what
+        _forwarding says. A pure function of this state of the World: kept."""
+        arrivals = self.static.arrivals
+        key = (id(ns), link.name, pkt.src, pkt.dst)
+        fate = arrivals.get(key)
+        if fate is None:
+            if len(arrivals) >= MEMO_SIZE:
+                arrivals.clear()
+            if self._martian_source(ns, link, pkt):
+                fate = MARTIAN
+            elif not self._rp_filter_ok(ns, link, pkt):
+                fate = RP_FILTERED
+            elif self._is_local(ns, pkt.dst):
+                fate = LOCAL
+            else:
+                fate = self._forwarding(ns, link, pkt)
+            arrivals[key] = fate
+        return fate
+
+    def _forwarding(self, ns: Netns, link: Link, pkt: Packet) -> RouteDecision | None:
+        """A packet not for the namespace: the input route's decision, or None when
+        forwarding is off on ``link``."""
+        if not enabled(link.conf.get("forwarding")):
+            return None
+        return self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
 
     def _martian_source(self, ns: Netns, link: Link, pkt: Packet) -> bool:
         """fib_validate_source: without rp_filter, a packet whose source is one of the
@@ -775,12 +814,8 @@ class _Walk:
                     or enabled(link.conf.get("accept_local", "0")))
 
     def _rp_filter_ok(self, ns: Netns, link: Link, pkt: Packet) -> bool:
-        modes = self.static.rp_filter
-        mode = modes.get((id(ns), link.name))
-        if mode is None:
-            mode = modes[(id(ns), link.name)] = max(
-                int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
-                int(link.conf.get("rp_filter", "0")))
+        mode = max(int(ns.sysctls.get("net.ipv4.conf.all.rp_filter", "0")),
+                   int(link.conf.get("rp_filter", "0")))
         if not mode or pkt.src is None or pkt.src == "0.0.0.0":
             return True
         back = lookup_main(ns, pkt.src)
@@ -788,16 +823,17 @@ class _Walk:
             return False
         return mode == 2 or back.dev == link.name
 
-    def forward(self, ns: Netns, link: Link, skb: _Skb, *,
+    def forward(self, ns: Netns, link: Link, skb: _Skb, d: RouteDecision | None,
                 physdev_in: str | None = None) -> Path:
+        """ip_forward, with the input route's decision ``d`` (None: forwarding is off on
+        ``link``, see _forwarding)."""
         pkt = skb.pkt
-        if not enabled(link.conf.get("forwarding")):
+        if d is None:
             skb.hops.append(self.hop(ns, "drop", f"not for {ns.label} and forwarding is off on "
                                      f"{link.name}: dropped silently", dev=link.name))
             return self.end(FORWARDING_DISABLED, TIMEOUT, skb.hops, pkt,
                             diagnosis=f"ip_forward is 0 on {ns.label} — "
                                       f"sysctl -w net.ipv4.ip_forward=1")
-        d = self._route(ns, pkt.dst, src=pkt.src, iif=link.name)
         if not d.ok:
             skb.hops.append(self.hop(ns, "route", f"no route to {pkt.dst} for a forwarded packet"))
             return self._icmp_error(ns, skb, ICMP_UNREACH, NET_UNREACH, NO_ROUTE,
@@ -848,7 +884,10 @@ class _Walk:
                             diagnosis=f"{taker.name} of {label} takes udp port {pkt.dport} "
                                       f"but not {what}: nothing answers")
         if skb.answer or pkt.proto == "icmp" and pkt.icmp_type != ICMP_ECHO_REQUEST:
-            hops.append(self.hop(ns, "deliver", f"delivered to {label}", dev=link.name))
+            key = ("delivered", id(ns), link.name)
+            hop = self._shared_hop(key, ns) or self._share_hop(key, ns, self.hop(
+                ns, "deliver", f"delivered to {label}", dev=link.name))
+            hops.append(hop)
             return self.end(DELIVERED, SUCCESS, hops, pkt, delivered_to=label)
         if pkt.proto == "icmp":
             if enabled(ns.sysctls.get("net.ipv4.icmp_echo_ignore_all")):
@@ -864,8 +903,11 @@ class _Walk:
             syn = "S" in (pkt.tcp_flags or "")
             if listening:
                 what = "SYN" if syn else "segment"
-                hops.append(self.hop(ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted "
-                                     f"by a listener in {label}", dev=link.name))
+                key = ("accepted", id(ns), link.name, what, pkt.dst, pkt.dport)
+                hop = self._shared_hop(key, ns) or self._share_hop(key, ns, self.hop(
+                    ns, "deliver", f"{what} to {pkt.dst}:{pkt.dport} accepted by a listener "
+                    f"in {label}", dev=link.name))
+                hops.append(hop)
                 answer = Packet("tcp", pkt.dst, pkt.src, pkt.dport, pkt.sport, 64, None, None,
                                 "SA" if syn else "A")      # positional: quicker
                 return self._answered(ns, skb, answer, DELIVERED, SUCCESS)
@@ -1010,30 +1052,60 @@ class _Walk:
         # physdev information is there for every packet that came through br_netfilter
         # (bridged between ports, or up to the bridge device)
         where = (in_dev, out_dev, physdev_in, physdev_out, bridged or physdev_in is not None)
-        view = None         # one view for the hook's tables; a new one after nat
         for step, table in plan:
             if step == "walk":
-                if view is None:
-                    view = self._view(ns, table, hook, skb, where)
-                else:
-                    view.table, view.packet, view.mark = table.name, skb.pkt, skb.mark
-                    if view.conn is None and table.uses_conn:
-                        view.conn = self._conn_view(skb)
-                decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                self._after_walk(skb, view, decided)
+                decided = self._walk_table(ns, table, hook, skb, where)
                 kind = decided.kind
                 if kind == "drop" or kind == "reject":
                     return decided
             elif step == "ct":
                 self._conntrack_in(ns, skb)
-                view = None
             elif step == "nat":
                 decided = self._nat(ns, table, hook, skb, where, nexthop)
                 if decided is not None:
                     return decided
-                view = None
             else:
                 self._confirm(ns, skb)
+        return None
+
+    def _walk_table(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> Decision:
+        """netfilter.walk of ``table``'s chain for the hook, for the packet as it is now.
+        A kept walk that did not fork is replayed straight from the skb; otherwise the
+        packet is shown to the walk as a PacketView (made only then)."""
+        uses_conn = table._uses_conn
+        if uses_conn is None:
+            uses_conn = table.uses_conn
+        conn = self._conn_of(skb) if uses_conn else None
+        leaf, key = kept_leaf(table, hook, skb.pkt, where, skb.mark, conn) if KEPT_WALKS \
+            else (None, None)
+        if leaf is None:
+            view = self._view(ns, table, hook, skb, where)
+            decided = walk(ns, table, hook, view, self.choose, skb.hops, key)
+            self._after_walk(skb, view, decided)
+            return decided
+        decided = leaf.replay_hops(skb.hops, ns)
+        if leaf.mark is not None:
+            skb.mark = leaf.mark
+        if leaf.connmark is not None and conn is not None and skb.conn is not None:
+            skb.conn.mark = leaf.connmark
+        if decided.notrack:
+            skb.untracked = True
+            skb.conn = None
+            skb.state = UNTRACKED
+        return decided
+
+    @staticmethod
+    def _conn_of(skb: _Skb) -> tuple | None:
+        """The connection as netfilter.walk_key takes it, from the ConnView a walk would be
+        shown (_conn_view); None when there is none."""
+        conn = skb.conn
+        if skb.untracked:
+            return (UNTRACKED, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
+        if conn is not None:
+            return (skb.state or NEW, conn.status, skb.direction, conn.orig, conn.reply,
+                    conn.mark)
+        if skb.state == INVALID:
+            return (INVALID, (), ORIGINAL, _NO_TUPLE, _NO_TUPLE, 0)
         return None
 
     def _view(self, ns: Netns, table, hook: str, skb: _Skb, where: tuple) -> PacketView:
@@ -1152,9 +1224,7 @@ class _Walk:
             pass        # nf_nat_icmp_reply_translation: no chain, outer and quoted header
         elif manip not in conn.nat_done:
             if skb.state == NEW and table is not None:
-                view = self._view(ns, table, hook, skb, where)
-                decided = walk(ns, table, hook, view, self.choose, skb.hops)
-                self._after_walk(skb, view, decided)
+                decided = self._walk_table(ns, table, hook, skb, where)
                 if decided.kind in ("drop", "reject"):
                     return decided
                 if decided.kind in NAT_KINDS:
@@ -1168,6 +1238,8 @@ class _Walk:
                 if skb.untracked:
                     return None
             conn.nat_done.add(manip)
+        if ct.NAT_STATUS[(manip, skb.direction)] not in conn.status:
+            return None         # no NAT of this kind for the direction: nothing to rewrite
         new = ct.manip_packet(pkt, conn, skb.direction, manip)
         if new is pkt or new == pkt:
             return None

@@ -3,7 +3,14 @@ takes between two of them (veth pairs, bridge ports, bridges).
 
 The segments of a World are found as traces need them and kept per state of
 the World, so an ARP resolution is a dictionary look-up and a path is a walk
-up a tree, whatever the number of ports on a bridge.
+up a tree, whatever the number of ports on a bridge. Most questions are answered
+without searching a segment at all: a pod's veth hangs from its node's bridge,
+and what ARP and a frame need of it is seen from the pod and the bridge alone.
+
+Those answers assume, as the search does, that a veth's peer names it back (the
+kernel's, the model backend's and a snapshot's do); anything else one-way around
+the ends asked about (a port of a device that is not a bridge, a veth to a bridge,
+a veth to one that names another) and bridges in bridges make them search.
 """
 
 from __future__ import annotations
@@ -14,6 +21,11 @@ from netlab.backends.model import open_end, oper_up
 from netlab.model import Link, Netns, World
 
 End = tuple[str, str]  # (namespace key, link name)
+HANG_LIMIT = 16         # ends _hang looks at around one
+# The index of addresses costs about what searching a third of the World's namespaces
+# does: it is made once searches have met an eighth (at once in a small World), so that
+# a single trace in a large World pays only its searches.
+INDEX_AFTER = 8
 
 
 class Segments:
@@ -23,7 +35,9 @@ class Segments:
     searched from its first end in the World's order (namespaces, then their links),
     so its tree, and which end answers for an address, are the same. (A bridge that
     is a port of another bridge can reach it without being reachable from it: then
-    every domain is searched, in that order, as the full build does.)"""
+    every domain is searched, in that order, as the full build does.) A trace asks
+    ``owner`` and ``path``, which search a domain only when what is around the ends
+    asked about does not give the search's answer."""
 
     def __init__(self) -> None:
         self.segment: dict[End, int] = {}
@@ -36,6 +50,170 @@ class Segments:
         self.open: set[int] = set()
         self._next = 0
         self._order: dict[str, int] | None = None      # namespace key -> its position
+        self._holders: tuple[dict[str, str], dict[str, list[str]]] | None = None
+        self._hangs: dict[End, tuple | None] = {}       # _hang's answers
+        self._namespaces: dict[str, tuple] = {}         # namespace key -> _seen_in
+
+    def owner(self, world: World, end: End, ip: str) -> End | None:
+        """The end that answers ARP for ``ip`` sent from ``end``: ``owners`` of its
+        segment (None for lo, or if no interface of the segment has ``ip``). A segment not
+        searched yet is not searched when the interfaces of the namespaces holding ``ip``
+        (``_holding``) tell: one of them hangs from the bridge ``end`` hangs from
+        (``_hang``; or is that bridge), and each other one is in a segment already searched
+        or in a small one of its own, so not in this one. (Of two in the segment, the one
+        that answers is the first the search meets: then it is searched.)"""
+        sid = self.segment.get(end)
+        if sid is None:
+            if self._holders is not None \
+                    or INDEX_AFTER * (len(self.segment) + 64) >= len(world.namespaces):
+                found = self._owner_seen(world, end, ip)
+                if found is not None:
+                    return found[0]
+            sid = self.segment_of(world, end)
+            if sid is None:
+                return None
+        return self.owners.get((sid, ip))
+
+    def path(self, world: World, a: End, b: End) -> list[End]:
+        """The ends a frame crosses from a to b (both included, in one segment): through
+        the BFS tree of the segment (frame_path) — or, when a and b hang from one bridge on
+        branches of their own, the only path between them, which every tree holds."""
+        if a not in self.segment:
+            ends = self._joined(world, a, b)
+            if ends is not None:
+                return ends
+            self.segment_of(world, a)
+        return frame_path(self, a, b)
+
+    def _owner_seen(self, world: World, end: End, ip: str) -> tuple[End | None] | None:
+        """(owner,) as the search would find it, if the ends around ``end`` and the
+        interfaces holding ``ip`` tell; else None."""
+        here = self._hang(world, end)
+        if here is None or here[0] is None:     # unusual, or small: searching is cheap
+            return None
+        hub = here[0]
+        found = None
+        namespaces = world.namespaces
+        for key in self._holding(world, ip):
+            for other in self._seen_in(key, namespaces[key])[1]:
+                if other in self.segment:       # in a segment searched already: not end's
+                    continue
+                there = self._hang(world, other)
+                if there is None or there[0] not in (hub, None):
+                    return None                 # it may be in end's segment
+                if there[0] is None:            # in a small segment of its own
+                    continue
+                if found is not None:
+                    return None
+                found = other
+        return (found,)
+
+    def _joined(self, world: World, a: End, b: End) -> list[End] | None:
+        """The ends from a to b when both hang from the same bridge on branches of their
+        own (or one is the bridge): the only path between them; else None."""
+        here, there = self._hang(world, a), self._hang(world, b)
+        if here is None or there is None or here[0] is None or here[0] != there[0]:
+            return None
+        up, down = here[1], there[1]
+        if len(up) > 1 and len(down) > 1 and up[-2] == down[-2]:    # one branch: searched
+            return None
+        return up + down[-2::-1]
+
+    def _hang(self, world: World, end: End) -> tuple | None:
+        """How ``end`` hangs in its segment, seen without visiting a bridge's ports:
+        (bridge, [end]) for a bridge; (bridge, [end, ..., bridge]) when ``end`` is in a
+        small tree of other ends (a pod's eth0 and its veth) that one edge joins to the
+        rest of the segment, to a bridge it is a port of: then those ends are the only way
+        from ``end`` to the bridge; (None, ends) when that tree is the whole segment;
+        None if anything else (too large, a cycle, a second bridge, a one-way edge)."""
+        found = self._hangs.get(end, ())
+        if found == ():
+            found = self._hangs[end] = self._find_hang(world, end)
+        return found
+
+    def _find_hang(self, world: World, end: End) -> tuple | None:
+        namespaces = world.namespaces
+        ns = namespaces.get(end[0])
+        link = ns.links.get(end[1]) if ns is not None else None
+        if link is None or link.kind == "loopback":
+            return None
+        if link.kind == "bridge":
+            if link.master is None and link.name not in self._seen_in(end[0], ns)[0]:
+                return (None, (end,))           # no ports: alone
+            return (end, [end])
+        adjacent: dict[End, list[End]] = {}
+        parent: dict[End, End | None] = {end: None}
+        todo = [(end, ns, link)]
+        hub = via = None
+        while todo:
+            here, ns, link = todo.pop()
+            if link.name in self._seen_in(here[0], ns)[0]:
+                return None                     # its ports reach it unseen from here
+            nexts = adjacent[here] = _adjacent(world, ns, link, None)
+            for nxt in nexts:
+                next_ns = namespaces[nxt[0]]
+                next_link = next_ns.links[nxt[1]]
+                if next_link.kind == "bridge":
+                    if hub is not None or link.master != next_link.name:
+                        return None             # a second way out, or not to its master
+                    hub, via = nxt, here
+                elif nxt not in parent:
+                    if len(parent) == HANG_LIMIT:
+                        return None
+                    parent[nxt] = here
+                    todo.append((nxt, next_ns, next_link))
+        edges = 0
+        for here, nexts in adjacent.items():
+            for nxt in nexts:
+                if nxt != hub:
+                    if here not in adjacent[nxt]:
+                        return None             # a one-way edge
+                    edges += 1
+        if edges != 2 * (len(adjacent) - 1):
+            return None                         # a cycle
+        if hub is None:
+            return (None, tuple(adjacent))
+        path = [hub]
+        while via is not None:
+            path.append(via)
+            via = parent[via]
+        path.reverse()
+        return (hub, path)
+
+    def _seen_in(self, key: str, ns: Netns) -> tuple[set, list[End]]:
+        """The masters of a namespace's links, and its L3 interfaces (up, not lo, not a
+        bridge port): the ends that answer ARP for its addresses."""
+        found = self._namespaces.get(key)
+        if found is None:
+            links = ns.links.values()
+            ns_key = ns.key
+            found = self._namespaces[key] = (
+                {link.master for link in links},
+                [(ns_key, link.name) for link in links
+                 if link.master is None and link.up and link.kind != "loopback"])
+        return found
+
+    def _holding(self, world: World, ip: str) -> list[str]:
+        """The keys of the namespaces holding ``ip`` on a link other than lo: from an
+        index of the World's addresses, made at the first question."""
+        if self._holders is None:
+            pairs = [(addr.ip, key) for key, ns in world.namespaces.items()
+                     for link in ns.links.values() if link.addresses and link.kind != "loopback"
+                     for addr in link.addresses]
+            one = dict(pairs)
+            more: dict[str, list[str]] = {}
+            if len(one) < len(pairs):           # an address held twice
+                for addr, key in pairs:
+                    more.setdefault(addr, []).append(key)
+                more = {addr: list(dict.fromkeys(keys)) for addr, keys in more.items()
+                        if len(keys) > 1}
+            self._holders = one, more
+        one, more = self._holders
+        found = more.get(ip)
+        if found is not None:
+            return found
+        key = one.get(ip)
+        return [key] if key is not None else []
 
     def segment_of(self, world: World, end: End) -> int | None:
         """The segment of ``end`` (None for lo, which is in none)."""
@@ -148,7 +326,7 @@ class Segments:
         owners = self.owners
         for end, ns in members:
             for other in ns.links.values():
-                if other.kind != "loopback":
+                if other.addresses and other.kind != "loopback":
                     for addr in other.addresses:
                         owners.setdefault((sid, addr.ip), end)
 

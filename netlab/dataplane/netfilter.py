@@ -722,7 +722,8 @@ class Decision:
 
 
 def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
-         choose: Callable[[float], bool], hops: list[Hop]) -> Decision:
+         choose: Callable[[float], bool], hops: list[Hop], key: tuple | None = None
+         ) -> Decision:
     """Walk ``table``'s built-in chain for ``hook``; hops for matched rules go to ``hops``.
 
     A walk is a pure function of what its rules can read (the view's packet, devices,
@@ -743,14 +744,13 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
     Table (a cluster's nodes share kube-proxy's), and a namespace other than the one that
     walked gets the hops relabelled with its own node and name. (So a packet to a pod,
     which meets no Service in kube-proxy's KUBE-SERVICES and no LOCAL address in
-    ``-m addrtype --dst-type LOCAL``, walks nat PREROUTING once for every node.)"""
-    try:
-        reads = table.reads[hook]
-    except KeyError:
-        reads = table.reads[hook] = table._shared.reads_of(table, hook)
+    ``-m addrtype --dst-type LOCAL``, walks nat PREROUTING once for every node.)
+    (``key``: the view's walk_key, when the caller has made it already.)"""
+    reads = walk_reads(table, hook)
     if reads.__class__ is Indexed:
         reads = reads.of(view.packet)
-    key = _walk_key(table, hook, view, reads)
+    if key is None:
+        key = _walk_key(table, hook, view, reads)
     memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
     node = memo.get(key)
     if node.__class__ is _Leaf:
@@ -791,46 +791,92 @@ WALK_MEMO_SIZE = 8192       # walks remembered per compiled table (then it start
 SHARE_WALKS = True          # False: every namespace walks for itself (the oracle of tests)
 
 
-def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
-              reads: frozenset[str] | None) -> tuple:
+def walk_reads(table: "CompiledTable", hook: str) -> "frozenset[str] | Indexed | None":
+    """reads_of(table, hook), kept on the compiled table."""
+    try:
+        return table.reads[hook]
+    except KeyError:
+        reads = table.reads[hook] = table._shared.reads_of(table, hook)
+        return reads
+
+
+def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: int,
+              conn: tuple | None) -> "tuple[_Leaf | None, tuple | None]":
+    """The kept walk for a packet when it did not fork (walk's memo hit, for a caller that
+    has no PacketView yet: it makes one only to walk), else None; and the walk's key (for
+    walk), None when the walk reads address types (which walk asks the view). The
+    arguments are those of walk_key."""
+    try:
+        reads = table.reads[hook]
+    except KeyError:
+        reads = walk_reads(table, hook)
+    if reads.__class__ is Indexed:
+        reads = reads.of(p)
+    if reads is not None and "addrtype" in reads:
+        return None, None
+    if reads is None or not SHARE_WALKS:
+        memo = table.memo
+    else:
+        memo = table._shared_memo
+        if memo is None:
+            memo = table.shared_memo
+    key = walk_key(table, hook, reads, p, where, mark, conn)
+    node = memo.get(key)
+    return (node if node.__class__ is _Leaf else None), key
+
+
+def walk_key(table: "CompiledTable", hook: str, reads: frozenset[str] | None, p: Packet,
+             where: tuple, mark: int, conn: tuple | None, types: tuple | None = None) -> tuple:
     """Everything a table's rules can read of the packet (matches and targets read only
     these; a connection only through ``-m conntrack/state/connmark`` and ``-j CONNMARK``,
     which make ``uses_conn``); with ``reads`` (reads_of), only what the rules met from the
-    hook's chain read. A plain Packet is in the key as its fields (what its equality
-    compares: a tuple is hashed and compared without calls into Python)."""
-    conn = view.conn
-    uses_conn = table._uses_conn
-    if uses_conn is None:
-        uses_conn = table.uses_conn
-    if conn is None or not uses_conn:
-        ck = None
-    elif reads is None or "conn" in reads:
-        ck = (conn.state, frozenset(conn.status), conn.direction, conn.orig_src, conn.orig_dst,
-              conn.orig_sport, conn.orig_dport, conn.reply_src, conn.reply_dst,
-              conn.reply_sport, conn.reply_dport, conn.mark)
-    else:
-        ck = ((conn.state, frozenset(conn.status)) if "ct_state" in reads else None,
-              conn.direction if "ct_dir" in reads else None,
-              (conn.orig_src, conn.orig_dst, conn.orig_sport, conn.orig_dport, conn.reply_src,
-               conn.reply_dst, conn.reply_sport, conn.reply_dport)
-              if "ct_tuples" in reads else None,
-              conn.mark if "ct_mark" in reads else None)
-    p = view.packet
-    if reads is not None and "addrtype" in reads:
-        # the address types read (of this namespace), with the connection
-        ck = (ck, _types_key(view, reads))
+    hook's chain read. ``where`` is (in_dev, out_dev, physdev_in, physdev_out, bridged);
+    ``conn`` the connection as (state, status, direction, orig, reply, connmark), orig and
+    reply as (src, sport, dst, dport) like conntrack.Tuple — None when the table does not
+    look at connections, or the packet has no ConnView; ``types`` the address types the
+    rules read (_types_key), when they read some. A plain Packet is in the key as its
+    fields (what its equality compares: a tuple is hashed and compared without calls into
+    Python)."""
+    ck = None if conn is None else _conn_key(reads, *conn)
+    if types is not None:
+        ck = (ck, types)        # the address types read (of this namespace), with the connection
     if reads is not None and "packet" not in reads:
-        return ("reads", hook, view.in_dev if "in_dev" in reads else None,
-                view.out_dev if "out_dev" in reads else None,
-                view.mark if "mark" in reads else None, ck,
+        return ("reads", hook, where[0] if "in_dev" in reads else None,
+                where[1] if "out_dev" in reads else None,
+                mark if "mark" in reads else None, ck,
                 p.src if "src" in reads else None, p.dst if "dst" in reads else None,
                 p.proto if "proto" in reads else None)
     if p.__class__ is Packet:
-        return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out,
-                view.bridged, view.mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
+        return (hook, where, mark, ck, p.proto, p.src, p.dst, p.sport, p.dport, p.ttl,
                 p.icmp_type, p.icmp_code, p.tcp_flags)
-    return (hook, view.in_dev, view.out_dev, view.physdev_in, view.physdev_out, view.bridged,
-            view.mark, ck, p)
+    return (hook, where, mark, ck, p)
+
+
+def _conn_key(reads: frozenset[str] | None, state: str, status, direction: str, orig: tuple,
+              reply: tuple, mark: int) -> tuple:
+    """The connection's part of a walk's key: with ``reads``, only what the rules read."""
+    if reads is None or "conn" in reads:
+        return (state, frozenset(status), direction, orig, reply, mark)
+    return ((state, frozenset(status)) if "ct_state" in reads else None,
+            direction if "ct_dir" in reads else None,
+            (orig, reply) if "ct_tuples" in reads else None,
+            mark if "ct_mark" in reads else None)
+
+
+def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
+              reads: frozenset[str] | None) -> tuple:
+    """walk_key for a PacketView."""
+    c = view.conn
+    uses_conn = table._uses_conn
+    if uses_conn is None:
+        uses_conn = table.uses_conn
+    conn = None if c is None or not uses_conn else (
+        c.state, c.status, c.direction, (c.orig_src, c.orig_sport, c.orig_dst, c.orig_dport),
+        (c.reply_src, c.reply_sport, c.reply_dst, c.reply_dport), c.mark)
+    return walk_key(table, hook, reads, view.packet, (view.in_dev, view.out_dev,
+                    view.physdev_in, view.physdev_out, view.bridged), view.mark, conn,
+                    _types_key(view, reads) if reads is not None and "addrtype" in reads
+                    else None)
 
 
 def _types_key(view: PacketView, reads: frozenset[str]) -> tuple:
@@ -1025,7 +1071,7 @@ class _Leaf:
         # the namespace that walked, as its hops name it; others' hops, made on first use
         self.origin = ns
         self.labels = (ns.node, ns.name)
-        self.relabelled: dict[tuple[str, str], list[Hop]] | None = None
+        self.relabelled: dict[tuple[str, str], tuple[list[Hop], Decision]] | None = None
         self.index = None
         hop = decided.hop
         self.accepted = None        # an ACCEPT's hop: where it is among the walk's hops
@@ -1045,32 +1091,39 @@ class _Leaf:
 
     def replay(self, view: PacketView, hops: list[Hop], ns: Netns) -> Decision:
         """The walk again, in ``ns``: its hops shared, but for the deciding one (a copy)."""
-        start = len(hops)
-        made = self.hops if ns is self.origin else self._relabelled(ns)
-        hops.extend(made)
         if self.mark is not None:
             view.mark = self.mark
         if self.connmark is not None and view.conn is not None:
             view.conn.mark = self.connmark
-        d = self.decided
+        return self.replay_hops(hops, ns)
+
+    def replay_hops(self, hops: list[Hop], ns: Netns) -> Decision:
+        """The walk's hops and Decision again, in ``ns`` (the marks it left are the
+        caller's: ``mark`` and ``connmark``, None where it leaves them alone)."""
+        made, d = (self.hops, self.decided) if ns is self.origin else self._relabelled(ns)
+        start = len(hops)
+        hops.extend(made)
         if self.index is None:
-            if d.hop is not None and made is not self.hops:
-                # an ACCEPT's hop, as the namespace's own hops have it
-                d = Decision(d.kind, d.action, made[self.accepted], d.table, d.chain, d.rule,
-                             d.position, d.notrack)
             return d
         hop = hops[start + self.index] = copy_hop(made[self.index])
         return Decision(d.kind, d.action, hop, d.table, d.chain, d.rule, d.position, d.notrack)
 
-    def _relabelled(self, ns: Netns) -> list[Hop]:
+    def _relabelled(self, ns: Netns) -> tuple[list[Hop], Decision]:
+        """The walk's hops as ``ns`` makes them, and its Decision with them (an ACCEPT's hop
+        is among them); made on first use."""
         labels = (ns.node, ns.name)
         if labels == self.labels:
-            return self.hops
+            return self.hops, self.decided
         found = self.relabelled.get(labels) if self.relabelled is not None else None
         if found is None:
             if self.relabelled is None:
                 self.relabelled = {}
-            found = self.relabelled[labels] = [relabel_hop(hop, *labels) for hop in self.hops]
+            made = [relabel_hop(hop, *labels) for hop in self.hops]
+            d = self.decided
+            if self.index is None and d.hop is not None:
+                d = Decision(d.kind, d.action, made[self.accepted], d.table, d.chain, d.rule,
+                             d.position, d.notrack)
+            found = self.relabelled[labels] = (made, d)
         return found
 
 

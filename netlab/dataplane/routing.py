@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 from netlab.backends.model import enabled
 from netlab.model import Link, Netns, Route
@@ -90,13 +91,15 @@ def select_source(ns: Netns, dev: str | None, target: str) -> str | None:
 
 
 def route_get(ns: Netns, dst: str, src: str | None = None, iif: str | None = None,
-              oif: str | None = None) -> RouteDecision:
-    """What `ip route get DST [from SRC] [iif DEV] [oif DEV]` decides."""
-    if is_local(ns, dst):
+              oif: str | None = None, local: Callable[[Netns, str], bool] = is_local
+              ) -> RouteDecision:
+    """What `ip route get DST [from SRC] [iif DEV] [oif DEV]` decides. ``local`` answers
+    is_local (a caller that keeps the namespace's addresses passes its own)."""
+    if local(ns, dst):
         lo = ns.links.get("lo")
         return RouteDecision("local", dst, dev="lo" if (lo and lo.up) else None,
                              src=src or dst if iif is None else src)
-    if iif is None and src is not None and not is_local(ns, src):
+    if iif is None and src is not None and not local(ns, src):
         return RouteDecision("none", dst, error="RTNETLINK answers: Invalid argument")
     if iif is not None:
         in_link = ns.links.get(iif)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import ipaddress
+from collections.abc import Iterator
 
 from netlab import ops as O
 from netlab.cni.replay import touched
@@ -59,14 +60,16 @@ def node_ops(cluster: Cluster) -> list[O.Op]:
     return ops
 
 
-def route_ops(cluster: Cluster) -> list[O.Op]:
+def route_ops(cluster: Cluster) -> Iterator[O.Op]:
     """host-gw: on each node, a route to every other node's pod range via that node (one
-    AddRoutes a node: flannel adds them as it learns of the other nodes' leases)."""
+    AddRoutes a node: flannel adds them as it learns of the other nodes' leases). Made
+    one at a time: each holds a route per node (at 5,000 nodes, 200 MB if all were held
+    at once)."""
     if cluster.spec.network != "host-gw":
-        return []
+        return
     every = tuple((n.pod_cidr, n.ip) for n in cluster.nodes)
-    return [O.AddRoutes(ns_key(n.name), every[:i] + every[i + 1:])
-            for i, n in enumerate(cluster.nodes)]
+    for i, n in enumerate(cluster.nodes):
+        yield O.AddRoutes(ns_key(n.name), every[:i] + every[i + 1:])
 
 
 VXLAN_DEV = "flannel.1"
@@ -205,9 +208,12 @@ def attach_pods(rec: Recorder, cluster: Cluster, replay: bool | None = None) -> 
     kubelet.attach_pods(rec, cluster, replay=replay)
 
 
-def build(cluster: Cluster) -> Recorder:
+def build(cluster: Cluster, keep_ops: bool = True) -> Recorder:
     """The cluster built on a fresh model: nodes, then each pod as kubelet starts it (in
-    placement order), the pod network, kube-proxy's and the NetworkPolicy rules."""
+    placement order), the pod network, kube-proxy's and the NetworkPolicy rules. Without
+    ``keep_ops`` (only the model is wanted) the Recorder keeps the Ops only while the
+    kubelets need them, and those that follow go to the model alone: at 5,000 nodes they
+    would hold hundreds of MB."""
     from netlab.backends.model import ModelBackend
 
     rec = Recorder(ModelBackend(World(name=cluster.spec.name)))
@@ -219,10 +225,15 @@ def build(cluster: Cluster) -> Recorder:
         for op in node_ops(cluster):
             rec.apply(op)
         attach_pods(rec, cluster)
+        apply = rec.apply
+        if not keep_ops:
+            rec.ops_log.clear()
+            rec.ops_log = None      # not the cluster's Ops any more: ``ops`` fails loudly
+            apply = rec.backend.apply
         for group in (vxlan_ops(cluster) if cluster.spec.network == "vxlan" else route_ops(cluster),
                       proxy_ops(cluster), policy_ops(cluster)):
             for op in group:
-                rec.apply(op)
+                apply(op)
     finally:
         if paused:
             gc.enable()
@@ -243,4 +254,4 @@ def cluster_ops(cluster: Cluster) -> list[O.Op]:
 
 
 def build_model(cluster: Cluster):
-    return build(cluster).backend
+    return build(cluster, keep_ops=False).backend

@@ -44,6 +44,18 @@ NEIGH_KEYS = {"retrans_time_ms": "1000"}
 FORWARDING_ALIASES = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding")
 
 
+class Shared(dict):
+    """Values several namespaces or links hold at once: the CNI replay gives the pods it
+    makes the very dict of sysctls (and of each link's) their template's pod had, one for
+    thousands of pods. Read as any dict; written only through ``own``."""
+    __slots__ = ()
+
+
+def own(values: dict[str, str]) -> dict[str, str]:
+    """``values`` to write to: a copy of them when they are Shared (the holder stores it)."""
+    return dict(values) if type(values) is Shared else values
+
+
 def device_key(key: str) -> tuple[str, str] | None:
     """``net.ipv4.conf.eth0.rp_filter`` -> (``eth0``, ``rp_filter``);
     ``net.ipv4.neigh.eth0.retrans_time_ms`` -> (``eth0``, ``neigh.retrans_time_ms``);

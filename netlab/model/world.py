@@ -121,9 +121,24 @@ class Netns:
     ipsets: dict[str, IpSet] = field(default_factory=dict)
     conntrack: list[ConntrackEntry] = field(default_factory=list)  # from the last traces
 
+    def __post_init__(self) -> None:
+        self._key = (self.node, self.name, ns_key(self.node, self.name))
+
     @property
     def key(self) -> str:
-        return ns_key(self.node, self.name)
+        # Kept with the node and name it was made from (traces ask for it at every step):
+        # a namespace given another node or name (the very objects differ), or made
+        # without __init__, makes it again. Not a field: equality, hash and JSON do not
+        # see it.
+        try:
+            node, name, key = self._key
+            if node is self.node and name is self.name:
+                return key
+        except AttributeError:
+            pass
+        key = ns_key(self.node, self.name)
+        self._key = (self.node, self.name, key)
+        return key
 
     @property
     def label(self) -> str:

@@ -373,3 +373,31 @@ def test_a_shape_matches_as_its_state_compared_would(seed):
                 cases += 1
         assert shape.matches(state, params)
     assert cases > 20
+
+
+def test_sysctls_the_replayed_pods_share_are_written_to_one_pod_alone():
+    """Replayed pods hold one dict of sysctls, and of each link's (netlab.model.sysctl
+    Shared); a sysctl written in one namespace, on a device or through ip_forward (which
+    every device follows), changes that namespace alone: the World is the one the full
+    plugin runs give, where every pod has dicts of its own."""
+    from netlab.model.sysctl import Shared
+    cluster = synthetic(4, 3)
+    fast, full = make(cluster, True), make(cluster, False)
+    pods = [ns for ns in fast.world.namespaces.values() if ns.kind == "netns"]
+    shared = [ns for ns in pods if type(ns.sysctls) is Shared]
+    assert len(shared) >= 10 and len({id(ns.sysctls) for ns in shared}) < len(shared)
+    assert any(type(link.conf) is Shared for ns in shared for link in ns.links.values())
+    one, node = shared[3].key, shared[3].node
+    writes = [O.SetSysctl(one, "net.ipv4.conf.all.rp_filter", "1"),
+              O.SetSysctl(one, "net.ipv4.conf.eth0.rp_filter", "2"),
+              O.SetSysctl(one, "net.ipv4.ip_forward", "1"),
+              O.SetSysctl(ns_key(node), "net.ipv4.conf.all.send_redirects", "0")]
+    for rec in (fast, full):
+        for op in writes:
+            rec.apply(op)
+    assert as_json(fast.world) == as_json(full.world)
+    ns = fast.world.namespaces[one]
+    assert ns.sysctls["net.ipv4.conf.all.rp_filter"] == "1"
+    assert all(link.conf["forwarding"] == "1" for link in ns.links.values())
+    assert all(other.sysctls["net.ipv4.conf.all.rp_filter"] == "0" for other in shared
+               if other is not ns)

@@ -281,9 +281,9 @@ def test_the_engine_builds_every_field_of_a_packet_view():
     seen = []
     real = engine.walk
 
-    def spy(ns, table, hook, view, choose, hops):
+    def spy(ns, table, hook, view, choose, hops, *key):
         seen.append(view)
-        return real(ns, table, hook, view, choose, hops)
+        return real(ns, table, hook, view, choose, hops, *key)
 
     engine.walk = spy
     try:
@@ -886,7 +886,8 @@ def _kept_and_computed(world, cases, monkeypatch, share: bool = True) -> tuple[l
 
     monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
     kept = traces()
-    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops:
+    monkeypatch.setattr(engine, "KEPT_WALKS", False)
+    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops, key=None:
                         netfilter._walk(ns, table, hook, view, choose, hops))
     computed = traces()
     monkeypatch.undo()
@@ -1240,7 +1241,8 @@ def test_a_branch_walked_from_its_fork_keeps_the_connmark_of_the_packet_that_wal
     kept = traces()
     from netlab.dataplane import netfilter
 
-    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops:
+    monkeypatch.setattr(engine, "KEPT_WALKS", False)
+    monkeypatch.setattr(engine, "walk", lambda ns, table, hook, view, choose, hops, key=None:
                         netfilter._walk(ns, table, hook, view, choose, hops))
     assert kept == traces()
     assert '"verdict": "dropped"' in kept[-1]
