@@ -576,11 +576,15 @@ class Shared:
 
 
 class CompiledTable:
-    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo", "reads", "_shared_memo")
+    __slots__ = ("name", "table", "_shared", "_uses_conn", "memo", "reads", "_shared_memo",
+                 "addrtype")
 
-    def __init__(self, name: str, table: Table, shared: Shared | None = None):
+    def __init__(self, name: str, table: Table, shared: Shared | None = None,
+                 addrtype: Callable[[], Callable] | None = None):
         self.name = name
         self.table = table
+        # the namespace's address types (address_types), for walk keys made without a view
+        self.addrtype = addrtype
         self._shared = shared if shared is not None else Shared()
         self._uses_conn: bool | None = None
         # walk(): one state of the World, and of this namespace (its addresses count)
@@ -659,7 +663,8 @@ class NetnsRules:
             return None
         compiled = self._tables.get(name)
         if compiled is None or compiled.table is not table:
-            compiled = self._tables[name] = CompiledTable(name, table, self._shared)
+            compiled = self._tables[name] = CompiledTable(name, table, self._shared,
+                                                          self.addrtype)
         return compiled
 
     @property
@@ -804,23 +809,26 @@ def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: 
               conn: tuple | None) -> "tuple[_Leaf | None, tuple | None]":
     """The kept walk for a packet when it did not fork (walk's memo hit, for a caller that
     has no PacketView yet: it makes one only to walk), else None; and the walk's key (for
-    walk), None when the walk reads address types (which walk asks the view). The
-    arguments are those of walk_key."""
+    walk). The arguments are those of walk_key (the address types, when the rules read
+    some, are the namespace's: what the engine's view has)."""
     try:
         reads = table.reads[hook]
     except KeyError:
         reads = walk_reads(table, hook)
     if reads.__class__ is Indexed:
         reads = reads.of(p)
+    types = None
     if reads is not None and "addrtype" in reads:
-        return None, None
+        if table.addrtype is None:
+            return None, None       # (walk asks the view)
+        types = _types_key(table.addrtype(), p, reads)
     if reads is None or not SHARE_WALKS:
         memo = table.memo
     else:
         memo = table._shared_memo
         if memo is None:
             memo = table.shared_memo
-    key = walk_key(table, hook, reads, p, where, mark, conn)
+    key = walk_key(table, hook, reads, p, where, mark, conn, types)
     node = memo.get(key)
     return (node if node.__class__ is _Leaf else None), key
 
@@ -875,15 +883,14 @@ def _walk_key(table: "CompiledTable", hook: str, view: PacketView,
         (c.reply_src, c.reply_sport, c.reply_dst, c.reply_dport), c.mark)
     return walk_key(table, hook, reads, view.packet, (view.in_dev, view.out_dev,
                     view.physdev_in, view.physdev_out, view.bridged), view.mark, conn,
-                    _types_key(view, reads) if reads is not None and "addrtype" in reads
-                    else None)
+                    _types_key(view.addrtype, view.packet, reads)
+                    if reads is not None and "addrtype" in reads else None)
 
 
-def _types_key(view: PacketView, reads: frozenset[str]) -> tuple:
+def _types_key(types: Callable, p: Packet, reads: frozenset[str]) -> tuple:
     """What -m addrtype matches read (no --limit-iface-*): the source's and destination's
-    address types, or only whether they are LOCAL when no match asks about another type."""
-    p = view.packet
-    types = view.addrtype
+    address types (``types``: address_types), or only whether they are LOCAL when no match
+    asks about another type."""
     out = []
     for ip, kind, local in ((p.src, "src_type", "src_local"), (p.dst, "dst_type", "dst_local")):
         if ip is None or kind in reads:
