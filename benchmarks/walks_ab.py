@@ -29,6 +29,7 @@ def main() -> None:
     from netlab.dataplane import netfilter, trace
     from netlab.k8s.build import build_model
     from netlab.k8s.kubelet import pod_netns_key
+    from netlab.netfilter.rules import parse_rule
 
     nodes = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 100
@@ -54,7 +55,7 @@ def main() -> None:
 
     trace(world, *remote_pair(), proto="tcp", dport=80, record=False)   # indices built
     new = (netfilter.parse_stored, netfilter.Shared.reads_of, netfilter.compile_stored)
-    old = (netfilter.parse_rule, lambda self, table, hook: netfilter.reads_of(table, hook),
+    old = (parse_rule, lambda self, table, hook: netfilter.reads_of(table, hook),
            lambda chain, i: netfilter.CompiledRule(chain.rule(i), chain.text(i),
                                                    i in chain._certain))
 

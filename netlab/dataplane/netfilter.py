@@ -41,13 +41,14 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from netlab.dataplane.routing import ip_int, lookup_main
+from netlab.dataplane.rule_shapes import (
+    DOTTED_QUAD, PARSED_BY_SHAPE, filled_matches, filled_target, frozen_from, parse_stored,
+    shape_of,
+)
 from netlab.model import Netns, World
 from netlab.model.netfilter import Chain, Table
 from netlab.netfilter import matches as _m
 from netlab.netfilter import targets as _t
-from netlab.netfilter.rules import MatchCall, Option, TargetCall, parse_rule
-from netlab.netfilter.values import CHAIN_MAX, save_string
-from netlab.netfilter.xt import KNOWN_TARGETS, TARGETS
 from netlab.netfilter.types import Action, PacketView
 from netlab.trace import Hop, Packet
 
@@ -104,7 +105,7 @@ class CompiledRule:
         target = self.target = parsed.target
         self.to_chain = None
         if target is not None and target.ext is None:
-            self.to_chain = _made(Action, {**_CHAIN_ACTION.__dict__, "chain": target.name,
+            self.to_chain = frozen_from(Action, {**_CHAIN_ACTION.__dict__, "chain": target.name,
                                            "kind": "goto" if target.goto else "jump"})
         # A rule of an index bucket met through its bucket: the packet's destination,
         # protocol and port are the bucket's, which is all the rule asks.
@@ -238,181 +239,9 @@ class CompiledChain:
         return found
 
 
-# Rules kube-proxy writes by the thousand differ only in a few values: ``-s EP/32 -m comment
-# --comment "ns/svc:port" -j KUBE-MARK-MASQ``, ``-p tcp -m tcp -j DNAT --to-destination
-# EP:PORT``, ``-m statistic … -j KUBE-SEP-…``. Where such a value stands the parser keeps
-# it as a number or a text it reads nothing else of: the address of a leading ``-s A/M`` or
-# ``-d A/M`` (masked), the chain of a final ``-j CHAIN`` (xt_parse_target checks its
-# length; a name of a target, or of one netlab does not model, is no chain; "X" is the
-# chain spec_of parses a rule in), the address and port of a final ``-j DNAT
-# --to-destination A[:P]`` (a NAT range, printed back as given), a ``--comment`` and a
-# ``--dport N`` between them. So a rule of the shape of one parsed before, other values in
-# those places, is that parse with its own values (_filled). Values in their canonical form
-# only (iptables-save's): each text is what the parser would print back.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_QUAD = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-_SLOTS = re.compile(rf"(?:((?:! )?-s )({_QUAD})(/[0-9.]+) )?(?:((?:! )?-d )({_QUAD})(/[0-9.]+) )?"
-                    rf"(.*?)(?:-j ([A-Za-z0-9][A-Za-z0-9_.-]*)|"
-                    rf"-j DNAT --to-destination ({_QUAD})(?::([1-9][0-9]{{0,4}}|0))?)")
-# in the words between: a comment (group 1) as save_string prints it, one word of the
-# options it is read into (not "!", not "--…"); a port (group 2); any other quoted word
-_MIDDLE = re.compile(r'(?<=-m comment --comment )'
-                     r'("[^"\\\'!-][^"\\\']*"|[_0-9A-Za-z][-_0-9A-Za-z]*)(?= |$)|'
-                     r'(?<=--dport )([1-9][0-9]{0,4}|0)(?= |$)|"(?:[^"\\]|\\.)*"')
-_BY_SHAPE: dict[tuple, object] = {}     # a rule's shape (what is not a value): its parse
-_ADDRESS = re.compile(_QUAD)            # a dotted quad as ipaddress.IPv4Address reads one
-
-
-def parse_stored(body: str):
-    """parse_rule(body), but a rule of the shape of one parsed before is that rule with
-    its own values."""
-    found = _shape_of(body)
-    if found is None:
-        return parse_rule(body)
-    shape, values = found
-    like = _BY_SHAPE.get(shape)
-    if like is not None:
-        return _filled(like, body, *values)
-    parsed = parse_rule(body)
-    # the shape is kept when its parse is what _filled makes of it with its own values
-    filled = _filled(parsed, body, *values)
-    if filled is not None and same_parse(filled, parsed):
-        if len(_BY_SHAPE) >= 4096:
-            _BY_SHAPE.clear()
-        _BY_SHAPE[shape] = parsed
-    return parsed
-
-
-def _shape_of(body: str) -> tuple[tuple, tuple] | None:
-    """A rule's shape (what is not a value) and its values: (src, dst, the comments and
-    ports between, chain, to, port); None when the rule has none of these shapes."""
-    found = _SLOTS.fullmatch(body)
-    if found is None:
-        return None
-    s_word, src, s_mask, d_word, dst, d_mask, middle, chain, to, port = found.groups()
-    if chain is not None and (len(chain) > CHAIN_MAX or chain in TARGETS or
-                              chain in KNOWN_TARGETS or chain == "X"):
-        return None
-    if port is not None and int(port) > 65535:
-        return None
-    values: tuple = ()
-    if "--comment" in middle or "--dport" in middle or '"' in middle:
-        cut = _cut(middle)
-        if cut is None:
-            return None
-        middle, values = cut
-    return ((s_word, s_mask, d_word, d_mask, middle, chain is None, port is None),
-            (src, dst, values, chain, to, port))
-
-
-def _cut(middle: str) -> tuple[str, tuple] | None:
-    """The words between with their comments and ports cut out (NUL where they stood), and
-    those values in order; None for a comment or port not in its canonical form."""
-    parts = []
-    values: list = []
-    last = 0
-    for found in _MIDDLE.finditer(middle):
-        text, port = found.groups()
-        if text is not None:
-            if text[0] == '"':
-                text = text[1:-1]
-            if len(text) > 255 or save_string(text) != found.group(1):
-                return None
-            values.append(text)
-        elif port is not None:
-            if int(port) > 65535:
-                return None
-            values.append(int(port))
-        else:
-            continue
-        parts.append(middle[last:found.start()])
-        last = found.end()
-    parts.append(middle[last:])
-    return "\0".join(parts), tuple(values)
-
-
-def _filled(like, body: str, src: str | None, dst: str | None, values: tuple,
-            chain: str | None, to: str | None, port: str | None):
-    """``like`` (a parse of the shape of ``body``) with the values of ``body``; None when
-    the values do not sit in its matches as _cut found them."""
-    fields = like.__dict__.copy()
-    fields["text"] = body
-    if src is not None and like.src is not None:
-        fields["src"] = (ip_int(src) & like.src_mask, like.src[1])
-    if dst is not None and like.dst is not None:
-        fields["dst"] = (ip_int(dst) & like.dst_mask, like.dst[1])
-    if values:
-        matches = _filled_matches(like.matches, values)
-        if matches is None:
-            return None
-        fields["matches"] = matches
-    fields["target"] = _filled_target(like.target, chain, to, port)
-    return _made(like.__class__, fields)
-
-
-def _filled_target(target, chain: str | None, to: str | None, port: str | None):
-    """The -j CHAIN, or the DNAT target, with its values."""
-    if chain is not None:
-        return _made(TargetCall, {"name": chain, "options": (), "goto": False, "ext": None,
-                                  "data": None})
-    if target is None or not target.options:
-        return target
-    addr = ip_int(to)
-    return _made(TargetCall, {
-        "name": target.name, "goto": False, "ext": target.ext,
-        "options": (Option(target.options[0].name, to if port is None else f"{to}:{port}",
-                           False),),
-        "data": {"to": (((addr, addr), None if port is None else (int(port), int(port))),
-                        False)}})
-
-
-def _filled_matches(matches: tuple, values: tuple) -> tuple | None:
-    """The comment matches and the --dport of tcp/udp matches with ``values``, in order."""
-    out = []
-    left = iter(values)
-    for m in matches:
-        if m.module == "comment":
-            text = next(left, None)
-            if text.__class__ is not str:
-                return None
-            m = _made(MatchCall, {"module": "comment", "ext": m.ext,
-                                  "options": (Option("comment", text, False),),
-                                  "data": {"comment": (text, False)}})
-        elif (m.module == "tcp" or m.module == "udp") and "dport" in m.data:
-            port = next(left, None)
-            if port.__class__ is not int:
-                return None
-            negated = m.data["dport"][1]
-            m = _made(MatchCall, {
-                "module": m.module, "ext": m.ext,
-                "options": tuple(Option("dport", str(port), negated) if o.name == "dport"
-                                 else o for o in m.options),
-                "data": {**m.data, "dport": ((port, port), negated)}})
-        out.append(m)
-    if next(left, None) is not None:
-        return None
-    return tuple(out)
-
-
-def _made(cls, fields: dict):
-    """A frozen dataclass from all its fields, without its __init__ (a frozen dataclass's
-    fields are its instance dict; dataclasses.replace looks at every field)."""
-    made = object.__new__(cls)
-    object.__setattr__(made, "__dict__", fields)
-    return made
-
-
-def same_parse(a, b) -> bool:
-    """Are two ParsedRules alike, also in what their matches and target keep for the
-    packet (which their equality does not compare)?"""
-    return a == b and [(m.ext, m.data) for m in a.matches] == \
-        [(m.ext, m.data) for m in b.matches] and \
-        (a.target is None or (a.target.ext, a.target.data) == (b.target.ext, b.target.data))
-
-
 # A rule of a shape compiled before, compiled as that rule with its own values (its parse is
-# not made: a CompiledRule keeps what the walk asks, which _compiled_filled fills as _filled
-# fills a parse): the shape's CompiledRule and parse.
+# not made: a CompiledRule keeps what the walk asks, which _compiled_filled fills as
+# rule_shapes fills a parse): the shape's CompiledRule and parse.
 _COMPILED_BY_SHAPE: dict[tuple, tuple] = {}
 
 
@@ -421,7 +250,7 @@ def compile_stored(chain: "CompiledChain", i: int) -> "CompiledRule":
     that rule with its own values."""
     body = chain.rules[i]
     certain = i in chain._certain
-    found = _shape_of(body) if chain._parsed[i] is None else None
+    found = shape_of(body) if chain._parsed[i] is None else None
     if found is not None:
         like = _COMPILED_BY_SHAPE.get(found[0])
         if like is not None:
@@ -430,7 +259,7 @@ def compile_stored(chain: "CompiledChain", i: int) -> "CompiledRule":
                 return compiled
     parsed = chain.rule(i)
     compiled = CompiledRule(parsed, chain.text(i), certain)
-    if found is not None and found[0] in _BY_SHAPE:
+    if found is not None and found[0] in PARSED_BY_SHAPE:
         # as parse_stored: kept when it is what _compiled_filled makes of it
         filled = _compiled_filled(compiled, parsed, compiled.text, certain, *found[1])
         if filled is not None and same_compiled(filled, compiled):
@@ -452,16 +281,16 @@ def _compiled_filled(like: "CompiledRule", parsed, text: str, certain: bool,
     t = like.dst
     made.dst = t if t is None or dst is None else (ip_int(dst) & t[1], t[1], t[2])
     if any(value.__class__ is int for value in values):      # a --dport: its match changes
-        matches = _filled_matches(parsed.matches, values)
+        matches = filled_matches(parsed.matches, values)
         if matches is None:
             return None
         made.matches = tuple(m for m in matches if m.module != "comment")
         made.notes = tuple(n for n in (m.note for m in made.matches) if n)
     else:
         made.matches, made.notes = like.matches, like.notes
-    made.target = _filled_target(like.target, chain, to, port)
+    made.target = filled_target(like.target, chain, to, port)
     made.to_chain = like.to_chain if chain is None else \
-        _made(Action, {**like.to_chain.__dict__, "chain": chain})
+        frozen_from(Action, {**like.to_chain.__dict__, "chain": chain})
     return made
 
 
@@ -1402,7 +1231,7 @@ def address_types(ns: Netns) -> Callable[[str, str | None], str]:
             return False
         found = on_lo_memo.get(ip)
         if found is None:
-            if _ADDRESS.fullmatch(ip) is None:      # what IPv4Address refuses
+            if DOTTED_QUAD.fullmatch(ip) is None:      # what IPv4Address refuses
                 return False
             value = ip_int(ip)
             found = on_lo_memo[ip] = any(value & mask == net for net, mask in loopback)

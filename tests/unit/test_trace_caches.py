@@ -821,7 +821,7 @@ def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_pat
     import random
     import sys
 
-    from netlab.dataplane import netfilter
+    from netlab.dataplane import rule_shapes
     from netlab.netfilter.rules import parse_rule
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -846,15 +846,15 @@ def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_pat
                "-m mark --mark 0x1 -j DROP", "-m mark --mark 0x1 -j " + "Y" * 29]
     shortcuts = 0
     for order in (bodies, bodies[::-1]):
-        netfilter._BY_SHAPE.clear()
+        rule_shapes.PARSED_BY_SHAPE.clear()
         for body in order:
             try:
                 alone = parse_rule(body)
             except Exception as exc:        # noqa: BLE001 — the same error, or none
                 with pytest.raises(type(exc)):
-                    netfilter.parse_stored(body)
+                    rule_shapes.parse_stored(body)
                 continue
-            got = netfilter.parse_stored(body)
+            got = rule_shapes.parse_stored(body)
             assert got == alone, body
             assert [(m.ext, m.data) for m in got.matches] == \
                 [(m.ext, m.data) for m in alone.matches], body
@@ -1088,7 +1088,7 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
     the edges of the shapes, in both orders."""
     import sys
 
-    from netlab.dataplane import netfilter
+    from netlab.dataplane import netfilter, rule_shapes
     from netlab.model.netfilter import Chain
     from netlab.netfilter.rules import parse_rule
 
@@ -1141,7 +1141,7 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
                     bodies.append(head + ports_[:7] + middle + ports_[7:] + tail)
     shortcuts = compiled = 0
     for order in (bodies, bodies[::-1]):
-        netfilter._BY_SHAPE.clear()
+        rule_shapes.PARSED_BY_SHAPE.clear()
         netfilter._COMPILED_BY_SHAPE.clear()
         valid = []
         for body in order:
@@ -1149,15 +1149,15 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
                 alone = parse_rule(body)
             except Exception as exc:        # noqa: BLE001 — the same error, or none
                 with pytest.raises(type(exc)):
-                    netfilter.parse_stored(body)
+                    rule_shapes.parse_stored(body)
                 continue
-            got = netfilter.parse_stored(body)
-            assert netfilter.same_parse(got, alone), body
+            got = rule_shapes.parse_stored(body)
+            assert rule_shapes.same_parse(got, alone), body
             shortcuts += got is not alone
             valid.append(body)
         # compiled by shape (no parse made): what CompiledRule makes of parse_rule's parse,
         # in a long chain (rules of its index are "certain") and in short ones
-        netfilter._BY_SHAPE.clear()
+        rule_shapes.PARSED_BY_SHAPE.clear()
         long = netfilter.CompiledChain("C", Chain(rules=valid))
         for i, body in enumerate(valid):
             short = netfilter.CompiledChain("C", Chain(rules=[body]))
