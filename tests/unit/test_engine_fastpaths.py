@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import json
 import pickle
-import random
 import sys
 from pathlib import Path
 
@@ -21,7 +20,9 @@ from netlab.dataplane.conntrack import ESTABLISHED, INVALID, NEW, ORIGINAL, REPL
 from netlab.k8s.build import build_model
 from netlab.model import Netns, World
 from netlab.trace import Packet
-from tests.unit.test_trace_caches import as_json, cold, iptables, router_lab
+from tests.unit.test_trace_caches import (
+    as_json, cold, conntrack_json, iptables, random_lab_worlds, router_lab,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
@@ -42,9 +43,7 @@ def _traces(world, cases, monkeypatch, fast: bool) -> list[str]:
     recorded = copy.deepcopy(world)
     for src, dst, proto, port in cases[:: max(1, len(cases) // 10)]:
         out.append(as_json(trace(recorded, src, dst, proto=proto, dport=port, record=True)))
-        out.append(json.dumps({key: [dataclasses.asdict(e) for e in ns.conntrack]
-                               for key, ns in sorted(recorded.namespaces.items())},
-                              sort_keys=True, default=str))
+        out.append(conntrack_json(recorded))
     monkeypatch.undo()
     return out
 
@@ -64,29 +63,13 @@ def _cold_and_warm(world, cases, why="") -> None:
         assert again == computed, (why, src, dst, proto, port)
 
 
-def _lab_worlds(n: int, tmp_path):
-    from random_labs import random_lab
-
-    from netlab.labs.loader import load_lab
-    from netlab.labs.runner import run_lab
-
-    for i in range(n):
-        lab = random_lab(random.Random(f"fast-{i}"), f"f{i}")
-        path = tmp_path / f"f{i}.yaml"
-        path.write_text(lab.yaml())
-        world = run_lab(load_lab(path), check_expect=False).world
-        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
-                 for src, dst, proto, port in lab.probes]
-        yield lab, world, [case for case in cases if case[0] in world.namespaces]
-
-
 # --- kept walks replayed from the skb ---------------------------------------------------------
 
 def test_kept_walks_replayed_from_the_skb_give_the_walks_asked_with_a_view_in_random_labs(
         monkeypatch, tmp_path):
     """Random labs (filter, nat and mangle rules, marks and connmarks, ctstates, -i/-o,
     NOTRACK): the same traces and recorded conntrack with the fast path and without."""
-    for lab, world, cases in _lab_worlds(16, tmp_path):
+    for lab, world, cases in random_lab_worlds(16, tmp_path, "fast"):
         if cases:
             _oracle(world, cases, monkeypatch, lab.yaml())
 
@@ -209,7 +192,7 @@ def test_arrivals_kept_give_the_traces_computed_in_random_labs(tmp_path):
     """Martian sources, rp_filter, local delivery and forwarding (random labs set
     rp_filter, accept_local, forwarding and routes): a trace met by kept arrivals equals
     the one computed from nothing kept."""
-    for lab, world, cases in _lab_worlds(16, tmp_path):
+    for lab, world, cases in random_lab_worlds(16, tmp_path, "fast"):
         _cold_and_warm(world, cases, lab.yaml())
 
 

@@ -380,8 +380,9 @@ def test_walks_kept_by_what_their_rules_read_give_the_traces_of_walks_computed(
     assert narrow == _all_traces(world, cases, monkeypatch, narrow=False)
 
 
-def test_walks_kept_by_what_their_rules_read_in_random_labs(monkeypatch, tmp_path):
-    """The same in random labs (filter and nat rules, marks, conntrack states, -i/-o)."""
+def random_lab_worlds(n: int, tmp_path, seed: str):
+    """n random labs (tests/privileged/random_labs.py), each run on the model: the lab, its
+    World and its probes as trace cases from the namespaces it has."""
     import random
     import sys
 
@@ -391,14 +392,19 @@ def test_walks_kept_by_what_their_rules_read_in_random_labs(monkeypatch, tmp_pat
     from netlab.labs.loader import load_lab
     from netlab.labs.runner import run_lab
 
-    for i in range(12):
-        lab = random_lab(random.Random(f"reads-{i}"), f"r{i}")
-        path = tmp_path / f"r{i}.yaml"
+    for i in range(n):
+        lab = random_lab(random.Random(f"{seed}-{i}"), f"{seed[0]}{i}")
+        path = tmp_path / f"{seed[0]}{i}.yaml"
         path.write_text(lab.yaml())
         world = run_lab(load_lab(path), check_expect=False).world
         cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
                  for src, dst, proto, port in lab.probes]
-        cases = [case for case in cases if case[0] in world.namespaces]
+        yield lab, world, [case for case in cases if case[0] in world.namespaces]
+
+
+def test_walks_kept_by_what_their_rules_read_in_random_labs(monkeypatch, tmp_path):
+    """The same in random labs (filter and nat rules, marks, conntrack states, -i/-o)."""
+    for lab, world, cases in random_lab_worlds(12, tmp_path, "reads"):
         cold(world)
         narrow = _all_traces(world, cases, monkeypatch, narrow=True)
         assert narrow == _all_traces(world, cases, monkeypatch, narrow=False), lab.yaml()
@@ -620,11 +626,16 @@ def _recorded(world, cases, monkeypatch, share: bool) -> list[str]:
     out = []
     for src, dst, proto, port in cases:
         out.append(as_json(trace(world, src, dst, proto=proto, dport=port, record=True)))
-        out.append(json.dumps({key: [dataclasses.asdict(e) for e in ns.conntrack]
-                               for key, ns in sorted(world.namespaces.items())},
-                              sort_keys=True, default=str))
+        out.append(conntrack_json(world))
     monkeypatch.undo()
     return out
+
+
+def conntrack_json(world) -> str:
+    """Every namespace's conntrack table (what a trace with ``record`` writes back)."""
+    return json.dumps({key: [dataclasses.asdict(e) for e in ns.conntrack]
+                       for key, ns in sorted(world.namespaces.items())},
+                      sort_keys=True, default=str)
 
 
 def _oracle(world, cases, monkeypatch, why="") -> None:
@@ -780,7 +791,6 @@ def test_a_walk_that_reads_the_namespace_is_not_shared_with_another(rule, monkey
     """Two namespaces hold the very same Table, whose rule reads the namespace (its
     addresses, its sets): the same packet view walks to DROP in the one and to the policy
     in the other, as each walks for itself."""
-    from netlab.dataplane import netfilter
     from netlab.model.netfilter import IpSet
     from netlab.trace import Packet
 
@@ -793,25 +803,30 @@ def test_a_walk_that_reads_the_namespace_is_not_shared_with_another(rule, monkey
     h2.tables = h1.tables
     pkt = Packet("tcp", "10.0.2.2", "10.0.1.2", 40000, 80, 64, None, None, "S")
 
-    def walks(share: bool) -> list:
-        monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
-        cold(world)
-        out = []
-        for ns in (h1, h2, h1, h2):
-            rules = netfilter.rules_of(world, ns)
-            table = rules.table("filter")
-            view = PacketView(packet=pkt, table="filter", hook="OUTPUT", in_dev=None,
-                              out_dev="eth0", mark=0, addrtype=rules.addrtype(),
-                              in_set=lambda name, values, ns=ns:
-                              netfilter.ipset_contains(ns, name, values))
-            hops = []
-            decided = netfilter.walk(ns, table, "OUTPUT", view, lambda p: True, hops)
-            out.append((decided.kind, [h.to_json() for h in hops]))
-        return out
-
-    alone = walks(False)
+    alone = _walks_in_turn(world, h1, h2, pkt, monkeypatch, share=False)
     assert [kind for kind, _ in alone] == ["drop", "accept"] * 2
-    assert walks(True) == alone
+    assert _walks_in_turn(world, h1, h2, pkt, monkeypatch, share=True) == alone
+
+
+def _walks_in_turn(world, h1, h2, pkt, monkeypatch, share: bool) -> list:
+    """The filter OUTPUT walk of ``pkt`` in h1, h2, h1 and h2 again (which hold the very
+    same Table), with walks shared or not: each one's decision and hops."""
+    from netlab.dataplane import netfilter
+
+    monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
+    cold(world)
+    out = []
+    for ns in (h1, h2, h1, h2):
+        rules = netfilter.rules_of(world, ns)
+        view = PacketView(packet=pkt, table="filter", hook="OUTPUT", in_dev=None,
+                          out_dev="eth0", mark=0, addrtype=rules.addrtype(),
+                          in_set=lambda name, values, ns=ns:
+                          netfilter.ipset_contains(ns, name, values))
+        hops = []
+        decided = netfilter.walk(ns, rules.table("filter"), "OUTPUT", view, lambda p: True,
+                                 hops)
+        out.append((decided.kind, [h.to_json() for h in hops]))
+    return out
 
 
 def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_path):
@@ -820,9 +835,6 @@ def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_pat
     and of random labs; and it does take the shortcut."""
     import random
     import sys
-
-    from netlab.dataplane import rule_shapes
-    from netlab.netfilter.rules import parse_rule
 
     sys.path.insert(0, str(Path(__file__).parent))
     sys.path.insert(0, str(Path(__file__).parents[1] / "privileged"))
@@ -844,25 +856,31 @@ def test_rules_that_differ_in_the_chain_they_jump_to_parse_as_each_alone(tmp_pat
     bodies += ["-j KUBE-SEP-A", "-j ACCEPT", "-j X", "-m mark --mark 0x1 -g KUBE-SEP-B",
                "-m mark --mark 0x1 -j KUBE-SEP-B", "-m mark --mark 0x1 -j KUBE-SEP-C",
                "-m mark --mark 0x1 -j DROP", "-m mark --mark 0x1 -j " + "Y" * 29]
-    shortcuts = 0
-    for order in (bodies, bodies[::-1]):
-        rule_shapes.PARSED_BY_SHAPE.clear()
-        for body in order:
-            try:
-                alone = parse_rule(body)
-            except Exception as exc:        # noqa: BLE001 — the same error, or none
-                with pytest.raises(type(exc)):
-                    rule_shapes.parse_stored(body)
-                continue
-            got = rule_shapes.parse_stored(body)
-            assert got == alone, body
-            assert [(m.ext, m.data) for m in got.matches] == \
-                [(m.ext, m.data) for m in alone.matches], body
-            if alone.target is not None:         # (a TargetCall compares neither)
-                assert (got.target.ext, got.target.data) == \
-                    (alone.target.ext, alone.target.data), body
-            shortcuts += got is not alone
+    shortcuts = sum(_parsed_alike(order)[0] for order in (bodies, bodies[::-1]))
     assert shortcuts > 20
+
+
+def _parsed_alike(bodies: list[str]) -> tuple[int, list[str]]:
+    """parse_stored == parse_rule (also in what matches and target keep for the packet, and
+    in the error for a bad rule) for each body in turn, shapes learnt from none: how many
+    took the shortcut, and the bodies that parse."""
+    from netlab.dataplane import rule_shapes
+    from netlab.netfilter.rules import parse_rule
+
+    rule_shapes.PARSED_BY_SHAPE.clear()
+    shortcuts, valid = 0, []
+    for body in bodies:
+        try:
+            alone = parse_rule(body)
+        except Exception as exc:        # noqa: BLE001 — the same error, or none
+            with pytest.raises(type(exc)):
+                rule_shapes.parse_stored(body)
+            continue
+        got = rule_shapes.parse_stored(body)
+        assert rule_shapes.same_parse(got, alone), body
+        shortcuts += got is not alone
+        valid.append(body)
+    return shortcuts, valid
 
 
 # --- walks resumed at their forks, shared by what the rules read, rules parsed by shape ---------
@@ -1141,20 +1159,9 @@ def test_rules_parsed_by_their_shape_parse_as_each_alone(tmp_path):
                     bodies.append(head + ports_[:7] + middle + ports_[7:] + tail)
     shortcuts = compiled = 0
     for order in (bodies, bodies[::-1]):
-        rule_shapes.PARSED_BY_SHAPE.clear()
         netfilter._COMPILED_BY_SHAPE.clear()
-        valid = []
-        for body in order:
-            try:
-                alone = parse_rule(body)
-            except Exception as exc:        # noqa: BLE001 — the same error, or none
-                with pytest.raises(type(exc)):
-                    rule_shapes.parse_stored(body)
-                continue
-            got = rule_shapes.parse_stored(body)
-            assert rule_shapes.same_parse(got, alone), body
-            shortcuts += got is not alone
-            valid.append(body)
+        took, valid = _parsed_alike(order)
+        shortcuts += took
         # compiled by shape (no parse made): what CompiledRule makes of parse_rule's parse,
         # in a long chain (rules of its index are "certain") and in short ones
         rule_shapes.PARSED_BY_SHAPE.clear()
@@ -1195,23 +1202,9 @@ def test_a_walk_kept_by_the_address_types_it_reads_is_shared_by_namespaces_alike
     h2.tables = h1.tables
     pkt = Packet("tcp", "10.0.2.2", "10.0.1.2", 40000, 80, 64, None, None, "S")
 
-    def walks(share: bool) -> list:
-        monkeypatch.setattr(netfilter, "SHARE_WALKS", share)
-        cold(world)
-        out = []
-        for ns in (h1, h2, h1, h2):
-            rules = netfilter.rules_of(world, ns)
-            view = PacketView(packet=pkt, table="filter", hook="OUTPUT", in_dev=None,
-                              out_dev="eth0", mark=0, addrtype=rules.addrtype())
-            hops = []
-            decided = netfilter.walk(ns, rules.table("filter"), "OUTPUT", view,
-                                     lambda p: True, hops)
-            out.append((decided.kind, [h.to_json() for h in hops]))
-        return out
-
-    alone = walks(False)
+    alone = _walks_in_turn(world, h1, h2, pkt, monkeypatch, share=False)
     assert [kind for kind, _ in alone] == kinds * 2
-    assert walks(True) == alone
+    assert _walks_in_turn(world, h1, h2, pkt, monkeypatch, share=True) == alone
     assert netfilter.reads_of(netfilter.rules_of(world, h1).table("filter"), "OUTPUT") \
         is not None
 
