@@ -1040,13 +1040,15 @@ def prepared(sections) -> str:
     the same lines, i.e. no newline in any of them and no space in a run's chain name;
     otherwise it is the text alone."""
     sections = tuple((table, tuple(chains), tuple(runs)) for table, chains, runs in sections)
-    out: list[str] = []         # pieces of one line or more
+    # Pieces of the text, each line ending in its newline: the bulk (a Block's rules) as the
+    # words "-A ", the chain, " ", the body, "\n" (no string of its own a line).
+    out: list[str] = []
     count = 0                   # lines
     simple = True
     for table, chains, runs in sections:
-        out.append(f"*{table}")
+        out.append(f"*{table}\n")
         if chains:
-            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
+            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]\n")
         for run in runs:
             if type(run) is Block:
                 names, columns = run.chains, run.columns
@@ -1055,31 +1057,29 @@ def prepared(sections) -> str:
                 if not names or not columns:
                     continue
                 if any("" in column for column in columns):
-                    out += [f"-A {chain} {body}" if body else f"-A {chain}"
+                    out += [f"-A {chain} {body}\n" if body else f"-A {chain}\n"
                             for chain, row in run.runs() for body in row]
                     continue
-                leads = ["-A " + name + " " for name in names]
-                lines = [list(map(str.__add__, leads, column)) for column in columns]
-                out.append("\n".join(lines[0] if len(lines) == 1 else
-                                     chain_from.from_iterable(zip(*lines))))
+                words: list = []
+                for column in columns:
+                    words += (repeat("-A "), names, repeat(" "), column, repeat("\n"))
+                out += chain_from.from_iterable(zip(*words))
                 continue
             chain, bodies = run
             simple = simple and " " not in chain
             n = len(bodies)
             count += n
             if "" in bodies:
-                out += [f"-A {chain} {body}" if body else f"-A {chain}" for body in bodies]
+                out += [f"-A {chain} {body}\n" if body else f"-A {chain}\n" for body in bodies]
             elif n == 1:
-                out.append(f"-A {chain} {bodies[0]}")
+                out.append(f"-A {chain} {bodies[0]}\n")
             elif n == 2:                # (kube-proxy's endpoint chains)
-                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}")
+                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}\n")
             elif n:
-                lead = f"-A {chain} "
-                out.append(lead + ("\n" + lead).join(bodies))
-        out.append("COMMIT")
+                out += chain_from.from_iterable(zip(repeat(f"-A {chain} "), bodies, repeat("\n")))
+        out.append("COMMIT\n")
         count += len(chains) + 2
-    out.append("")
-    text = "\n".join(out)
+    text = "".join(out)
     if not simple or text.count("\n") != count:
         return text
     payload = Prepared(text)

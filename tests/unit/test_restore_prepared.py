@@ -167,3 +167,25 @@ def test_kube_proxy_payloads_restore_as_their_text(seed, style):
             apply_restore(ns, K.startup_payload(), noflush=True)
             dumps.append(outcome(ns, text, noflush=True))
         assert dumps[0] == dumps[1]
+
+
+def text_of(sections) -> str:
+    """prepared's text by its definition, a line at a time."""
+    lines = []
+    for table, chains, runs in sections:
+        lines.append(f"*{table}")
+        lines += [f":{chain} - [0:0]" for chain in chains]
+        for run in runs:
+            pairs = run.runs() if type(run) is Block else [(run[0], run[1])]
+            lines += [f"-A {chain} {body}" if body else f"-A {chain}"
+                      for chain, bodies in pairs for body in bodies]
+        lines.append("COMMIT")
+    return "".join(line + "\n" for line in lines)
+
+
+def test_the_text_is_its_parts_line_by_line():
+    rnd = random.Random(11)
+    for _ in range(2000):
+        sections = random_sections(rnd)
+        assert str(prepared(sections)) == text_of(sections)
+    assert prepared([]) == "" and text_of([]) == ""
