@@ -45,6 +45,7 @@ from typing import Any
 
 from netlab.errors import CommandError, UnsupportedCommand
 from netlab.model.netfilter import BUILTIN_CHAINS, Chain, Table, new_table
+from netlab.netfilter import patterns
 from netlab.netfilter.errors import (
     KernelError, NfError, RestoreError, TableError, XtError, invalid_argument,
 )
@@ -111,6 +112,13 @@ class Template:
     jump: int | None                         # group holding a -j/-g chain name
     sets: tuple[int, ...]                    # groups holding -m set names
     meta: RuleMeta
+    shaped: bool = False                     # every line it fits has its first line's _shape
+
+
+# Patterns of values made of digits, dots, colons and slashes only: such a value can add no
+# "-m " or " --" to a line, nor change its first two characters (see _learn).
+_DIGITS = frozenset({patterns.IP, patterns.IP + "/32", patterns.PORT, patterns.probability(""),
+                     rf"{patterns.IP}:{patterns.PORT}"})
 
 
 # (table, built-in chain or "") -> (first word, -m count, option count) -> templates,
@@ -162,6 +170,7 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
     for index, opt in spec.slots:
         slots[index - 2] = (opt, opt.__class__.__name__ == "_TwoWords")
     parts: list[str] = []
+    values: dict[int, str] = {}             # the parts that are values: their patterns
     posts: list[tuple[int, Any]] = []
     jump = None
     sets: list[int] = []
@@ -175,6 +184,7 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
             regex = opt.pattern(first) if opt.pattern is not None else None
             if regex is not None:
                 group += 1
+                values[len(parts)] = regex
                 parts.append(f"({regex})")
                 if opt.post is not None:
                     posts.append((group, opt.post))
@@ -186,7 +196,15 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
                 continue
         parts.append(re.escape(tokens[i]))
         i += 1
-    template = Template(re.compile(" ".join(parts)), tuple(posts), jump, tuple(sets), meta)
+    # Whether the regex alone vouches for a line's _shape: it starts with a word of its own
+    # (two characters at least), and each value is digits and the like, or a chain name
+    # (no blank, no leading "-") at the very end. The words between, and the blanks that
+    # join them, are then the first line's.
+    shaped = values.get(0) is None and len(tokens[0]) >= 2 and all(
+        regex in _DIGITS or regex == patterns.NAME and at == len(parts) - 1
+        for at, regex in values.items())
+    template = Template(re.compile(" ".join(parts)), tuple(posts), jump, tuple(sets), meta,
+                        shaped)
     bucket = _TEMPLATES.setdefault(_kind(table, chain), {}).setdefault(_shape(rest), [])
     if all(t.regex.pattern != template.regex.pattern for t in bucket):
         if len(bucket) >= 32:
@@ -559,10 +577,12 @@ class _Restore:
             if not bucket or len(shape[0]) < 2:
                 return False
             template = _first_fit(bucket, first)
-            if template is None or template.sets \
-                    or not all(map(str.startswith, column, repeat(shape[0]))) \
-                    or set(map(str.count, column, repeat("-m "))) != {shape[1]} \
-                    or set(map(str.count, column, repeat(" --"))) != {shape[2]}:
+            if template is None or template.sets:
+                return False
+            if not template.shaped and (
+                    not all(map(str.startswith, column, repeat(shape[0])))
+                    or set(map(str.count, column, repeat("-m "))) != {shape[1]}
+                    or set(map(str.count, column, repeat(" --"))) != {shape[2]}):
                 return False
             found = list(map(template.regex.fullmatch, column))
             if None in found:
