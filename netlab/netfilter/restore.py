@@ -587,18 +587,24 @@ class _Restore:
             found = list(map(template.regex.fullmatch, column))
             if None in found:
                 return False
+            targets = None              # the jump's values, when a post checked them
             for group, check in template.posts:
-                if not all(map(check, map(methodcaller("group", group), found))):
+                values = list(map(methodcaller("group", group), found))
+                if not all(map(check, values)):
                     return False
-            plans.append((template, found, bucket))
+                if group == template.jump:
+                    targets = values
+            plans.append((template, found, bucket, targets))
         width, rows = len(columns), len(names)
         jumps, limits = [], []
-        for k, (template, found, bucket) in enumerate(plans):
+        for k, (template, found, bucket, targets) in enumerate(plans):
             if bucket[0] is not template:       # as _match leaves it
                 bucket.insert(0, bucket.pop(bucket.index(template)))
             lines = range(number + k, number + rows * width, width)
             if template.jump is not None:
-                jumps.append(zip(names, map(methodcaller("group", template.jump), found), lines))
+                if targets is None:
+                    targets = map(methodcaller("group", template.jump), found)
+                jumps.append(zip(names, targets, lines))
             if template.meta.hooks is not None:
                 limits.append(zip(names, repeat(template.meta.hooks), lines))
         # (in line order: the commit checks name the first line of a kind)
