@@ -18,6 +18,7 @@ route, so a refused one gets the error of its first refused route, as one by one
 from __future__ import annotations
 
 import ipaddress
+import socket
 from bisect import bisect_left, insort
 from functools import lru_cache
 
@@ -33,6 +34,13 @@ QUICK_FROM = 64                 # smaller batches are checked route by route
 
 @lru_cache(maxsize=65536)
 def ip_int(ip: str) -> int:
+    """``int(ipaddress.IPv4Address(ip))``; a dotted quad as it prints, without ipaddress."""
+    try:
+        packed = socket.inet_aton(ip)
+    except (OSError, ValueError):
+        packed = None
+    if packed is not None and socket.inet_ntoa(packed) == ip:
+        return int.from_bytes(packed, "big")
     return int(ipaddress.IPv4Address(ip))
 
 

@@ -64,12 +64,16 @@ def route_ops(cluster: Cluster) -> Iterator[O.Op]:
     """host-gw: on each node, a route to every other node's pod range via that node (one
     AddRoutes a node: flannel adds them as it learns of the other nodes' leases). Made
     one at a time: each holds a route per node (at 5,000 nodes, 200 MB if all were held
-    at once)."""
+    at once). Node i's routes are node i-1's with one changed (``others``: ``every`` but
+    node i's), so each is one copy."""
     if cluster.spec.network != "host-gw":
         return
     every = tuple((n.pod_cidr, n.ip) for n in cluster.nodes)
+    others = list(every[1:])
     for i, n in enumerate(cluster.nodes):
-        yield O.AddRoutes(ns_key(n.name), every[:i] + every[i + 1:])
+        if i:
+            others[i - 1] = every[i - 1]
+        yield O.AddRoutes(ns_key(n.name), tuple(others))
 
 
 VXLAN_DEV = "flannel.1"

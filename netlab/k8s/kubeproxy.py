@@ -46,9 +46,9 @@ def b32_80(data: bytes) -> str:
     """``base64.b32encode`` of 10 bytes (16 digits, no padding), without its Python loop."""
     x = int.from_bytes(data, "big")
     pairs = _B32_PAIRS
-    return (pairs[x >> 70] + pairs[x >> 60 & 1023] + pairs[x >> 50 & 1023]
-            + pairs[x >> 40 & 1023] + pairs[x >> 30 & 1023] + pairs[x >> 20 & 1023]
-            + pairs[x >> 10 & 1023] + pairs[x & 1023])
+    return (f"{pairs[x >> 70]}{pairs[x >> 60 & 1023]}{pairs[x >> 50 & 1023]}"      # (one string
+            f"{pairs[x >> 40 & 1023]}{pairs[x >> 30 & 1023]}{pairs[x >> 20 & 1023]}"  # made, not 7)
+            f"{pairs[x >> 10 & 1023]}{pairs[x & 1023]}")
 
 
 @lru_cache(maxsize=1 << 18)

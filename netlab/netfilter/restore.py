@@ -45,6 +45,7 @@ from typing import Any
 
 from netlab.errors import CommandError, UnsupportedCommand
 from netlab.model.netfilter import BUILTIN_CHAINS, Chain, Table, new_table
+from netlab.netfilter import patterns
 from netlab.netfilter.errors import (
     KernelError, NfError, RestoreError, TableError, XtError, invalid_argument,
 )
@@ -111,6 +112,13 @@ class Template:
     jump: int | None                         # group holding a -j/-g chain name
     sets: tuple[int, ...]                    # groups holding -m set names
     meta: RuleMeta
+    shaped: bool = False                     # every line it fits has its first line's _shape
+
+
+# Patterns of values made of digits, dots, colons and slashes only: such a value can add no
+# "-m " or " --" to a line, nor change its first two characters (see _learn).
+_DIGITS = frozenset({patterns.IP, patterns.IP + "/32", patterns.PORT, patterns.probability(""),
+                     rf"{patterns.IP}:{patterns.PORT}"})
 
 
 # (table, built-in chain or "") -> (first word, -m count, option count) -> templates,
@@ -162,6 +170,7 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
     for index, opt in spec.slots:
         slots[index - 2] = (opt, opt.__class__.__name__ == "_TwoWords")
     parts: list[str] = []
+    values: dict[int, str] = {}             # the parts that are values: their patterns
     posts: list[tuple[int, Any]] = []
     jump = None
     sets: list[int] = []
@@ -175,6 +184,7 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
             regex = opt.pattern(first) if opt.pattern is not None else None
             if regex is not None:
                 group += 1
+                values[len(parts)] = regex
                 parts.append(f"({regex})")
                 if opt.post is not None:
                     posts.append((group, opt.post))
@@ -186,7 +196,15 @@ def _learn(table: str, chain: str, rest: str, spec: RuleSpec, meta: RuleMeta) ->
                 continue
         parts.append(re.escape(tokens[i]))
         i += 1
-    template = Template(re.compile(" ".join(parts)), tuple(posts), jump, tuple(sets), meta)
+    # Whether the regex alone vouches for a line's _shape: it starts with a word of its own
+    # (two characters at least), and each value is digits and the like, or a chain name
+    # (no blank, no leading "-") at the very end. The words between, and the blanks that
+    # join them, are then the first line's.
+    shaped = values.get(0) is None and len(tokens[0]) >= 2 and all(
+        regex in _DIGITS or regex == patterns.NAME and at == len(parts) - 1
+        for at, regex in values.items())
+    template = Template(re.compile(" ".join(parts)), tuple(posts), jump, tuple(sets), meta,
+                        shaped)
     bucket = _TEMPLATES.setdefault(_kind(table, chain), {}).setdefault(_shape(rest), [])
     if all(t.regex.pattern != template.regex.pattern for t in bucket):
         if len(bucket) >= 32:
@@ -559,26 +577,34 @@ class _Restore:
             if not bucket or len(shape[0]) < 2:
                 return False
             template = _first_fit(bucket, first)
-            if template is None or template.sets \
-                    or not all(map(str.startswith, column, repeat(shape[0]))) \
-                    or set(map(str.count, column, repeat("-m "))) != {shape[1]} \
-                    or set(map(str.count, column, repeat(" --"))) != {shape[2]}:
+            if template is None or template.sets:
+                return False
+            if not template.shaped and (
+                    not all(map(str.startswith, column, repeat(shape[0])))
+                    or set(map(str.count, column, repeat("-m "))) != {shape[1]}
+                    or set(map(str.count, column, repeat(" --"))) != {shape[2]}):
                 return False
             found = list(map(template.regex.fullmatch, column))
             if None in found:
                 return False
+            targets = None              # the jump's values, when a post checked them
             for group, check in template.posts:
-                if not all(map(check, map(methodcaller("group", group), found))):
+                values = list(map(methodcaller("group", group), found))
+                if not all(map(check, values)):
                     return False
-            plans.append((template, found, bucket))
+                if group == template.jump:
+                    targets = values
+            plans.append((template, found, bucket, targets))
         width, rows = len(columns), len(names)
         jumps, limits = [], []
-        for k, (template, found, bucket) in enumerate(plans):
+        for k, (template, found, bucket, targets) in enumerate(plans):
             if bucket[0] is not template:       # as _match leaves it
                 bucket.insert(0, bucket.pop(bucket.index(template)))
             lines = range(number + k, number + rows * width, width)
             if template.jump is not None:
-                jumps.append(zip(names, map(methodcaller("group", template.jump), found), lines))
+                if targets is None:
+                    targets = map(methodcaller("group", template.jump), found)
+                jumps.append(zip(names, targets, lines))
             if template.meta.hooks is not None:
                 limits.append(zip(names, repeat(template.meta.hooks), lines))
         # (in line order: the commit checks name the first line of a kind)
@@ -1040,13 +1066,15 @@ def prepared(sections) -> str:
     the same lines, i.e. no newline in any of them and no space in a run's chain name;
     otherwise it is the text alone."""
     sections = tuple((table, tuple(chains), tuple(runs)) for table, chains, runs in sections)
-    out: list[str] = []         # pieces of one line or more
+    # Pieces of the text, each line ending in its newline: the bulk (a Block's rules) as the
+    # words "-A ", the chain, " ", the body, "\n" (no string of its own a line).
+    out: list[str] = []
     count = 0                   # lines
     simple = True
     for table, chains, runs in sections:
-        out.append(f"*{table}")
+        out.append(f"*{table}\n")
         if chains:
-            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
+            out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]\n")
         for run in runs:
             if type(run) is Block:
                 names, columns = run.chains, run.columns
@@ -1055,31 +1083,29 @@ def prepared(sections) -> str:
                 if not names or not columns:
                     continue
                 if any("" in column for column in columns):
-                    out += [f"-A {chain} {body}" if body else f"-A {chain}"
+                    out += [f"-A {chain} {body}\n" if body else f"-A {chain}\n"
                             for chain, row in run.runs() for body in row]
                     continue
-                leads = ["-A " + name + " " for name in names]
-                lines = [list(map(str.__add__, leads, column)) for column in columns]
-                out.append("\n".join(lines[0] if len(lines) == 1 else
-                                     chain_from.from_iterable(zip(*lines))))
+                words: list = []
+                for column in columns:
+                    words += (repeat("-A "), names, repeat(" "), column, repeat("\n"))
+                out += chain_from.from_iterable(zip(*words))
                 continue
             chain, bodies = run
             simple = simple and " " not in chain
             n = len(bodies)
             count += n
             if "" in bodies:
-                out += [f"-A {chain} {body}" if body else f"-A {chain}" for body in bodies]
+                out += [f"-A {chain} {body}\n" if body else f"-A {chain}\n" for body in bodies]
             elif n == 1:
-                out.append(f"-A {chain} {bodies[0]}")
+                out.append(f"-A {chain} {bodies[0]}\n")
             elif n == 2:                # (kube-proxy's endpoint chains)
-                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}")
+                out.append(f"-A {chain} {bodies[0]}\n-A {chain} {bodies[1]}\n")
             elif n:
-                lead = f"-A {chain} "
-                out.append(lead + ("\n" + lead).join(bodies))
-        out.append("COMMIT")
+                out += chain_from.from_iterable(zip(repeat(f"-A {chain} "), bodies, repeat("\n")))
+        out.append("COMMIT\n")
         count += len(chains) + 2
-    out.append("")
-    text = "\n".join(out)
+    text = "".join(out)
     if not simple or text.count("\n") != count:
         return text
     payload = Prepared(text)

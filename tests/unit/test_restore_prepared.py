@@ -167,3 +167,70 @@ def test_kube_proxy_payloads_restore_as_their_text(seed, style):
             apply_restore(ns, K.startup_payload(), noflush=True)
             dumps.append(outcome(ns, text, noflush=True))
         assert dumps[0] == dumps[1]
+
+
+def text_of(sections) -> str:
+    """prepared's text by its definition, a line at a time."""
+    lines = []
+    for table, chains, runs in sections:
+        lines.append(f"*{table}")
+        lines += [f":{chain} - [0:0]" for chain in chains]
+        for run in runs:
+            pairs = run.runs() if type(run) is Block else [(run[0], run[1])]
+            lines += [f"-A {chain} {body}" if body else f"-A {chain}"
+                      for chain, bodies in pairs for body in bodies]
+        lines.append("COMMIT")
+    return "".join(line + "\n" for line in lines)
+
+
+def test_the_text_is_its_parts_line_by_line():
+    rnd = random.Random(11)
+    for _ in range(2000):
+        sections = random_sections(rnd)
+        assert str(prepared(sections)) == text_of(sections)
+    assert prepared([]) == "" and text_of([]) == ""
+
+
+
+def test_a_shaped_template_fits_only_lines_of_its_shape():
+    """A template ``shaped`` (fast_block then skips the per-line shape checks) fits no line
+    of another _shape: the rules it fits, their values replaced by random text (blanks,
+    dashes, "m", digits), fit it only when their shape is still the template's."""
+    import netlab.netfilter.restore as R
+
+    R._TEMPLATES.clear()
+    rnd = random.Random(5)
+    bodies = []
+    for seed in range(300):                 # random payloads' templates and kube-proxy's
+        ns = before(random.Random(seed))
+        outcome(ns, prepared(random_sections(rnd)), noflush=True)
+        bodies += iptables_save(ns).splitlines()
+    for seed in (3, 13):
+        cluster = random_cluster(seed, large=True)
+        ns = Netns(node="n", name="root")
+        for payload in K.node_payloads(cluster, cluster.nodes[0].name):
+            apply_restore(ns, payload, noflush=True)
+        bodies += iptables_save(ns).splitlines()
+    pieces = ["", " ", "-", "m", "-m", "m ", "-m ", "--", " --", "x", "1", "0.5", "10.0.0.1", "KUBE"]
+    checked = set()
+    for line in set(bodies):
+        if not line.startswith("-A "):
+            continue
+        rest = line[3:].partition(" ")[2]
+        shape = R._shape(rest)
+        for buckets in R._TEMPLATES.values():
+            template = R._first_fit(buckets.get(shape, []), rest)
+            if template is None or not template.shaped:
+                continue
+            checked.add(template.regex.pattern)
+            m = template.regex.fullmatch(rest)
+            for _ in range(200):
+                text = rest
+                for g in range(template.regex.groups, 0, -1):
+                    value = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 4)))
+                    if rnd.random() < 0.5:
+                        value = m.group(g) + value if rnd.random() < 0.5 else value + m.group(g)
+                    text = text[:m.start(g)] + value + text[m.end(g):]
+                if template.regex.fullmatch(text):
+                    assert R._shape(text) == shape, (template.regex.pattern, text)
+    assert len(checked) >= 5

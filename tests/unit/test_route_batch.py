@@ -171,3 +171,33 @@ def test_random_sequences_of_batches():
                 routes[k] = rng.choice(every + [("10.250.0.0/24", node_ip(rng.randrange(1, 90))),
                                                 ("10.244.1.0/24", "10.9.9.9")])
             both(batch, single, ns_key(f"n{i}"), routes)
+
+
+def test_route_ops_give_each_node_every_other_nodes_range():
+    from types import SimpleNamespace
+
+    from netlab.k8s.build import route_ops
+
+    for n in (1, 2, 3, 7):
+        nodes = [SimpleNamespace(name=f"n{i}", ip=node_ip(i), pod_cidr=f"10.244.{i}.0/24")
+                 for i in range(n)]
+        cluster = SimpleNamespace(nodes=nodes, spec=SimpleNamespace(network="host-gw"))
+        every = tuple((x.pod_cidr, x.ip) for x in nodes)
+        got = list(route_ops(cluster))
+        assert [op.netns for op in got] == [ns_key(x.name) for x in nodes]
+        assert [op.routes for op in got] == [every[:i] + every[i + 1:] for i in range(n)]
+        assert all(type(op.routes) is tuple for op in got)
+
+
+@pytest.mark.parametrize("ip", ["10.0.0.1", "0.0.0.0", "255.255.255.255", "1.2.3.04", "1.2.3",
+                                "0x1.2.3.4", "1.2.3.4 ", "1.2.3.256", "::1", "1.2.3.4\x00", ""])
+def test_ip_int_is_ipaddress(ip):
+    import ipaddress
+
+    try:
+        want = int(ipaddress.IPv4Address(ip))
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            route_batch.ip_int(ip)
+    else:
+        assert route_batch.ip_int(ip) == want
