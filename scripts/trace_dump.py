@@ -46,8 +46,7 @@ def corpus(repo: Path):
     """(tag, World, cases, how often a recorded trace is made) for every World dumped."""
     from cluster_bench import synthetic
     from k8s_services_random import random_cluster
-    from random_labs import random_lab
-    from test_trace_caches import _cluster_probes
+    from test_trace_caches import _cluster_probes, random_lab_worlds
 
     from netlab.k8s.build import build_model
     from netlab.k8s.cluster import load_cluster
@@ -62,15 +61,9 @@ def corpus(repo: Path):
         yield (f"lab {path.name}", world,
                [(src, dst, proto, port) for src in sorted(world.namespaces)[:14] for dst in ips
                 for proto, port in (("icmp", None), ("tcp", 80), ("udp", 53))], 10)
-    tmp = Path(tempfile.mkdtemp())
-    for i in range(150):
-        lab = random_lab(random.Random(f"oracle-{i}"), f"o{i}")
-        path = tmp / f"o{i}.yaml"
-        path.write_text(lab.yaml())
-        world = run_lab(load_lab(path), check_expect=False).world
-        cases = [(f"host/{src}" if "/" not in src else src, dst, proto, port)
-                 for src, dst, proto, port in lab.probes]
-        yield f"rlab {i}", world, [c for c in cases if c[0] in world.namespaces], 3
+    labs = random_lab_worlds(150, Path(tempfile.mkdtemp()), "oracle")
+    for i, (_, world, cases) in enumerate(labs):
+        yield f"rlab {i}", world, cases, 3
     clusters = [(f"rcluster {seed}", random_cluster(seed), 150) for seed in range(10)]
     clusters += [(f"cluster {name}", load_cluster([str(repo / "tests/data/k8s" / name)]), 300)
                  for name in ("services", "e2e")]
