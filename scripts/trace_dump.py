@@ -11,7 +11,8 @@ Services, NodePorts and pods), and a 40-node cluster_bench cluster. Each case is
 with every branch and with ``seed=3``; every few cases, on a copy of the World, with
 ``record=True``, followed by the conntrack tables it wrote. The same checkout gives the
 same file byte for byte (about 10,000 lines, 10 s). ``--repo`` is the checkout whose
-netlab is traced (default: this one), so one can dump an older commit's worktree.
+netlab and test helpers are used (default: this one), e.g. a worktree of main before a
+change; it must be one that has this script.
 """
 
 from __future__ import annotations
