@@ -229,8 +229,7 @@ def status_bit(manip: str, direction: str) -> str:
     return bit
 
 
-# by (manip, direction): the status bit that says the connection has that NAT
-NAT_STATUS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, REPLY)}
+_STATUS_BITS = {(m, d): status_bit(m, d) for m in (SRC, DST) for d in (ORIGINAL, REPLY)}
 
 
 def rewrite(pkt: Packet, **changes) -> Packet:
@@ -246,7 +245,7 @@ def rewrite(pkt: Packet, **changes) -> Packet:
 
 def manip_packet(pkt: Packet, conn: Conn, direction: str, manip: str) -> Packet:
     """The packet after the connection's NAT for this hook's manip type (may be unchanged)."""
-    if NAT_STATUS[(manip, direction)] not in conn.status:
+    if _STATUS_BITS[(manip, direction)] not in conn.status:
         return pkt
     t = conn.tuple(other(direction))
     ports = has_ports(pkt.proto)

@@ -1238,8 +1238,6 @@ class _Walk:
                 if skb.untracked:
                     return None
             conn.nat_done.add(manip)
-        if ct.NAT_STATUS[(manip, skb.direction)] not in conn.status:
-            return None         # no NAT of this kind for the direction: nothing to rewrite
         new = ct.manip_packet(pkt, conn, skb.direction, manip)
         if new is pkt or new == pkt:
             return None

@@ -585,7 +585,7 @@ def walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
         reads = reads.of(view.packet)
     if key is None:
         key = _walk_key(table, hook, view, reads)
-    memo = table.memo if reads is None or not SHARE_WALKS else table.shared_memo
+    memo = _memo_of(table, reads)
     node = memo.get(key)
     if node.__class__ is _Leaf:
         return node.replay(view, hops, ns)
@@ -634,16 +634,19 @@ def walk_reads(table: "CompiledTable", hook: str) -> "frozenset[str] | Indexed |
         return reads
 
 
+def _memo_of(table: "CompiledTable", reads) -> dict:
+    """Where a walk that reads ``reads`` is kept: with the namespace's compiled table, or
+    (reading nothing of the namespace) with every namespace holding the same Table."""
+    return table.memo if reads is None or not SHARE_WALKS else table.shared_memo
+
+
 def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: int,
               conn: tuple | None) -> "tuple[_Leaf | None, tuple | None]":
     """The kept walk for a packet when it did not fork (walk's memo hit, for a caller that
     has no PacketView yet: it makes one only to walk), else None; and the walk's key (for
     walk). The arguments are those of walk_key (the address types, when the rules read
     some, are the namespace's: what the engine's view has)."""
-    try:
-        reads = table.reads[hook]
-    except KeyError:
-        reads = walk_reads(table, hook)
+    reads = walk_reads(table, hook)
     if reads.__class__ is Indexed:
         reads = reads.of(p)
     types = None
@@ -651,14 +654,8 @@ def kept_leaf(table: "CompiledTable", hook: str, p: Packet, where: tuple, mark: 
         if table.addrtype is None:
             return None, None       # (walk asks the view)
         types = _types_key(table.addrtype(), p, reads)
-    if reads is None or not SHARE_WALKS:
-        memo = table.memo
-    else:
-        memo = table._shared_memo
-        if memo is None:
-            memo = table.shared_memo
     key = walk_key(table, hook, reads, p, where, mark, conn, types)
-    node = memo.get(key)
+    node = _memo_of(table, reads).get(key)
     return (node if node.__class__ is _Leaf else None), key
 
 
