@@ -18,7 +18,7 @@ from netlab.errors import CommandError
 from netlab.model import ROOT, Address, Lan, Link, Listener, Netns, Route, World, ns_key
 from netlab.backends.route_batch import RouteBatches
 from netlab.model.route_index import (
-    RouteIndex, append_route, forget_route_index, prefix_of, route_index,
+    Later, RouteIndex, append_route, forget_route_index, give_later, prefix_of, route_index,
 )
 from netlab.model.sysctl import (
     FORWARDING_ALIASES, NETNS_DEFAULTS, NODE_ONLY_DEFAULTS, device_defaults, device_key, own,
@@ -479,7 +479,10 @@ class ModelBackend:
         local = {a.ip for link in ns.links.values() for a in link.addresses}
         up = {name for name, link in ns.links.items() if link.up}
         new = batches.check(ns, op.routes, op.dev, up, local)
-        if new:
+        if type(new) is Later:
+            give_later(ns, new)         # (in the list when it is next read: Netns.routes)
+            ns.main_table = True
+        elif new:
             ns.routes += new
             forget_route_index(ns)
             ns.main_table = True

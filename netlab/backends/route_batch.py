@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from netlab.errors import CommandError
 from netlab.model import Netns, Route
-from netlab.model.route_index import MAX_DIFFERENCES, Base, note_batch, prefix_of, route_index
+from netlab.model.route_index import MAX_DIFFERENCES, Base, Later, prefix_of, route_index
 
 EEXIST = "RTNETLINK answers: File exists"
 INVALID_GATEWAY = "Error: Nexthop has invalid gateway."
@@ -176,14 +176,15 @@ class RouteBatches:
         return route
 
     def check(self, ns: Netns, pairs: tuple, op_dev: str | None, up: set[str],
-              local: set[str]) -> list[Route]:
-        """The routes ``pairs`` make in ``ns``, in order (a list to copy, not to keep);
-        CommandError as for the first route the kernel would refuse."""
+              local: set[str]) -> list[Route] | Later:
+        """The routes ``pairs`` make in ``ns``, in order: a list to copy, not to keep, or
+        (the last batch but for a few routes) a Later to give the namespace; CommandError
+        as for the first route the kernel would refuse."""
         quick = self._like_last(ns, pairs, op_dev, up, local)
         if quick is not None:
             last = self.last
             if last.pieces is not None:
-                note_batch(ns, last.base, last.pieces, len(quick))
+                return Later(last.base, tuple(last.pieces), len(quick))
             return quick
         routes = self._one_by_one(ns, pairs, op_dev, up, local)
         devs = {r.dev for r in routes}

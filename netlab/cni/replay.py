@@ -83,6 +83,7 @@ def _state(ns) -> dict:
     (it replaces them), and replaces an iptables table rather than change it (tables are
     compared by identity, the derived route index is left out)."""
     state = {}
+    ns.routes           # (a batch given later joins the list: see Netns.routes)
     for key, value in ns.__dict__.items():
         if key.startswith("_") or key == "tables":
             continue

@@ -15,6 +15,10 @@ the routes to every other node's pods, so each node's index is a few differences
 in microseconds rather than milliseconds. The differences are found by comparing the
 two lists (C slice compares), or, for the namespaces of a host-gw batch, noted where the
 batch is checked (backends/route_batch) and checked against the base when it is in.
+
+Such a batch is given to its namespace later (``Later``, see Netns.routes): the list is
+made when it is first read, and until then look-ups use an index made from the batch's
+pieces, over the list it stands for (``Joined``). A trace never makes the list.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import socket
 from bisect import bisect_right
 from functools import lru_cache
 
-from netlab.model.world import Netns, Route
+from netlab.model.world import LATER, Netns, Route
 
 ATTR = "_route_index"
 
@@ -412,27 +416,122 @@ def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
     ns.__dict__[NOTE] = (base, tuple(pieces), len(ns.routes), count)
 
 
+class Later:
+    """A batch of routes a namespace is given later (``give_later``; see Netns.routes):
+    ``count`` routes, the ``pieces`` of a list of ``base`` (as note_batch has them), to
+    follow the routes the namespace had (``head``). Until the list is made, look-ups use
+    an index over the list it stands for, read by position (``Joined``)."""
+
+    __slots__ = ("head", "base", "pieces", "count", "index")
+
+    def __init__(self, base: Base, pieces: tuple, count: int):
+        self.head: list[Route] | None = None
+        self.base, self.pieces, self.count = base, pieces, count
+        self.index: SharedRouteIndex | None = None
+
+    def settle(self, ns: Netns) -> list[Route]:
+        """The namespace's list made (its head, then the batch), and its index, as when the
+        batch is appended at once."""
+        ns.routes = routes = self.head
+        note_batch(ns, self.base, self.pieces, self.count)
+        base = self.base.routes
+        for piece in self.pieces:
+            if type(piece) is tuple:
+                j, n = piece
+                routes += base[j:j + n]
+            else:
+                routes.append(piece)
+        forget_route_index(ns)
+        return routes
+
+    def route_index(self) -> SharedRouteIndex | None:
+        """The index of the list this stands for, made without the list (None: the batch
+        is too far from its base for a shared index)."""
+        if self.index is None:
+            layout = _layout(self.base, self.pieces, len(self.head), self.count)
+            if layout is None:
+                return None
+            self.index = Pending(Joined(self), self.base, *layout).made()
+        return self.index
+
+
+class Joined:
+    """The list a Later stands for, read by position: its head, then its pieces."""
+
+    __slots__ = ("head", "base", "pieces", "starts", "length")
+
+    def __init__(self, later: Later):
+        self.head, self.base, self.pieces = later.head, later.base.routes, later.pieces
+        self.starts = []
+        at = len(self.head)
+        for piece in self.pieces:
+            self.starts.append(at)
+            at += piece[1] if type(piece) is tuple else 1
+        self.length = at
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, x: int) -> Route:
+        if x < 0:
+            x += self.length
+        if not 0 <= x < self.length:
+            raise IndexError(x)
+        if x < len(self.head):
+            return self.head[x]
+        k = bisect_right(self.starts, x) - 1
+        piece = self.pieces[k]
+        return self.base[piece[0] + x - self.starts[k]] if type(piece) is tuple else piece
+
+
+def give_later(ns: Netns, later: Later) -> None:
+    """Append ``later``'s routes to ``ns.routes`` when the list is next read."""
+    later.head = ns.routes
+    d = ns.__dict__
+    d.pop(ATTR, None)
+    d.pop(NOTE, None)
+    del d["routes"]
+    d[LATER] = later
+
+
 def _follow(routes: list[Route], note: tuple) -> Pending | None:
     """The Pending index of ``routes``, when its end is the noted batch (checked route by
     route against the base: equal routes, in its order); None when it is not."""
     base, pieces, start, count = note
     if len(routes) != start + count:
         return None
-    runs: list[tuple[int, int, int]] = []
-    added = list(range(start))
     i = start
     for piece in pieces:
         if type(piece) is tuple:
             j, n = piece
             if routes[i:i + n] != base.routes[j:j + n]:
                 return None
-            runs.append((i, j, n))
             i += n
         else:
             if routes[i] is not piece:
                 return None
+            i += 1
+    layout = _layout(base, pieces, start, count)
+    return None if layout is None else Pending(routes, base, *layout)
+
+
+def _layout(base: Base, pieces: tuple, start: int, count: int) -> tuple | None:
+    """A list of ``start`` routes of its own then a batch of ``count`` routes, the
+    ``pieces`` of ``base``, as runs, added and missing (Pending); None when it is too far
+    from the base."""
+    runs: list[tuple[int, int, int]] = []
+    added = list(range(start))
+    i = start
+    for piece in pieces:
+        if type(piece) is tuple:
+            j, n = piece
+            runs.append((i, j, n))
+            i += n
+        else:
             added.append(i)
             i += 1
+    if i != start + count:
+        return None
     missing: list[int] = []
     end = 0
     for _i, j, n in runs:
@@ -443,13 +542,19 @@ def _follow(routes: list[Route], note: tuple) -> Pending | None:
     missing.extend(range(end, min(len(base.routes), end + MAX_DIFFERENCES + 1)))
     if len(added) + len(missing) > MAX_DIFFERENCES:
         return None
-    return Pending(routes, base, runs, added, missing)
+    return runs, added, missing
 
 
 def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
+    later = ns.__dict__.get(LATER)
+    if later is not None:               # the list not made (a look-up does not make it)
+        index = later.route_index()
+        if index is not None:
+            return index
+    routes = ns.routes          # (first: a batch given later makes its index as it joins)
     index = ns.__dict__.get(ATTR)
-    if index is None or not index.valid_for(ns.routes):
-        index = build_index(ns.routes)
+    if index is None or not index.valid_for(routes):
+        index = build_index(routes)
         ns.__dict__[ATTR] = index
     elif index.__class__ is Pending:
         index = ns.__dict__[ATTR] = index.made()
@@ -458,9 +563,10 @@ def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
 
 def append_route(ns: Netns, route: Route) -> None:
     """``ns.routes.append(route)``, keeping a valid index valid."""
+    routes = ns.routes
     index = ns.__dict__.get(ATTR)
-    valid = index is not None and index.valid_for(ns.routes)
-    ns.routes.append(route)
+    valid = index is not None and index.valid_for(routes)
+    routes.append(route)
     if valid:
         index.add(route)
 

@@ -173,6 +173,58 @@ def test_random_sequences_of_batches():
             both(batch, single, ns_key(f"n{i}"), routes)
 
 
+def test_batches_given_later_are_the_routes_one_by_one_when_first_read_at_the_end():
+    """A batch that is the last one but for a few routes is given later (Netns.routes
+    makes the list when it is first read). Read only once every batch is in, each
+    namespace holds what an AddRoute for each route makes; so do a copy, a pickle and a
+    change made before the first read, and equality and JSON see the same lists."""
+    import copy
+    import pickle
+
+    from netlab.model.world import LATER
+
+    rng = random.Random(8)
+    every = host_gw()
+    batch, single = lan(), lan()
+    for i in range(1, NODES + 1):
+        routes = every[:i - 1] + every[i:]
+        if i > 3 and rng.random() < 0.3:          # one more place changed
+            routes[rng.randrange(len(routes))] = (f"10.246.{i}.0/24", node_ip(rng.randrange(1, 90)))
+        key = ns_key(f"n{i}")
+        try:
+            batch.apply(O.AddRoutes(key, tuple(routes)))
+            error = None
+        except CommandError as e:
+            error = str(e)
+        assert error == one_by_one(single, key, routes)
+    spaces = batch.world.namespaces
+    later = [k for k, ns in spaces.items() if LATER in ns.__dict__]
+    assert len(later) > NODES // 2, later
+    # look-ups answer from the batch, and leave the list unmade
+    for key, ns in spaces.items():
+        if ns.kind == "node":
+            for ip in ("10.244.9.1", "10.244.12.7", "10.246.40.1", "10.0.0.3", "8.8.8.8"):
+                got, want = lookup_main(ns, ip), lookup_main(single.world.namespaces[key], ip)
+                assert got == want, (key, ip)
+    assert [k for k, ns in spaces.items() if LATER in ns.__dict__] == later
+    changed, copied, compared = later[3:6]
+    twins = [copy.deepcopy(spaces[copied]), pickle.loads(pickle.dumps(spaces[copied]))]
+    gone = single.world.namespaces[changed].routes[-5].dst
+    for b in (batch, single):
+        b.apply(O.AddRoute(changed, "10.247.0.0/16", gateway=node_ip(20)))
+        b.apply(O.DelRoute(changed, gone))
+    assert spaces[compared] == single.world.namespaces[compared]
+    assert LATER not in spaces[compared].__dict__
+    assert all(twin.routes == single.world.namespaces[copied].routes for twin in twins)
+    assert batch.world.to_json() == single.world.to_json()
+    for key, ns in spaces.items():
+        if ns.kind == "node":
+            for ip in (gone.replace("0/24", "5"), "10.247.3.3", "10.244.9.1"):
+                got, want = lookup_main(ns, ip), lookup_main(single.world.namespaces[key], ip)
+                assert got == want, (key, ip)
+            assert route_index(ns).valid_for(ns.routes)
+
+
 def test_route_ops_give_each_node_every_other_nodes_range():
     from types import SimpleNamespace
 
@@ -201,3 +253,41 @@ def test_ip_int_is_ipaddress(ip):
             route_batch.ip_int(ip)
     else:
         assert route_batch.ip_int(ip) == want
+
+
+def test_a_cluster_traces_alike_whether_its_nodes_routes_are_made_or_not():
+    """host-gw at 80 nodes: every node's routes but the first's are given later. Traces
+    across nodes (each with every branch and its conntrack) are the same as in a twin
+    whose lists are all made before the first trace, and tracing makes none."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from netlab.dataplane import trace
+    from netlab.k8s.build import build_model
+    from netlab.k8s.kubelet import pod_netns_key
+    from netlab.model.world import LATER
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    cluster = synthetic(80, 160, 20)
+    lazy, made = build_model(cluster).world, build_model(cluster).world
+    later = [k for k, ns in lazy.namespaces.items() if LATER in ns.__dict__]
+    assert len(later) == 79, len(later)
+    lengths = [len(ns.routes) for ns in made.namespaces.values()]     # (the lists made)
+    assert not any(LATER in ns.__dict__ for ns in made.namespaces.values())
+    rng = random.Random(3)
+    pods = [p for p in cluster.pods if p.namespace == "default"]
+    for _ in range(12):
+        client, svc = rng.choice(pods), rng.choice(cluster.services[:20])
+        if svc.cluster_ip in (None, "None"):
+            continue
+        got = [json.dumps(trace(w, pod_netns_key(client), svc.cluster_ip, proto="tcp",
+                                dport=svc.ports[0].port, record=True).to_json(), sort_keys=True)
+               for w in (lazy, made)]
+        assert got[0] == got[1]
+        assert '"success"' in got[0]
+    assert [k for k, ns in lazy.namespaces.items() if LATER in ns.__dict__] == later
+    assert [len(ns.routes) for ns in lazy.namespaces.values()] == lengths
+    assert lazy.to_json() == made.to_json()

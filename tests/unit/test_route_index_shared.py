@@ -9,6 +9,7 @@ import random
 import pytest
 
 from netlab.model import Netns, Route
+from netlab.model.world import LATER
 from netlab.model import route_index as ri
 from netlab.model.route_index import RouteIndex, SharedRouteIndex, append_route, route_index
 
@@ -207,6 +208,10 @@ def test_the_nodes_of_host_gw_batches_get_their_index_from_the_batch():
 
     b = lan_with_routes(70)
     spaces = [b.world.namespaces[ns_key(f"n{i}")] for i in range(1, 71)]
+    # the batches are given later (no list yet), then joined as each list is first read
+    later = [LATER in ns.__dict__ and "routes" not in ns.__dict__ for ns in spaces]
+    assert later[1:] == [True] * 69, later
+    assert [len(ns.routes) for ns in spaces] == [71] * 70     # 69 routes and eth0's, cni0's
     noted = [ns.__dict__.get(ri.ATTR).__class__.__name__ for ns in spaces]
     assert noted[2:] == ["Pending"] * 68, noted
     for twin in (copy.deepcopy(spaces[9]), pickle.loads(pickle.dumps(spaces[9]))):
