@@ -480,7 +480,7 @@ class ModelBackend:
         up = {name for name, link in ns.links.items() if link.up}
         new = batches.check(ns, op.routes, op.dev, up, local)
         if type(new) is Later:
-            give_later(ns, new)         # (in the list when it is next read: Netns.routes)
+            give_later(ns, new)         # (in the list when it is first read: world.LATER)
             ns.main_table = True
         elif new:
             ns.routes += new

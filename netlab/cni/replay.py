@@ -83,7 +83,7 @@ def _state(ns) -> dict:
     (it replaces them), and replaces an iptables table rather than change it (tables are
     compared by identity, the derived route index is left out)."""
     state = {}
-    ns.routes           # (a batch given later joins the list: see Netns.routes)
+    ns.routes           # (a batch given later joins the list: netlab.model.world.LATER)
     for key, value in ns.__dict__.items():
         if key.startswith("_") or key == "tables":
             continue

@@ -16,7 +16,7 @@ in microseconds rather than milliseconds. The differences are found by comparing
 two lists (C slice compares), or, for the namespaces of a host-gw batch, noted where the
 batch is checked (backends/route_batch) and checked against the base when it is in.
 
-Such a batch is given to its namespace later (``Later``, see Netns.routes): the list is
+Such a batch is given to its namespace later (``Later``, see netlab.model.world.LATER): the list is
 made when it is first read, and until then look-ups use an index made from the batch's
 pieces, over the list it stands for (``Joined``). A trace never makes the list.
 """
@@ -417,7 +417,7 @@ def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
 
 
 class Later:
-    """A batch of routes a namespace is given later (``give_later``; see Netns.routes):
+    """A batch of routes a namespace is given later (``give_later``; see netlab.model.world.LATER):
     ``count`` routes, the ``pieces`` of a list of ``base`` (as note_batch has them), to
     follow the routes the namespace had (``head``). Until the list is made, look-ups use
     an index over the list it stands for, read by position (``Joined``)."""
@@ -546,11 +546,15 @@ def _layout(base: Base, pieces: tuple, start: int, count: int) -> tuple | None:
 
 
 def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
-    later = ns.__dict__.get(LATER)
-    if later is not None:               # the list not made (a look-up does not make it)
-        index = later.route_index()
-        if index is not None:
-            return index
+    d = ns.__dict__
+    later = d.get(LATER)
+    if later is not None:
+        if "routes" in d:               # a list set since: the batch is not its routes
+            del d[LATER]
+        else:                           # the list not made (a look-up does not make it)
+            index = later.route_index()
+            if index is not None:
+                return index
     routes = ns.routes          # (first: a batch given later makes its index as it joins)
     index = ns.__dict__.get(ATTR)
     if index is None or not index.valid_for(routes):

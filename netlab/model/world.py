@@ -145,40 +145,27 @@ class Netns:
         """How a person names it: ``red``, ``node1/red`` or ``node1``."""
         return self.node if self.name == ROOT else f"{self.node}/{self.name}"
 
+    def __getattr__(self, name: str):
+        # Called only for an attribute the namespace lacks: ``routes``, when the model gave
+        # it a batch of routes to make later (LATER), is made now, on its first read.
+        if name == "routes":
+            later = self.__dict__.pop(LATER, None)
+            if later is not None:
+                return later.settle(self)
+        raise AttributeError(f"'Netns' object has no attribute {name!r}")
+
     def __getstate__(self) -> dict:
-        self.routes         # (a copy or a pickle holds the list: see _Routes)
+        if LATER in self.__dict__:
+            self.routes     # (a copy or a pickle holds the list)
         return self.__dict__
 
 
+# A namespace's routes may be given later: the model puts a host-gw batch (a route to
+# every other node's pods: at 5,000 nodes, 25 million list entries, 200 MB) here instead
+# of in ``routes``, as a few pieces of a list other nodes share
+# (netlab.model.route_index.Later). The first read of ``routes`` (a change, ``ip route``,
+# JSON, equality, a copy) makes the list as it would have been; look-ups do not need it.
 LATER = "_routes_later"
-
-
-class _Routes:
-    """``Netns.routes``, a list of Route. A namespace may be given its routes later: the
-    model puts a host-gw batch (a route to every other node's pods: at 5,000 nodes, 25
-    million list entries, 200 MB) in ``LATER`` as a few pieces of a list other nodes share
-    (netlab.model.route_index.Later), and the first read of ``routes`` (a look-up, a
-    change, ``ip route``, JSON, equality, a copy) makes the list, as it would have been."""
-
-    def __get__(self, ns: Netns | None, owner=None):
-        if ns is None:
-            return self
-        d = ns.__dict__
-        try:
-            return d["routes"]
-        except KeyError:
-            later = d.pop(LATER, None)
-            if later is None:
-                raise AttributeError("routes") from None
-            return later.settle(ns)
-
-    def __set__(self, ns: Netns, routes: list[Route]) -> None:
-        d = ns.__dict__
-        d.pop(LATER, None)
-        d["routes"] = routes
-
-
-Netns.routes = _Routes()        # (after @dataclass: its __init__ sets the field through it)
 
 
 @dataclass

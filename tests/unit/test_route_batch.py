@@ -174,10 +174,11 @@ def test_random_sequences_of_batches():
 
 
 def test_batches_given_later_are_the_routes_one_by_one_when_first_read_at_the_end():
-    """A batch that is the last one but for a few routes is given later (Netns.routes
-    makes the list when it is first read). Read only once every batch is in, each
+    """A batch that is the last one but for a few routes is given later (the list made
+    when first read: netlab.model.world.LATER). Read only once every batch is in, each
     namespace holds what an AddRoute for each route makes; so do a copy, a pickle and a
-    change made before the first read, and equality and JSON see the same lists."""
+    change made before the first read, and equality and JSON see the same lists; a list
+    set before the first read is the namespace's routes."""
     import copy
     import pickle
 
@@ -207,7 +208,9 @@ def test_batches_given_later_are_the_routes_one_by_one_when_first_read_at_the_en
                 got, want = lookup_main(ns, ip), lookup_main(single.world.namespaces[key], ip)
                 assert got == want, (key, ip)
     assert [k for k, ns in spaces.items() if LATER in ns.__dict__] == later
-    changed, copied, compared = later[3:6]
+    changed, copied, compared, replaced = later[3:7]
+    spaces[replaced].routes, single.world.namespaces[replaced].routes = [], []
+    assert lookup_main(spaces[replaced], "10.244.9.1") is None
     twins = [copy.deepcopy(spaces[copied]), pickle.loads(pickle.dumps(spaces[copied]))]
     gone = single.world.namespaces[changed].routes[-5].dst
     for b in (batch, single):
