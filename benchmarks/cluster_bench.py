@@ -22,7 +22,11 @@ builds the engine's indices (its time is in the baseline text).
 ``--nodes`` runs one size of its own (pods and Services default to 30 and 2 per node, at
 most 10,000 Services), named ``n<nodes>``; it has no targets. Peak memory is the peak
 resident set of the size's process (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
-interpreter and imports included.
+interpreter and imports included. The build's text gives its CPU time, user and system:
+the system time is mostly the kernel giving the process fresh memory, and on a virtual
+machine it swings with what ran before (seen on this project's VMs: about 0.5 ms a MB
+first touched when a process had just freed that much, about 4 ms a MB after a pause),
+so compare builds by their user time too.
 
 Prints one JSON object per figure (DESIGN.md, "Benchmarks").
 """
@@ -86,11 +90,14 @@ def one_size(name: str, runs: int) -> list[dict]:
     nodes, pods, services = size_of(name)
     if name not in SIZES:
         name = f"n{nodes}"
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     cluster = synthetic(nodes, pods, services)
     control = time.perf_counter() - start
     world = build_model(cluster).world
     build = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Pairs to trace, each timed once: a client pod and a Service whose endpoints are all
@@ -143,7 +150,7 @@ def one_size(name: str, runs: int) -> list[dict]:
     out = [
         figure(f"cluster_build_{name}_s", build, "s", TARGETS["build_s"].get(name),
                f"{size}; of which control plane (objects, placement, IPs, slices) "
-               f"{control:.2f} s"),
+               f"{control:.2f} s; CPU: user {user:.2f} s, system {system:.2f} s"),
         figure(f"cluster_peak_rss_{name}_mib", peak_mib, "MiB", TARGETS["peak_mib"].get(name),
                f"{size}; peak RSS of the process (getrusage ru_maxrss)"),
         figure(f"cluster_service_trace_p50_{name}_us", service_us, "us",

@@ -7,7 +7,7 @@ files to see whether a change to the trace engine changed any result.
 The corpus: every bundled lab (its namespaces to its addresses by icmp, tcp 80 and udp
 53), 150 random labs (tests/privileged/random_labs.py: their probes), 10 random clusters
 (tests/unit/k8s_services_random.py) and the test clusters services and e2e (pods to
-Services, NodePorts and pods), and a 40-node cluster_bench cluster. Each case is traced
+Services, NodePorts and pods), and an 80-node cluster_bench cluster. Each case is traced
 with every branch and with ``seed=3``; every few cases, on a copy of the World, with
 ``record=True``, followed by the conntrack tables it wrote. The same checkout gives the
 same file byte for byte (about 10,000 lines, 10 s). ``--repo`` is the checkout whose
@@ -72,7 +72,7 @@ def corpus(repo: Path):
         world = build_model(cluster).world
         cases = _cluster_probes(cluster, world)
         yield tag, world, cases[:: max(1, len(cases) // most)], 10
-    cluster = synthetic(40, 1200, 80)
+    cluster = synthetic(80, 1200, 80)       # (80 nodes: host-gw batches given later)
     rng = random.Random(1)
     pods = [p for p in cluster.pods if p.namespace == "default"]
     cases = []

@@ -16,9 +16,9 @@ in microseconds rather than milliseconds. The differences are found by comparing
 two lists (C slice compares), or, for the namespaces of a host-gw batch, noted where the
 batch is checked (backends/route_batch) and checked against the base when it is in.
 
-Such a batch is given to its namespace later (``Later``, see netlab.model.world.LATER): the list is
-made when it is first read, and until then look-ups use an index made from the batch's
-pieces, over the list it stands for (``Joined``). A trace never makes the list.
+Such a batch is given to its namespace later (``Later``; netlab.model.world.LATER): the
+list is made when it is first read, and until then look-ups use an index made from the
+batch's pieces, over the list it stands for (``Joined``). A trace never makes the list.
 """
 
 from __future__ import annotations
@@ -417,10 +417,10 @@ def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
 
 
 class Later:
-    """A batch of routes a namespace is given later (``give_later``; see netlab.model.world.LATER):
-    ``count`` routes, the ``pieces`` of a list of ``base`` (as note_batch has them), to
-    follow the routes the namespace had (``head``). Until the list is made, look-ups use
-    an index over the list it stands for, read by position (``Joined``)."""
+    """A batch of routes a namespace is given later (``give_later``; world.LATER): ``count``
+    routes, the ``pieces`` of a list of ``base`` (as note_batch has them), to follow the
+    routes the namespace had (``head``). Until the list is made, look-ups use an index
+    over the list it stands for, read by position (``Joined``)."""
 
     __slots__ = ("head", "base", "pieces", "count", "index")
 
@@ -556,12 +556,11 @@ def route_index(ns: Netns) -> RouteIndex | SharedRouteIndex:
             if index is not None:
                 return index
     routes = ns.routes          # (first: a batch given later makes its index as it joins)
-    index = ns.__dict__.get(ATTR)
+    index = d.get(ATTR)
     if index is None or not index.valid_for(routes):
-        index = build_index(routes)
-        ns.__dict__[ATTR] = index
+        index = d[ATTR] = build_index(routes)
     elif index.__class__ is Pending:
-        index = ns.__dict__[ATTR] = index.made()
+        index = d[ATTR] = index.made()
     return index
 
 
