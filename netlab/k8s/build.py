@@ -143,10 +143,13 @@ class Recorder:
     the kubelet replayed is kept as a netlab.cni.replay.Deferred in ``ops_log`` and its
     Ops made when ``ops`` is read), and while ``tracking`` (the kubelets set it) for
     each namespace the count of the last Op that may have changed it (``touched``: the
-    CNI replay checks that nothing else changed a node since its template's run)."""
+    CNI replay checks that nothing else changed a node since its template's run).
+    Without ``keep`` only the Ops a plugin run needs to see are kept (those ``apply``
+    gets): a replayed pod's are not, as no one will ask for them."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, keep: bool = True):
         self.backend = backend
+        self.keep = keep
         self.ops_log: list = []         # Ops, and netlab.cni.replay.Deferred runs
         self.touched: dict[str, int] = {}
         self.tracking = False
@@ -194,12 +197,14 @@ class Recorder:
             handler = self._handlers[type(op)] = getattr(self.backend, "_" + type(op).__name__)
         handler(op)
         self.backend._changed()
-        self.ops_log.append(op)
+        if self.keep:
+            self.ops_log.append(op)
 
     def replayed(self, deferred) -> None:
         """A replayed plugin run (its Ops made when ``ops`` is read)."""
-        self.ops_log.append(deferred)
-        self._deferred = True
+        if self.keep:
+            self.ops_log.append(deferred)
+            self._deferred = True
         self.backend._changed()
 
     def _changed(self) -> None:
@@ -215,12 +220,12 @@ def attach_pods(rec: Recorder, cluster: Cluster, replay: bool | None = None) -> 
 def build(cluster: Cluster, keep_ops: bool = True) -> Recorder:
     """The cluster built on a fresh model: nodes, then each pod as kubelet starts it (in
     placement order), the pod network, kube-proxy's and the NetworkPolicy rules. Without
-    ``keep_ops`` (only the model is wanted) the Recorder keeps the Ops only while the
-    kubelets need them, and those that follow go to the model alone: at 5,000 nodes they
-    would hold hundreds of MB."""
+    ``keep_ops`` (only the model is wanted) the Recorder keeps only the Ops the kubelets
+    need (their plugin runs'), only while they need them, and those that follow go to the
+    model alone: at 5,000 nodes they would hold hundreds of MB."""
     from netlab.backends.model import ModelBackend
 
-    rec = Recorder(ModelBackend(World(name=cluster.spec.name)))
+    rec = Recorder(ModelBackend(World(name=cluster.spec.name)), keep=keep_ops)
     # A cluster is millions of small objects and none of them is garbage: the cyclic
     # collector would walk them all again and again while they are made.
     paused = gc.isenabled()

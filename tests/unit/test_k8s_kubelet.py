@@ -154,3 +154,35 @@ def test_an_address_other_than_the_control_planes_is_reported(cluster):
     with pytest.raises(LabError) as exc:
         build(c)
     assert f"pod {pod.key}" in exc.value.message and "host-local gave" in exc.value.message
+
+
+def test_a_recorder_that_keeps_no_ops_builds_the_same_pods():
+    """Recorder(keep=False), as build_model has it: the replayed pods' Ops are not kept (only
+    those of the plugin runs), and the pods are the same as with every Op kept."""
+    import sys
+    from pathlib import Path
+
+    from netlab.cni.replay import Deferred
+    from netlab.k8s.build import Recorder, attach_pods, node_ops
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from cluster_bench import synthetic
+
+    c = synthetic(4, 80, 8)
+    recs = []
+    for keep in (True, False):
+        rec = Recorder(ModelBackend(World(name=c.spec.name)), keep=keep)
+        for op in node_ops(c):
+            rec.apply(op)
+        attach_pods(rec, c)
+        recs.append(rec)
+    kept, lean = recs
+    assert sum(type(x) is Deferred for x in kept.ops_log) > 60
+    assert not any(type(x) is Deferred for x in lean.ops_log)
+    assert len(lean.ops_log) < len(kept.ops_log) // 2
+    assert lean.world.to_json() == kept.world.to_json()
+    fresh = ModelBackend(World(name=c.spec.name))
+    for op in kept.ops:
+        fresh.apply(op)
+    # (host-local's files are not kernel state: not in the Ops)
+    assert fresh.world.to_json()["namespaces"] == lean.world.to_json()["namespaces"]
