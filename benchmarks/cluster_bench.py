@@ -98,7 +98,7 @@ def one_size(name: str, runs: int) -> list[dict]:
     build = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = after.ru_maxrss / 1024
 
     # Pairs to trace, each timed once: a client pod and a Service whose endpoints are all
     # on other nodes; a client pod and a peer on its own node's bridge (the baseline).

@@ -184,7 +184,7 @@ class RouteBatches:
         if quick is not None:
             last = self.last
             if last.pieces is not None:
-                return Later(last.base, tuple(last.pieces), len(quick))
+                return Later(last.base, tuple(last.pieces))
             return quick
         routes = self._one_by_one(ns, pairs, op_dev, up, local)
         devs = {r.dev for r in routes}

@@ -417,17 +417,22 @@ def note_batch(ns: Netns, base: Base, pieces: list, count: int) -> None:
 
 
 class Later:
-    """A batch of routes a namespace is given later (``give_later``; world.LATER): ``count``
-    routes, the ``pieces`` of a list of ``base`` (as note_batch has them), to follow the
-    routes the namespace had (``head``). Until the list is made, look-ups use an index
-    over the list it stands for, read by position (``Joined``)."""
+    """A batch of routes a namespace is given later (``give_later``; world.LATER): the
+    ``pieces`` of a list of ``base`` (as note_batch has them), to follow the routes the
+    namespace had (``head``). Until the list is made, look-ups use an index over the list
+    it stands for, read by position (``Joined``)."""
 
-    __slots__ = ("head", "base", "pieces", "count", "index")
+    __slots__ = ("head", "base", "pieces", "index")
 
-    def __init__(self, base: Base, pieces: tuple, count: int):
+    def __init__(self, base: Base, pieces: tuple):
         self.head: list[Route] | None = None
-        self.base, self.pieces, self.count = base, pieces, count
+        self.base, self.pieces = base, pieces
         self.index: SharedRouteIndex | None = None
+
+    @property
+    def count(self) -> int:
+        """How many routes the batch is."""
+        return sum(piece[1] if type(piece) is tuple else 1 for piece in self.pieces)
 
     def settle(self, ns: Netns) -> list[Route]:
         """The namespace's list made (its head, then the batch), and its index, as when the
