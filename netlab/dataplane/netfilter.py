@@ -181,6 +181,18 @@ class CompiledChain:
             compiled = self.compiled[i] = compile_stored(self, i)
         return compiled
 
+    def other_source(self, i: int, src: int) -> bool:
+        """Does rule i begin with ``-s`` one address (a dotted quad, as iptables-save
+        writes it) other than ``src``? Then it cannot match, and the walk need not compile
+        it (kube-proxy's KUBE-SEP chains: the endpoint's own hairpin rule)."""
+        body = self.rules[i]
+        if not body.startswith("-s ") or i in self._certain:
+            return False
+        end = body.find(" ", 3)
+        addr, _, length = body[3:end if end > 0 else None].partition("/")
+        return (length == "32" or not length) and DOTTED_QUAD.fullmatch(addr) is not None \
+            and ip_int(addr) != src
+
     def rule(self, i: int):
         parsed = self._parsed[i]
         if parsed is None:
@@ -882,10 +894,11 @@ def copy_hop(hop: Hop) -> Hop:
 
 
 def relabel_hop(hop: Hop, node: str, netns: str) -> Hop:
-    """A copy of a netfilter hop, made in another namespace (a walk's hops name nothing
-    else of their namespace)."""
-    new = copy_hop(hop)
-    new.node, new.netns = node, netns
+    """A netfilter hop as another namespace makes it (a walk's hops name nothing else of
+    their namespace): a copy that shares ``extra``, as the hops a kept walk replays do (the
+    engine adds only to a deciding hop, which replay_hops copies first)."""
+    new = object.__new__(Hop)
+    new.__dict__ = {**hop.__dict__, "node": node, "netns": netns}
     return new
 
 
@@ -1000,7 +1013,11 @@ def _walk(ns: Netns, table: CompiledTable, hook: str, view: PacketView,
                 return _policy(ns, tname, base, hops, notrack)
             pos = cands[i]
             i += 1
-            rule = compiled[pos] or chain.compile(pos)
+            rule = compiled[pos]
+            if rule is None:
+                if chain.other_source(pos, src_i):
+                    continue        # what its -s matches: not compiled for that
+                rule = chain.compile(pos)
             chance = 1.0            # the probability of the branch where this rule matches
             if rule.certain:
                 first = None

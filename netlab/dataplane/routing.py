@@ -68,8 +68,25 @@ def is_local(ns: Netns, ip: str) -> bool:
     return False
 
 
+SHORT = 8       # a list of routes this short is searched; a longer one is indexed
+
+
 def lookup_main(ns: Netns, dst: str, oif: str | None = None) -> Route | None:
-    return route_index(ns).longest_match(ip_int(dst), oif)
+    """fib_lookup in table main (route_index's longest_match): the longest prefix, then
+    the lowest metric (the first on a tie), among the routes that may leave by ``oif``."""
+    routes = ns.__dict__.get("routes")      # (absent: a batch given later, indexed)
+    if routes is None or len(routes) > SHORT:
+        return route_index(ns).longest_match(ip_int(dst), oif)
+    ip = ip_int(dst)
+    best, best_len = None, -1
+    for route in routes:        # a pod's two or three: no index to make for each pod
+        net, mask, length = prefix_of(route.dst)
+        if ip & mask != net or length < best_len or \
+                oif is not None and route.dev is not None and route.dev != oif:
+            continue
+        if length > best_len or route.metric < best.metric:
+            best, best_len = route, length
+    return best
 
 
 def select_source(ns: Netns, dev: str | None, target: str) -> str | None:

@@ -1239,3 +1239,37 @@ def test_a_branch_walked_from_its_fork_keeps_the_connmark_of_the_packet_that_wal
                         netfilter._walk(ns, table, hook, view, choose, hops))
     assert kept == traces()
     assert '"verdict": "dropped"' in kept[-1]
+
+
+def test_a_rule_the_walk_does_not_compile_for_its_source_would_not_match():
+    """CompiledChain.other_source lets a walk pass a rule that begins with ``-s`` another
+    single address without compiling it: wherever it says so, the compiled rule's own
+    -s/-d/-p/-i/-o check refuses the packet; and it says so for kube-proxy's hairpin rule
+    of a KUBE-SEP chain, for every source but the endpoint."""
+    from netlab.dataplane import netfilter
+    from netlab.dataplane.routing import ip_int
+    from netlab.model.netfilter import Chain
+    from netlab.netfilter.rules import parse_rule
+    from netlab.trace import Packet
+
+    heads = ["-s 10.1.2.3/32 ", "-s 10.1.2.3 ", "-s 10.1.2.0/24 ", "! -s 10.1.2.3/32 ",
+             "-s 10.1.2.3/255.255.255.255 ", "-s 010.1.2.3/32 ", "-s 10.1.2.3/32,10.1.2.4/32 ",
+             "-d 10.1.2.3/32 ", "-s 0.0.0.0/32 ", ""]
+    tails = ["-j ACCEPT", "-p tcp -m tcp --dport 80 -j DROP",
+             '-m comment --comment "default/web:http" -j KUBE-MARK-MASQ', "-i eth0 -j RETURN"]
+    sources = ["10.1.2.3", "10.1.2.4", "10.1.3.3", "0.0.0.0", "192.168.1.1"]
+    bodies = [head + tail for head in heads for tail in tails]
+    chain = netfilter.CompiledChain("C", Chain(rules=bodies))
+    view = PacketView(packet=Packet(proto="tcp", src="10.1.2.3", dst="10.1.2.3", sport=1,
+                                    dport=80), table="filter", hook="FORWARD", in_dev="eth0")
+    skipped = set()
+    for src in sources:
+        for i, body in enumerate(bodies):
+            if chain.other_source(i, ip_int(src)):
+                skipped.add((body.split(" -")[0], src))
+                rule = netfilter.CompiledRule(parse_rule(body), f"-A C {body}", False)
+                assert not rule.builtin(ip_int(src), ip_int("10.1.2.3"), "tcp", view), body
+    # the single addresses, other sources only; no prefix, mask, list or negation
+    assert skipped == {(head, src) for head in ("-s 10.1.2.3/32", "-s 10.1.2.3")
+                       for src in sources if src != "10.1.2.3"} | \
+        {("-s 0.0.0.0/32", src) for src in sources if src != "0.0.0.0"}
