@@ -1,5 +1,7 @@
-"""`netlab cluster up | show | reach`: a Kubernetes cluster from a cluster file and
-manifests, built in the model (DESIGN.md §3 "Cluster file")."""
+"""`netlab cluster up | show | reach | down | verify`: a Kubernetes cluster from a cluster
+file and manifests (DESIGN.md §3 "Cluster file"), built in the model, or with `up --backend
+real` on this machine's kernel in namespaces netlab creates (as `netlab real up` builds a
+lab whose `cluster:` key holds the same files: the journal is named after the cluster)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ app = typer.Typer(
          "attached through the CNI bridge plugin, kube-proxy's rules, NetworkPolicies.",
     no_args_is_help=True,
     epilog=examples("netlab cluster up -f cluster.yaml -f manifests/",
+                    "sudo netlab cluster up -f cluster.yaml -f manifests/ --backend real",
+                    "sudo netlab cluster down -f cluster.yaml -f manifests/",
                     "netlab cluster show -f cluster.yaml -f manifests/ --iptables-save node1",
                     "netlab cluster reach -f cluster.yaml -f manifests/ --port 80 --json",
                     "netlab trace -f cluster.yaml -f manifests/ --from pod/shop/web --to "
@@ -34,9 +38,60 @@ def _files(files: list[str] | None) -> list[str]:
 def _backend(backend: str) -> None:
     if backend not in ("model", "real"):
         fail(f"--backend: '{backend}' is not model or real")
-    if backend == "real":
-        fail("--backend real: the cluster runs in the model only so far "
-             "(real mode for clusters is not built yet)")
+
+
+def as_lab(cluster, files: list[str]):
+    """The cluster as a lab with no steps (a lab's ``cluster:`` key): what real mode
+    builds, verifies and removes; its namespaces are nl-NAME-NODE and nl-NAME-NODE-POD."""
+    from netlab.labs.model import Lab
+
+    name = cluster.spec.name
+    return Lab(path=files[0], name=name, title=f"the cluster {name}", description="",
+               nodes=[n.name for n in cluster.nodes], lans=[], cluster=cluster)
+
+
+def _real_ready() -> None:
+    import shutil
+
+    from netlab.cli.real import need_root
+
+    need_root()
+    if shutil.which("iptables-restore") is None:
+        fail("a cluster needs `iptables-restore` (kube-proxy's rules), which is not on PATH "
+             "(apt-get install iptables)")
+
+
+def _up_real(cluster, files: list[str], as_json: bool) -> None:
+    from netlab.backends.journal import Journal
+    from netlab.cli.common import EXIT_BAD_INPUT
+    from netlab.labs.kernel import journal_dir, real_lab_name, up_lab
+
+    _real_ready()
+    lab = as_lab(cluster, files)
+    name = real_lab_name(lab)
+    again = " ".join(f"-f {f}" for f in files)
+    if Journal.load(name, journal_dir()) is not None:
+        fail(f"the cluster {name} is up already on this kernel: `netlab cluster down {again}` "
+             f"removes it")
+    report = up_lab(lab)
+    if as_json:
+        print_json({**show_json(cluster), "real": report.to_json()})
+    if report.error is not None:
+        if not as_json:
+            typer.echo(f"netlab: {report.error}", err=True)
+            typer.echo(f"(the cluster is partly up: `netlab cluster down {again}` removes it)",
+                       err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if as_json:
+        return
+    for line in summary_lines(cluster):
+        typer.echo(line)
+    typer.echo(f"on this kernel: {len(report.names)} namespaces, {report.listeners} "
+               f"listeners running")
+    for key, real in report.names.items():
+        typer.echo(f"  {key:<28} {real}")
+    typer.echo(f"run a command in one: netlab real exec {name} NODE/NAMESPACE -- CMD; "
+               f"remove them: netlab cluster down {again}")
 
 
 def build(files: list[str]):
@@ -96,12 +151,20 @@ def summary_lines(cluster) -> list[str]:
 @app.command("up", epilog=examples("netlab cluster up -f cluster.yaml -f manifests/"))
 @handles_errors
 def up(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, metavar="PATH"),
-       backend: str = typer.Option("model", "--backend", help="model (real: not built yet).",
-                                   metavar="model|real"),
+       backend: str = typer.Option("model", "--backend", metavar="model|real",
+                                   help="model, or real: this kernel, in namespaces netlab "
+                                        "creates (root)."),
        as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Build the cluster: check every file, place the pods, attach them, write the rules."""
+    """Build the cluster: check every file, place the pods, attach them, write the rules.
+    With `--backend real` (root): the same on this kernel, left up until `cluster down`."""
     _backend(backend)
-    cluster, world = build(_files(files))
+    files = _files(files)
+    if backend == "real":
+        from netlab.k8s.cluster import load_cluster
+
+        _up_real(load_cluster(files), files, as_json)
+        return
+    cluster, world = build(files)
     if as_json:
         print_json({**show_json(cluster), "namespaces": len(world.namespaces)})
         return
@@ -189,3 +252,50 @@ def reach(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP,
         typer.echo(f"{src:<{width}} {row}   {i + 1}")
     typer.echo(f"({proto}{'/' + str(used_port) if used_port else ''}; row: from, column: to; "
                ". reaches, X does not)")
+
+
+@app.command("down", epilog=examples("sudo netlab cluster down -f cluster.yaml -f manifests/"))
+@handles_errors
+def down(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, metavar="PATH")
+         ) -> None:
+    """Remove what `cluster up --backend real` made: exactly the namespaces its journal lists
+    (also after a crash), and the pods' listeners."""
+    from netlab.cli.real import need_root
+    from netlab.k8s.cluster import load_cluster
+    from netlab.labs.kernel import down_lab, real_lab_name
+
+    files = _files(files)
+    need_root()
+    name = real_lab_name(as_lab(load_cluster(files), files))
+    removed = down_lab(name)
+    if not removed:
+        typer.echo(f"the cluster {name} is not up on this kernel: nothing to remove")
+        return
+    typer.echo(f"removed {len(removed)} namespaces of the cluster {name}")
+
+
+@app.command("verify", epilog=examples(
+    "sudo netlab cluster verify -f cluster.yaml -f manifests/",
+    "sudo netlab cluster verify -f cluster.yaml -f manifests/ --json --cap 50"))
+@handles_errors
+def verify(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, metavar="PATH"),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+           cap: int = typer.Option(200, "--cap", min=0,
+                                   help="At most this many automatic probes.")) -> None:
+    """Build the cluster in the model and on this kernel (root) and compare them probe by
+    probe, as `netlab real verify` does for a lab: every pod and node to every address,
+    ICMP and the listener ports. Exit 1 on any difference; the namespaces are removed."""
+    from netlab.cli.common import EXIT_FAILED
+    from netlab.cli.real import _print_verify
+    from netlab.k8s.cluster import load_cluster
+    from netlab.labs.verify import verify_lab
+
+    files = _files(files)
+    cluster = load_cluster(files)
+    _real_ready()
+    result = verify_lab(as_lab(cluster, files), cap=cap)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_verify(result)
+    raise typer.Exit(EXIT_FAILED if result.differences else 0)

@@ -121,5 +121,6 @@ def test_unknown_pod_and_missing_files_exit_2():
     assert r.exit_code == 2 and "no such file or directory" in r.stderr
     r = invoke("cluster", "up")
     assert r.exit_code == 2
-    r = invoke("cluster", "up", "-f", SHOP, "--backend", "real")
-    assert r.exit_code == 2 and "model only" in r.stderr
+    r = invoke("cluster", "up", "-f", SHOP, "--backend", "kernel")
+    assert r.exit_code == 2 and "'kernel' is not model or real" in r.stderr
+    # (--backend real, down and verify: tests/privileged/test_real_cluster_labs.py)
