@@ -174,16 +174,29 @@ def up(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, me
 
 @app.command("show", epilog=examples("netlab cluster show -f c.yaml -f m/ --json",
                                      "netlab cluster show -f c.yaml -f m/ --iptables-save node1",
-                                     "netlab cluster show -f c.yaml -f m/ --resolv-conf pod/shop/web"))
+                                     "netlab cluster show -f c.yaml -f m/ --resolv-conf pod/shop/web",
+                                     "sudo netlab cluster show -f c.yaml -f m/ --backend real "
+                                     "--iptables-save node1"))
 @handles_errors
 def show(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, metavar="PATH"),
          iptables_save: str = typer.Option(None, "--iptables-save", metavar="NODE",
                                            help="Print the node's iptables-save."),
          resolv_conf: str = typer.Option(None, "--resolv-conf", metavar="pod/NS/NAME",
                                          help="Print the pod's /etc/resolv.conf."),
+         backend: str = typer.Option("model", "--backend", metavar="model|real",
+                                     help="model, or real: the cluster `up --backend real` "
+                                          "made on this kernel (its namespaces; "
+                                          "--iptables-save from the kernel)."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show the nodes, pods (node, IP), Services (ClusterIP, ports), EndpointSlices."""
-    cluster, world = build(_files(files))
+    _backend(backend)
+    files = _files(files)
+    if backend == "real":
+        from netlab.k8s.cluster import load_cluster
+
+        _show_real(load_cluster(files), files, iptables_save, resolv_conf, as_json)
+        return
+    cluster, world = build(files)
     if iptables_save is not None:
         from netlab.k8s.endpoints import source_netns
         from netlab.netfilter.restore import iptables_save as save
@@ -205,8 +218,52 @@ def show(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP, 
         typer.echo(line)
 
 
+def _show_real(cluster, files: list[str], iptables_save: str | None, resolv_conf: str | None,
+               as_json: bool) -> None:
+    """show, of the cluster that is up on this kernel: its namespaces' real names, and a
+    node's rules as the kernel's iptables-save prints them."""
+    import subprocess
+
+    from netlab.backends.journal import Journal
+    from netlab.cli.real import need_root
+    from netlab.k8s.endpoints import source_netns
+    from netlab.labs.kernel import journal_dir, real_lab_name
+
+    need_root()
+    name = real_lab_name(as_lab(cluster, files))
+    journal = Journal.load(name, journal_dir())
+    if journal is None:
+        again = " ".join(f"-f {f}" for f in files)
+        fail(f"the cluster {name} is not up on this kernel (netlab cluster up {again} "
+             f"--backend real)")
+    names = {e.key: e.name for e in journal.entries if e.kind == "netns" and e.key}
+    if iptables_save is not None:
+        key = source_netns(cluster, iptables_save if "/" in iptables_save
+                           else f"node/{iptables_save}")
+        if key not in names:
+            fail(f"{iptables_save}: no namespace of the cluster {name} on this kernel")
+        done = subprocess.run(["ip", "netns", "exec", names[key], "iptables-save"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            fail(f"iptables-save in {names[key]}: {done.stderr.strip()}")
+        typer.echo(done.stdout, nl=False)
+        return
+    if resolv_conf is not None:
+        fail("--resolv-conf prints the file kubelet writes, which is not kernel state: "
+             "it goes with --backend model")
+    if as_json:
+        print_json({**show_json(cluster), "real": {"cluster": name, "namespaces": names}})
+        return
+    for line in summary_lines(cluster):
+        typer.echo(line)
+    typer.echo(f"on this kernel ({name}): {len(names)} namespaces")
+    for key, real in names.items():
+        typer.echo(f"  {key:<28} {real}")
+
+
 @app.command("reach", epilog=examples(
     "netlab cluster reach -f c.yaml -f m/ --port 80",
+    "sudo netlab cluster reach -f c.yaml -f m/ --port 80 --backend real",
     "netlab cluster reach -f c.yaml -f m/ --proto udp --port 53 --json",
     "netlab cluster reach -f c.yaml -f m/ --explain x/a y/b"))
 @handles_errors
@@ -220,6 +277,10 @@ def reach(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP,
                                                        metavar="FROM TO",
                                                        help="Why FROM can or cannot reach TO "
                                                             "(pods as NS/NAME)."),
+          backend: str = typer.Option("model", "--backend", metavar="model|real",
+                                      help="model (a trace per pair), or real: the cluster "
+                                           "built on this kernel (root), a real connection "
+                                           "per pair, the namespaces removed after."),
           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The pod × pod truth table: can each pod connect to each pod on --proto/--port?"""
     from netlab.k8s import reach as r
@@ -228,8 +289,18 @@ def reach(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP,
     proto = proto.lower()
     if proto not in ("tcp", "udp", "icmp"):
         fail(f"--proto: '{proto}' is not tcp, udp or icmp")
-    cluster, world = build(_files(files))
+    _backend(backend)
+    files = _files(files)
     used_port = None if proto == "icmp" else port
+    if backend == "real":
+        if explain_pair:
+            fail("--explain shows the rules the model's trace met: it goes with --backend model")
+        from netlab.k8s.cluster import load_cluster
+
+        cells = _real_matrix(load_cluster(files), files, proto, used_port, namespace or None)
+        _print_matrix(cells, proto, used_port, as_json)
+        return
+    cluster, world = build(files)
     if explain_pair:
         src, dst = (pod_of(cluster, ref) for ref in explain_pair)
         lines = r.explain(cluster, world, src, dst, proto, used_port)
@@ -240,7 +311,30 @@ def reach(files: list[str] = typer.Option(None, "-f", "--file", help=FILES_HELP,
             for line in lines:
                 typer.echo(line)
         return
-    cells = r.matrix(cluster, world, proto, used_port, namespace or None)
+    _print_matrix(r.matrix(cluster, world, proto, used_port, namespace or None), proto,
+                  used_port, as_json)
+
+
+def _real_matrix(cluster, files: list[str], proto: str, port: int | None,
+                 namespaces: list[str] | None) -> dict[str, dict[str, bool]]:
+    """reach.matrix, each cell a probe on the kernel (sent all at once) to a cluster built
+    for it under a name of its own (CLUSTER-reach: the cluster may be up beside it)."""
+    from netlab.k8s import reach as r
+    from netlab.k8s.kubelet import pod_netns_key
+    from netlab.labs.kernel import real_lab_name
+    from netlab.labs.verify import kernel_matrix
+
+    _real_ready()
+    lab = as_lab(cluster, files)
+    pods = r.pods_of(cluster, namespaces)
+    pairs = [(pod_netns_key(src), src.key, dst.ip) for src in pods for dst in pods]
+    seen = iter(kernel_matrix(lab, pairs, proto, port, name=f"{real_lab_name(lab)}-reach"))
+    return {src.key: {dst.key: next(seen).outcome == "success" for dst in pods}
+            for src in pods}
+
+
+def _print_matrix(cells: dict[str, dict[str, bool]], proto: str, used_port: int | None,
+                  as_json: bool) -> None:
     if as_json:
         print_json({"proto": proto, "port": used_port, "matrix": cells})
         return

@@ -249,3 +249,36 @@ def _auto_rows(world, kl, sports, cap: int, result: VerifyResult,  # type: ignor
     seen = _probe(kl, probes)
     return [Row(label, addr, proto, port, "auto", m, s)
             for (key, addr, proto, port), label, m, s in zip(wanted, labels, models, seen)]
+
+
+def kernel_matrix(lab: Lab, pairs: list[tuple[str, str, str]], proto: str, port: int | None,
+                  *, run_dir: str | None = None, name: str | None = None,
+                  timeout: float | None = None) -> list[Any]:
+    """Build the lab (a cluster's) on the kernel, send one probe for each (source
+    namespace key, source label, destination address) of ``pairs``, all at once, and
+    remove the namespaces again (also on an error or Ctrl-C): the probes' Seen, in order.
+    Raises NetlabError when the kernel refuses the lab's machines."""
+    from netlab.backends.probe import KernelProbe
+    from netlab.labs.kernel import KernelLab, down_lab
+
+    kl = KernelLab(lab, run_dir, name)
+    sports = iter(range(FIRST_SPORT, 65000))
+    try:
+        try:
+            kl.build_topology()
+        except NetlabError as exc:
+            raise NetlabError(f"the kernel refused the cluster's machines: "
+                              f"{kl.report.error or exc}") from None
+        kl.finish("up")
+        kl.settle()
+        probes = []
+        for key, label, addr in pairs:
+            real = kl.linux.names.get(key)
+            if real is None:
+                raise NetlabError(f"{label} has no namespace on the kernel")
+            probes.append(KernelProbe(real, addr, proto, port, timeout=timeout,
+                                      sport=next(sports) if proto != "icmp" else None))
+        return kl.probe_all(probes)
+    finally:
+        kl.close()
+        down_lab(kl.name, kl.run_dir)

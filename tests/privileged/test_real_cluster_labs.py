@@ -389,6 +389,18 @@ def test_cluster_up_real_builds_the_cluster_on_the_kernel_and_down_removes_it(ke
         probe = netlab_cli("real", "exec", "shop", pod_ns, "--", "nc", "-z", "-w", "2",
                            backend_svc["clusterIP"], "80", run_dir=tmp_path)
         assert probe.returncode == 0, probe.stderr
+        # the kernel's rules of a node, as its iptables-save prints them, are the model's
+        real_save = netlab_cli("cluster", "show", "-f", str(SHOP), "--backend", "real",
+                               "--iptables-save", "node2", run_dir=tmp_path)
+        model_save = netlab_cli("cluster", "show", "-f", str(SHOP), "--iptables-save", "node2",
+                                run_dir=tmp_path)
+        assert real_save.returncode == 0 and model_save.returncode == 0, real_save.stderr
+        rules = [sorted(line for line in out.stdout.splitlines() if line.startswith("-A"))
+                 for out in (real_save, model_save)]
+        assert rules[0] == rules[1] and any("KUBE-SVC-" in r for r in rules[0])
+        shown = json.loads(netlab_cli("cluster", "show", "-f", str(SHOP), "--backend", "real",
+                                      "--json", run_dir=tmp_path).stdout)
+        assert shown["real"]["namespaces"] == made
         again = netlab_cli("cluster", "up", "-f", str(SHOP), "--backend", "real",
                            run_dir=tmp_path)
         assert again.returncode == 2 and "up already" in again.stderr
@@ -397,6 +409,8 @@ def test_cluster_up_real_builds_the_cluster_on_the_kernel_and_down_removes_it(ke
     assert down.returncode == 0 and "removed" in down.stdout, down.stderr
     assert ours_left("nl-shop-") == []
     assert os.listdir(tmp_path) == [], "the journal and the listeners' logs are gone"
+    gone = netlab_cli("cluster", "show", "-f", str(SHOP), "--backend", "real", run_dir=tmp_path)
+    assert gone.returncode == 2 and "not up on this kernel" in gone.stderr
 
 
 def test_cluster_verify_agrees_and_leaves_nothing(kernel, tmp_path):
