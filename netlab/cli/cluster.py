@@ -1,5 +1,5 @@
 """`netlab cluster up | show | reach | down | verify`: a Kubernetes cluster from a cluster
-file and manifests (DESIGN.md §3 "Cluster file"), built in the model, or with `up --backend
+file and manifests (DESIGN.md §3 "Cluster file"), built in the model, or with `--backend
 real` on this machine's kernel in namespaces netlab creates (as `netlab real up` builds a
 lab whose `cluster:` key holds the same files: the journal is named after the cluster)."""
 
@@ -50,6 +50,11 @@ def as_lab(cluster, files: list[str]):
                nodes=[n.name for n in cluster.nodes], lans=[], cluster=cluster)
 
 
+def _again(files: list[str]) -> str:
+    """The -f options as the user gave them (for a hint to run another command)."""
+    return " ".join(f"-f {f}" for f in files)
+
+
 def _real_ready() -> None:
     import shutil
 
@@ -69,7 +74,7 @@ def _up_real(cluster, files: list[str], as_json: bool) -> None:
     _real_ready()
     lab = as_lab(cluster, files)
     name = real_lab_name(lab)
-    again = " ".join(f"-f {f}" for f in files)
+    again = _again(files)
     if Journal.load(name, journal_dir()) is not None:
         fail(f"the cluster {name} is up already on this kernel: `netlab cluster down {again}` "
              f"removes it")
@@ -233,9 +238,8 @@ def _show_real(cluster, files: list[str], iptables_save: str | None, resolv_conf
     name = real_lab_name(as_lab(cluster, files))
     journal = Journal.load(name, journal_dir())
     if journal is None:
-        again = " ".join(f"-f {f}" for f in files)
-        fail(f"the cluster {name} is not up on this kernel (netlab cluster up {again} "
-             f"--backend real)")
+        fail(f"the cluster {name} is not up on this kernel (netlab cluster up "
+             f"{_again(files)} --backend real)")
     names = {e.key: e.name for e in journal.entries if e.kind == "netns" and e.key}
     if iptables_save is not None:
         key = source_netns(cluster, iptables_save if "/" in iptables_save
@@ -327,7 +331,7 @@ def _real_matrix(cluster, files: list[str], proto: str, port: int | None,
     _real_ready()
     lab = as_lab(cluster, files)
     pods = r.pods_of(cluster, namespaces)
-    pairs = [(pod_netns_key(src), src.key, dst.ip) for src in pods for dst in pods]
+    pairs = [(pod_netns_key(src), dst.ip) for src in pods for dst in pods]
     seen = iter(kernel_matrix(lab, pairs, proto, port, name=f"{real_lab_name(lab)}-reach"))
     return {src.key: {dst.key: next(seen).outcome == "success" for dst in pods}
             for src in pods}

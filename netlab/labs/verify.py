@@ -251,11 +251,11 @@ def _auto_rows(world, kl, sports, cap: int, result: VerifyResult,  # type: ignor
             for (key, addr, proto, port), label, m, s in zip(wanted, labels, models, seen)]
 
 
-def kernel_matrix(lab: Lab, pairs: list[tuple[str, str, str]], proto: str, port: int | None,
+def kernel_matrix(lab: Lab, pairs: list[tuple[str, str]], proto: str, port: int | None,
                   *, run_dir: str | None = None, name: str | None = None,
                   timeout: float | None = None) -> list[Any]:
     """Build the lab (a cluster's) on the kernel, send one probe for each (source
-    namespace key, source label, destination address) of ``pairs``, all at once, and
+    namespace key, destination address) of ``pairs``, all at once, and
     remove the namespaces again (also on an error or Ctrl-C): the probes' Seen, in order.
     Raises NetlabError when the kernel refuses the lab's machines."""
     from netlab.backends.probe import KernelProbe
@@ -272,10 +272,10 @@ def kernel_matrix(lab: Lab, pairs: list[tuple[str, str, str]], proto: str, port:
         kl.finish("up")
         kl.settle()
         probes = []
-        for key, label, addr in pairs:
+        for key, addr in pairs:
             real = kl.linux.names.get(key)
             if real is None:
-                raise NetlabError(f"{label} has no namespace on the kernel")
+                raise NetlabError(f"{key} has no namespace on the kernel")
             probes.append(KernelProbe(real, addr, proto, port, timeout=timeout,
                                       sport=next(sports) if proto != "icmp" else None))
         return kl.probe_all(probes)
